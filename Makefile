@@ -1,0 +1,34 @@
+# NIMS — make help lists the targets.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+DAVIS ?=
+
+.PHONY: help install test test-all demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## create .venv and install requirements.txt and nims (editable)
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+test: install  ## run the default test suite (no slow tests)
+	WANDB_MODE=disabled $(PYTHON) -m pytest
+
+test-all: install  ## run every test, slow ones included
+	WANDB_MODE=disabled $(PYTHON) -m pytest -m ""
+
+demo: install  ## NIMS's non-learned core on one frame (DAVIS=<root> for a real sequence)
+	$(PYTHON) demo.py $(if $(DAVIS),dataset.root=$(DAVIS))
+
+bench: install  ## speed benchmarks (medians on this machine)
+	$(PYTHON) -m benchmarks.run
+
+clean:  ## remove run outputs and caches
+	rm -rf outputs/evaluate outputs/demo outputs/train outputs/multirun wandb .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

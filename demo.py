@@ -1,0 +1,15 @@
+"""The non-learned part of NIMS on one frame: python demo.py [dataset.root=<DAVIS>]"""
+
+import hydra
+from omegaconf import DictConfig
+
+import nims.demo
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="demo")
+def main(cfg: DictConfig):
+    return nims.demo.run(cfg)
+
+
+if __name__ == "__main__":
+    main()

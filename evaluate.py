@@ -1,0 +1,15 @@
+"""Score segmentations on DAVIS-2016: python evaluate.py dataset.root=<DAVIS> predictions=<dir>"""
+
+import hydra
+from omegaconf import DictConfig
+
+import nims.evaluate
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig):
+    return nims.evaluate.run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: synthetic scenes, DAVIS-2016 layout."""

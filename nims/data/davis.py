@@ -1,0 +1,189 @@
+"""DAVIS-2016 in its official layout, and results folders in the official results layout.
+
+Dataset layout (``root`` is the folder holding ``JPEGImages`` and ``Annotations``)::
+
+    root/JPEGImages/480p/<sequence>/00000.jpg ...
+    root/Annotations/480p/<sequence>/00000.png ...   (mode L, 0 / 255)
+    root/ImageSets/480p/{train,val}.txt              (optional: frame lists)
+    root/ImageSets/2016/{train,val}.txt              (optional: sequence names)
+
+Without ``ImageSets`` the built-in DAVIS-2016 split lists are used. A results folder holds
+``<sequence>/NNNNN.png`` masks (any nonzero pixel is foreground), numbered like the annotations
+from 00000, or from 00001 (then shifted by one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+DAVIS_2016_SPLITS: Dict[str, List[str]] = {
+    "train": ["bear", "bmx-bumps", "boat", "breakdance-flare", "bus", "car-turn", "dance-jump",
+              "dog-agility", "drift-turn", "elephant", "flamingo", "hike", "hockey",
+              "horsejump-low", "kite-walk", "lucia", "mallard-fly", "mallard-water",
+              "motocross-bumps", "motorbike", "paragliding", "rhino", "rollerblade",
+              "scooter-gray", "soccerball", "stroller", "surf", "swing", "tennis", "train"],
+    "val": ["blackswan", "bmx-trees", "breakdance", "camel", "car-roundabout", "car-shadow",
+            "cows", "dance-twirl", "dog", "drift-chicane", "drift-straight", "goat",
+            "horsejump-high", "kite-surf", "libby", "motocross-jump", "paragliding-launch",
+            "parkour", "scooter-black", "soapbox"],
+}
+_FRAME_NAME = re.compile(r"^(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
+
+
+def resolve_root(root: Optional[str]) -> Path:
+    """Check a DAVIS root folder and return it as a Path.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the folder and how to point the repo at DAVIS.
+    """
+    if not root:
+        raise FileNotFoundError(
+            "no DAVIS root configured: set dataset.root=<folder holding JPEGImages/ and "
+            "Annotations/> or the NIMS_DATA environment variable (DAVIS is then "
+            "$NIMS_DATA/DAVIS)")
+    path = Path(os.path.expanduser(str(root)))
+    if not (path / "Annotations").is_dir() and not (path / "JPEGImages").is_dir():
+        raise FileNotFoundError(
+            f"DAVIS root {path} not found or not in the official layout (expected "
+            f"{path / 'JPEGImages' / '480p'} and {path / 'Annotations' / '480p'}): set "
+            "dataset.root=<path> or NIMS_DATA; download DAVIS-2016 from the DAVIS challenge site")
+    return path
+
+
+def split_sequences(root: Path, split: str, resolution: str = "480p") -> List[str]:
+    """Sequence names of a split, from ``ImageSets`` when present, else the built-in lists."""
+    for list_file in (root / "ImageSets" / resolution / f"{split}.txt",
+                      root / "ImageSets" / "2016" / f"{split}.txt"):
+        if list_file.is_file():
+            names = []
+            for line in list_file.read_text().split("\n"):
+                line = line.strip()
+                if not line:
+                    continue
+                # Frame lists hold "/JPEGImages/480p/<seq>/00000.jpg ..."; sequence lists names.
+                name = Path(line.split()[0]).parent.name if "/" in line else line
+                if name not in names:
+                    names.append(name)
+            return names
+    if split not in DAVIS_2016_SPLITS:
+        raise ValueError(f"unknown DAVIS-2016 split {split!r}: use one of "
+                         f"{sorted(DAVIS_2016_SPLITS)} or add {root}/ImageSets/2016/{split}.txt")
+    return list(DAVIS_2016_SPLITS[split])
+
+
+def _numbered_files(folder: Path, suffixes: Sequence[str]) -> Dict[int, Path]:
+    files = {}
+    for path in folder.iterdir():
+        match = _FRAME_NAME.match(path.name)
+        if match and path.suffix.lower() in suffixes:
+            files[int(match.group(1))] = path
+    return files
+
+
+def annotation_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Path]:
+    """Ground-truth mask files of a sequence, in frame order."""
+    folder = root / "Annotations" / resolution / sequence
+    if not folder.is_dir():
+        raise FileNotFoundError(f"sequence {sequence!r}: annotation folder {folder} is missing")
+    files = _numbered_files(folder, (".png",))
+    if not files:
+        raise FileNotFoundError(f"sequence {sequence!r}: no NNNNN.png annotation in {folder}")
+    expected = list(range(min(files), min(files) + len(files)))
+    if sorted(files) != expected:
+        missing = sorted(set(expected) - set(files))
+        raise FileNotFoundError(
+            f"sequence {sequence!r}: annotations are not consecutive in {folder} "
+            f"(missing {missing[:5]})")
+    return [files[index] for index in expected]
+
+
+def image_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Path]:
+    """Frame files of a sequence, in frame order."""
+    folder = root / "JPEGImages" / resolution / sequence
+    if not folder.is_dir():
+        raise FileNotFoundError(f"sequence {sequence!r}: image folder {folder} is missing")
+    files = _numbered_files(folder, (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise FileNotFoundError(f"sequence {sequence!r}: no NNNNN.jpg frame in {folder}")
+    return [files[index] for index in sorted(files)]
+
+
+def read_mask(path: Path, shape=None) -> np.ndarray:
+    """Read a mask PNG as ``(H, W)`` bool (any nonzero pixel, in any channel, is foreground).
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be decoded or its size differs from ``shape`` ``(H, W)``.
+    """
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError(f"cannot read mask {path}: missing, truncated or not an image")
+    if mask.ndim == 3:
+        mask = mask.any(axis=2)
+    mask = mask != 0
+    if shape is not None and mask.shape != tuple(shape):
+        raise ValueError(f"mask {path} has size {mask.shape[1]}x{mask.shape[0]}, expected "
+                         f"{shape[1]}x{shape[0]} (the annotation's)")
+    return mask
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read a frame as ``(H, W, 3)`` uint8 BGR, with a clear error for unreadable files."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {path}: missing, truncated or not an image")
+    return image
+
+
+def prediction_paths(folder: Path, sequence: str, n_frames: int,
+                     first_index: str = "auto") -> List[Optional[Path]]:
+    """Mask files of a results folder aligned to a sequence's ``n_frames`` annotations.
+
+    Parameters
+    ----------
+    folder : Path
+        Results folder holding ``<sequence>/NNNNN.png``.
+    n_frames : int
+        Number of annotated frames.
+    first_index : {"auto", "0", "1"}
+        Number of the file matching annotation 00000. ``auto``: 1 when there is no 00000.png
+        but a file numbered ``n_frames`` (one past the last annotation), else 0.
+
+    Returns
+    -------
+    list of Path or None
+        One entry per annotation; None only for the first or last frame, which the protocol
+        does not score.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the missing sequence folder or the first missing scored frame.
+    """
+    sequence_folder = Path(folder) / sequence
+    if not sequence_folder.is_dir():
+        raise FileNotFoundError(f"predictions for sequence {sequence!r} missing: "
+                                f"no folder {sequence_folder}")
+    files = _numbered_files(sequence_folder, (".png",))
+    first_index = str(first_index)
+    if first_index == "auto":
+        first_index = "1" if 0 not in files and n_frames in files else "0"
+    if first_index not in ("0", "1"):
+        raise ValueError(f"predictions_first_index must be auto, 0 or 1, got {first_index!r}")
+    offset = int(first_index)
+    aligned = [files.get(frame + offset) for frame in range(n_frames)]
+    for frame in range(1, n_frames - 1):
+        if aligned[frame] is None:
+            raise FileNotFoundError(
+                f"predictions for {sequence!r}: frame {frame} missing "
+                f"(expected {sequence_folder / f'{frame + offset:05d}.png'})")
+    return aligned
