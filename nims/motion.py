@@ -25,7 +25,7 @@ MAD_TO_SIGMA = 1.4826  # MAD of a standard normal is 1 / 1.4826
 HUBER_EPSILON = 1.35  # scikit-learn's default: 95% efficiency under Gaussian noise
 SCALE_SAMPLE = 8192  # points used to estimate a residual scale (strided, deterministic)
 COARSE_POINTS = 32768  # points of the coarse IRLS stage
-MIN_SCALE = 1e-6  # pixels; floor that keeps exact fits (zero residuals) well defined
+MIN_SCALE = 1e-3  # pixels; below any flow's precision, and above float32 rounding of the fits
 
 
 @dataclass
@@ -191,32 +191,47 @@ def _irls(products: np.ndarray, targets: np.ndarray, prior: Optional[np.ndarray]
     the residuals ``(2, N)`` and the iteration count.
     """
     design = products[:3]
+    iterations = 0
     if coefficients is None:
+        # Cold start from the median flow (a constant model): with a large coherent outlier
+        # group, least squares lands between the motions, and the MAD of its residuals then
+        # inflates the Huber threshold enough for the fit to stay there; the median sits on
+        # the majority motion (breakdown point 50%).
         coefficients = np.zeros((2, 3))
-        weights = np.ones_like(targets) if prior is None else np.repeat(prior[None], 2, axis=0)
-    else:
+        coefficients[:, 0] = [np.median(targets[0]), np.median(targets[1])]
+    residuals = targets - coefficients.astype(np.float32) @ design
+    weights, scale = _huber_weights(residuals, epsilon)
+    for _ in range(max_iterations):
+        coefficients, change = _weighted_solve(products, targets, prior, weights, coefficients)
+        iterations += 1
         residuals = targets - coefficients.astype(np.float32) @ design
-        weights, scale = _huber_weights(residuals, prior, epsilon)
-    for iteration in range(1, max_iterations + 1):
-        sums = (weights @ products.T).astype(np.float64)  # (2, 6): both components at once
-        right = ((weights * targets) @ design.T).astype(np.float64)  # (2, 3)
-        new_coefficients = np.empty((2, 3))
-        for component in range(2):
-            s = sums[component]
-            normal = np.array([[s[0], s[1], s[2]], [s[1], s[3], s[4]], [s[2], s[4], s[5]]])
-            new_coefficients[component] = np.linalg.lstsq(normal, right[component], rcond=None)[0]
-        # Largest change of the model flow over the normalised domain [-1, 1]^2, in pixels.
-        change = np.abs(new_coefficients - coefficients).sum(axis=1).max()
-        coefficients = new_coefficients
-        residuals = targets - coefficients.astype(np.float32) @ design
-        weights, scale = _huber_weights(residuals, prior, epsilon)
+        weights, scale = _huber_weights(residuals, epsilon)
         if change < tolerance:
             break
-    return coefficients, scale, residuals, iteration
+    return coefficients, scale, residuals, iterations
 
 
-def _huber_weights(residuals: np.ndarray, prior: Optional[np.ndarray], epsilon: float):
-    """IRLS weights ``min(1, epsilon * scale / |r|) * prior`` and the MAD scales, per component.
+def _weighted_solve(products: np.ndarray, targets: np.ndarray, prior: Optional[np.ndarray],
+                    weights: np.ndarray, previous: np.ndarray):
+    """Weighted least squares of both components: the two 3x3 normal-equation systems.
+
+    Returns the coefficients ``(2, 3)`` and the largest change of the model flow from
+    ``previous`` over the normalised domain [-1, 1]^2, in pixels.
+    """
+    if prior is not None:
+        weights = weights * prior[None]
+    sums = (weights @ products.T).astype(np.float64)  # (2, 6): both components at once
+    right = ((weights * targets) @ products[:3].T).astype(np.float64)  # (2, 3)
+    coefficients = np.empty((2, 3))
+    for component in range(2):
+        s = sums[component]
+        normal = np.array([[s[0], s[1], s[2]], [s[1], s[3], s[4]], [s[2], s[4], s[5]]])
+        coefficients[component] = np.linalg.lstsq(normal, right[component], rcond=None)[0]
+    return coefficients, float(np.abs(coefficients - previous).sum(axis=1).max())
+
+
+def _huber_weights(residuals: np.ndarray, epsilon: float):
+    """IRLS weights ``min(1, epsilon * scale / |r|)`` and the MAD scales, per component.
 
     ``residuals`` is ``(2, N)``; returns weights ``(2, N)`` float32 and scales ``(2,)``.
     """
@@ -226,8 +241,6 @@ def _huber_weights(residuals: np.ndarray, prior: Optional[np.ndarray], epsilon: 
         threshold = np.float32(epsilon * scale[component])
         np.maximum(weights[component], threshold, out=weights[component])
         np.divide(threshold, weights[component], out=weights[component])
-    if prior is not None:
-        weights *= prior[None]
     return weights, scale
 
 

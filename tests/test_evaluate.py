@@ -1,0 +1,137 @@
+"""Scoring a results folder end to end: python evaluate.py predictions=<dir>."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from nims import evaluate, metrics, reference
+from nims.data import davis
+from tests.conftest import REPO
+
+SEQUENCES = ["blackswan", "libby"]
+
+
+def copy_annotations(davis_root, destination, sequences=SEQUENCES, first_index=0, transform=None):
+    """A results folder made from the ground truth (optionally altered), numbered from
+    ``first_index``."""
+    for sequence in sequences:
+        folder = destination / sequence
+        folder.mkdir(parents=True)
+        for index, path in enumerate(davis.annotation_paths(davis_root, sequence)):
+            mask = davis.read_mask(path)
+            if transform is not None:
+                mask = transform(mask, index)
+            cv2.imwrite(str(folder / f"{index + first_index:05d}.png"), mask.astype(np.uint8) * 255)
+    return destination
+
+
+def overrides(davis_root, predictions, *extra):
+    return [f"dataset.root={davis_root}", f"predictions={predictions}",
+            f"dataset.sequences=[{','.join(SEQUENCES)}]", "logger=none", *extra]
+
+
+@pytest.mark.parametrize("first_index", [0, 1])
+def test_ground_truth_scores_perfectly(davis_root, tmp_path, compose_config, first_index):
+    predictions = copy_annotations(davis_root, tmp_path / "results", first_index=first_index)
+    cfg = compose_config("evaluate", overrides(davis_root, predictions))
+    assert evaluate.run(cfg) == 1.0
+    run_folder = tmp_path / "run1"
+    summary = json.loads((run_folder / "summary.json").read_text())
+    assert summary["J_mean"] == summary["F_mean"] == summary["J_recall"] == 1.0
+    assert summary["J_decay"] == 0.0
+    for name in ("config.yaml", "per_frame.csv", "per_sequence.csv", "summary.md"):
+        assert (run_folder / name).is_file(), name
+    assert "| J&F |" in (run_folder / "summary.md").read_text()
+
+
+def test_scores_match_the_toolkit_on_altered_masks(davis_root, tmp_path, compose_config):
+    kernel = np.ones((9, 9), np.uint8)
+
+    def alter(mask, index):
+        # Alternate dilated, eroded and shifted masks: a realistic spread of scores.
+        if index % 3 == 0:
+            return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+        if index % 3 == 1:
+            return cv2.erode(mask.astype(np.uint8), kernel).astype(bool)
+        return np.roll(mask, 15, axis=1)
+
+    predictions = copy_annotations(davis_root, tmp_path / "results", transform=alter)
+    evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
+    summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
+    expected = {}
+    for sequence in SEQUENCES:
+        annotations = [davis.read_mask(p) for p in davis.annotation_paths(davis_root, sequence)]
+        altered = [alter(a, i) for i, a in enumerate(annotations)]
+        j = [reference.davis_toolkit_jaccard(a, p) for p, a in zip(altered, annotations)]
+        f = [reference.davis_toolkit_f_measure(p, a) for p, a in zip(altered, annotations)]
+        expected[sequence] = {"J": reference.davis_toolkit_statistics(j),
+                              "F": reference.davis_toolkit_statistics(f)}
+    for key, value in metrics.dataset_summary(expected).items():
+        assert summary[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_missing_scored_frame_names_the_file(davis_root, tmp_path, compose_config):
+    predictions = copy_annotations(davis_root, tmp_path / "results")
+    (predictions / "libby" / "00010.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"libby.*00010\.png"):
+        evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
+
+
+def test_unscored_end_frames_may_be_missing(davis_root, tmp_path, compose_config):
+    predictions = copy_annotations(davis_root, tmp_path / "results")
+    for sequence in SEQUENCES:
+        (predictions / sequence / "00000.png").unlink()
+    assert evaluate.run(compose_config("evaluate", overrides(davis_root, predictions))) == 1.0
+
+
+def test_size_mismatch_names_the_file(davis_root, tmp_path, compose_config):
+    predictions = copy_annotations(davis_root, tmp_path / "results")
+    cv2.imwrite(str(predictions / "blackswan" / "00005.png"), np.zeros((240, 427), np.uint8))
+    with pytest.raises(ValueError, match=r"blackswan.00005\.png.*427x240"):
+        evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
+
+
+def test_missing_sequence_and_missing_root_are_named(davis_root, tmp_path, compose_config):
+    predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
+    with pytest.raises(FileNotFoundError, match="libby"):
+        evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
+    with pytest.raises(FileNotFoundError, match="dataset.root"):
+        evaluate.run(compose_config("evaluate", overrides(tmp_path / "nowhere", predictions)))
+    with pytest.raises(FileNotFoundError, match="bmx-trees"):
+        evaluate.run(compose_config("evaluate", [f"dataset.root={davis_root}",
+                                                 f"predictions={predictions}", "logger=none"]))
+
+
+def test_unreadable_mask_names_the_file(davis_root, tmp_path, compose_config):
+    predictions = copy_annotations(davis_root, tmp_path / "results")
+    (predictions / "libby" / "00003.png").write_bytes(b"\x89PNG truncated")
+    with pytest.raises(ValueError, match=r"libby.00003\.png"):
+        evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
+
+
+def test_multirun_gives_each_job_its_own_folder(davis_root, tmp_path):
+    predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "evaluate.py", "-m", f"dataset.root={davis_root}",
+               f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
+               "predictions_first_index=auto,0", f"hydra.sweep.dir={sweep}"]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    for job in ("0", "1"):
+        assert json.loads((sweep / job / "summary.json").read_text())["J&F"] == 1.0
+        assert "predictions_first_index" in (sweep / job / "config.yaml").read_text()
+
+
+def test_wandb_offline_run_is_written_in_the_run_folder(davis_root, tmp_path, compose_config,
+                                                        monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
+    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"predictions={predictions}",
+                                      "dataset.sequences=[blackswan]", "logger=wandb"])
+    assert cfg.logger.mode == "offline"
+    evaluate.run(cfg)
+    assert list((tmp_path / "run1" / "wandb").glob("offline-run-*"))

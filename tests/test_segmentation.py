@@ -1,0 +1,239 @@
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from nims.data.davis import read_mask
+from nims.data.synthetic import layered_flow
+from nims.flow import read_flow
+from nims.segmentation import (STEP2_METHODS, connected_regions, hierarchical_step, light_step,
+                               motion_layers, relevant_flow_modes, segment,
+                               select_salient_regions)
+from tests.conftest import shared_path
+
+SHAPE = (240, 320)
+BACKGROUND = np.array([[0.8, 0.004, -0.002], [-0.5, 0.001, 0.003]])
+
+
+def shifted(offset_u, offset_v):
+    motion = BACKGROUND.copy()
+    motion[:, 0] += [offset_u, offset_v]
+    return motion
+
+
+def centred_box(height, width):
+    return slice(120 - height // 2, 120 + height // 2), slice(160 - width // 2, 160 + width // 2)
+
+
+def nested_layers(n_layers):
+    """Concentric layers (70%, 18%, 8%, 4% of the frame for 4): each is the majority of what
+    remains once the outer ones are peeled, and no affine field can bridge a ring and its
+    centre. (Two separate patches side by side can be: one affine field with a steep slope
+    explains both, and the peeling rightly merges them.)"""
+    layers = np.ones(SHAPE, dtype=np.int32)
+    boxes = [centred_box(144, 160), centred_box(96, 96), centred_box(48, 64)]
+    for label, box in enumerate(boxes[: n_layers - 1], start=2):
+        layers[box] = label
+    motions = [BACKGROUND, shifted(5, 2), shifted(-4, 3), shifted(2, -5)][:n_layers]
+    return layers, motions
+
+
+def grouping_accuracy(truth, found):
+    """Fraction of pixels grouped like the truth, up to a permutation of labels."""
+    confusion = np.zeros((truth.max() + 1, found.max() + 1))
+    np.add.at(confusion, (truth.ravel(), found.ravel()), 1)
+    rows, cols = linear_sum_assignment(-confusion)
+    return confusion[rows, cols].sum() / truth.size
+
+
+@pytest.mark.parametrize("n_layers", [2, 3, 4])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hierarchical_step_recovers_affine_layers(n_layers, seed):
+    layers, motions = nested_layers(n_layers)
+    rng = np.random.default_rng(seed)
+    # Bounded noise (uniform, +-0.1 px): the beta test at 1.6 accepts every noisy inlier, so
+    # any misgrouped pixel is the algorithm's fault, not the noise tail's (tested below).
+    flow = layered_flow(layers, motions) + rng.uniform(-0.1, 0.1, SHAPE + (2,)).astype(np.float32)
+    found = motion_layers(flow, beta=1.6, scale="mad")
+    assert found.max() == n_layers
+    assert grouping_accuracy(layers, found) >= 0.99
+
+
+@pytest.mark.parametrize("frame", [0, 1, 2])
+def test_std_scale_at_paper_beta_swallows_the_swan_on_real_flow(frame):
+    # The brief's observation, on the authors' RAFT flow of DAVIS blackswan: with the std of
+    # all residuals as scale (the paper as written) and beta = 1.6 the first layer takes most
+    # of the swan; beta = 1.2 or the MAD scale keep it out.
+    flow = read_flow(shared_path("flows", "blackswan-raft", f"{frame:05d}.flo"))
+    truth = read_mask(shared_path("davis2016-mini", "DAVIS", "Annotations", "480p", "blackswan",
+                                  f"{frame:05d}.png"))
+    swallowed = {(scale, beta): (motion_layers(flow, beta, scale)[truth] == 1).mean()
+                 for scale, beta in [("std", 1.6), ("std", 1.2), ("mad", 1.6)]}
+    assert swallowed["std", 1.6] > 0.8
+    assert swallowed["std", 1.2] < 0.5
+    assert swallowed["mad", 1.6] < 0.01
+
+
+def test_first_layer_keeps_the_gaussian_noise_mass_the_beta_test_predicts():
+    # One affine layer + Gaussian noise: a pixel stays in layer 1 when
+    # 0.5 * (|a| + |b|) < beta for a, b standard normal (the MAD estimates sigma).
+    shape = (300, 400)
+    flow = layered_flow(np.ones(shape, dtype=np.int32), [BACKGROUND])
+    flow += np.random.default_rng(3).normal(0, 0.2, flow.shape).astype(np.float32)
+    found = motion_layers(flow, beta=1.6, scale="mad")
+    samples = np.abs(np.random.default_rng(4).normal(size=(2, 2_000_000))).sum(axis=0) / 2
+    assert (found == 1).mean() == pytest.approx((samples < 1.6).mean(), abs=0.005)
+
+
+def test_min_outliers_stops_the_peeling():
+    layers, motions = nested_layers(4)
+    flow = layered_flow(layers, motions)
+    # The smallest layer has 3072 pixels: with min_outliers above that, it becomes leftovers.
+    found = motion_layers(flow, beta=1.6, scale="mad", min_outliers=4000)
+    assert found.max() == 4 and (found == 4).sum() == (layers == 4).sum()
+    assert motion_layers(flow, beta=1.6, scale="mad", max_layers=1).max() == 2
+
+
+def test_connected_regions_split_layers_and_drop_small_ones():
+    labels = np.zeros((10, 12), dtype=np.int32)
+    labels[:, :6] = 1
+    labels[:, 6:] = 2
+    labels[0:3, 0:3] = 2  # a second piece of layer 2, 9 pixels
+    labels[9, 11] = 1     # a 1-pixel piece of layer 1
+    regions = connected_regions(labels, min_region=5)
+    assert regions.max() == 3
+    assert regions[9, 11] == 0
+    assert len(np.unique(regions[labels == 2])) == 2
+    assert np.array_equal(connected_regions(labels, 0) > 0, labels > 0)
+    with pytest.raises(ValueError, match="connectivity"):
+        connected_regions(labels, connectivity=6)
+
+
+def test_diagonal_neighbours_join_only_with_8_connectivity():
+    labels = np.eye(4, dtype=np.int32)
+    assert connected_regions(labels, connectivity=8).max() == 1
+    assert connected_regions(labels, connectivity=4).max() == 4
+
+
+def test_selection_keeps_regions_more_relevant_than_the_largest():
+    regions = np.zeros((4, 10), dtype=np.int32)
+    regions[:, :6] = 1   # largest, mean relevance 0.2
+    regions[:, 6:8] = 2  # 0.5: kept
+    regions[:, 8:] = 3   # 0.1: dropped
+    relevance = np.select([regions == 1, regions == 2, regions == 3], [0.2, 0.5, 0.1])
+    scores, labels, mask = select_salient_regions(regions, relevance)
+    np.testing.assert_allclose(scores[1:], [0.2, 0.5, 0.1])
+    assert labels.tolist() == [2]
+    assert np.array_equal(mask, regions == 2)
+
+
+@pytest.mark.parametrize("relevance_value", [0.0, 1.0])
+def test_constant_relevance_selects_nothing(relevance_value):
+    regions = np.repeat(np.arange(1, 5), 5).reshape(2, 10)
+    _, labels, mask = select_salient_regions(regions, np.full(regions.shape, relevance_value))
+    assert labels.size == 0 and not mask.any()
+
+
+def test_no_region_selects_nothing():
+    scores, labels, mask = select_salient_regions(np.zeros((3, 3), dtype=np.int32),
+                                                  np.ones((3, 3)))
+    assert labels.size == 0 and not mask.any()
+
+
+def object_scene():
+    """Background (small affine) and one object moving 4 px right, relevant where it moves."""
+    layers = np.ones(SHAPE, dtype=np.int32)
+    layers[80:160, 100:200] = 2
+    flow = layered_flow(layers, [BACKGROUND * 0.1, np.array([[4.0, 0, 0], [0, 0, 0]])])
+    flow += np.random.default_rng(0).uniform(-0.01, 0.01, flow.shape).astype(np.float32)
+    relevance = np.where(layers == 2, 1.0, 0.01)
+    return flow, relevance, layers == 2
+
+
+def test_hierarchical_step_finds_the_relevant_object():
+    flow, relevance, truth = object_scene()
+    result = hierarchical_step(flow, relevance, beta=1.6, scale="std")
+    # A few object pixels land in small leftover layers below min_region.
+    assert (result.salient_mask & truth).sum() / (result.salient_mask | truth).sum() > 0.98
+    assert result.layers.max() >= 2
+
+
+def test_light_step_finds_the_relevant_object():
+    flow, relevance, truth = object_scene()
+    result = light_step(flow, relevance, alpha1=-0.01, alpha2=4)
+    assert np.array_equal(result.salient_mask, truth)
+
+
+def test_light_step_projection_readings():
+    flow, relevance, truth = object_scene()
+    # Literal reading in pixels: w.m/|m| - 1 with |m| = 4 px: object points project to 3.
+    literal = light_step(flow, relevance, alpha1=2.5, alpha2=3.5, projection="literal")
+    assert np.array_equal(literal.salient_mask, truth)
+    normalised = light_step(flow, relevance, alpha1=2.5, alpha2=3.5)
+    assert not normalised.salient_mask.any()  # normalised value is 0, outside (2.5, 3.5)
+    with pytest.raises(ValueError, match="projection"):
+        light_step(flow, relevance, projection="other")
+
+
+def test_light_step_modes_find_opposite_motions():
+    layers = np.ones(SHAPE, dtype=np.int32)
+    layers[20:80, 20:120] = 2
+    layers[150:210, 180:280] = 3
+    flow = layered_flow(layers, [np.zeros((2, 3)), np.array([[4.0, 0, 0], [0, 0, 0]]),
+                                 np.array([[-4.0, 0, 0], [0, 0, 0]])])
+    relevance = np.where(layers > 1, 1.0, 0.0)
+    # One mean of two opposite motions is zero: nothing is found.
+    assert not light_step(flow, relevance, modes=1).salient_mask.any()
+    two = light_step(flow, relevance, modes=2)
+    assert np.array_equal(two.salient_mask, layers > 1)
+    modes = relevant_flow_modes(flow, relevance, modes=2)
+    assert sorted(modes[:, 0].round(3).tolist()) == [-4.0, 4.0]
+
+
+def test_all_zero_relevance_gives_an_empty_selection():
+    flow, _, _ = object_scene()
+    zero = np.zeros(SHAPE)
+    assert not light_step(flow, zero).salient_mask.any()
+    assert not hierarchical_step(flow, zero).salient_mask.any()
+
+
+@pytest.mark.parametrize("method, options, key", [
+    ("hierarchical", {"beta": 0}, "step2.beta"),
+    ("hierarchical", {"beta": -1.0}, "step2.beta"),
+    ("hierarchical", {"min_outliers": -1}, "step2.min_outliers"),
+    ("hierarchical", {"scale": "iqr"}, "step2.scale"),
+    ("light", {"alpha1": 4, "alpha2": 4}, "step2.alpha1"),
+    ("light", {"alpha1": 1, "alpha2": -1}, "step2.alpha1"),
+    ("light", {"modes": 0}, "step2.modes"),
+])
+def test_wrong_thresholds_name_the_key(method, options, key):
+    flow, relevance, _ = object_scene()
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        segment(flow, relevance, {"name": method, **options})
+
+
+@pytest.mark.parametrize("method", ["hierarchical", "light"])
+def test_bad_flow_and_relevance_are_clear_errors(method):
+    flow, relevance, _ = object_scene()
+    bad = flow.copy()
+    bad[3, 4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        segment(bad, relevance, {"name": method})
+    with pytest.raises(ValueError, match="relevance shape"):
+        segment(flow, relevance[:-1], {"name": method})
+    with pytest.raises(ValueError, match="NaN"):
+        segment(flow, np.full(SHAPE, np.inf), {"name": method})
+
+
+@pytest.mark.parametrize("method", ["hierarchical", "light"])
+def test_degenerate_frames_have_defined_results(method):
+    one_pixel = segment(np.ones((1, 1, 2), np.float32), np.ones((1, 1)), {"name": method})
+    assert not one_pixel.salient_mask.any()
+    zero_flow = segment(np.zeros((20, 30, 2), np.float32), np.random.default_rng(0).random(
+        (20, 30)), {"name": method})
+    assert zero_flow.salient_mask.shape == (20, 30)
+    if method == "hierarchical":
+        assert zero_flow.layers.max() == 1
+
+
+def test_registry_names():
+    assert STEP2_METHODS.names() == ["hierarchical", "light"]
