@@ -112,3 +112,64 @@ def davis_toolkit_statistics(values: np.ndarray) -> dict:
         decay = np.nanmean(d_bins[0]) - np.nanmean(d_bins[3])
     return {"mean": float(np.nanmean(x)), "recall": float(np.mean(x > 0.5)),
             "decay": float(decay)}
+
+
+def hierarchical_step_sklearn(flow: np.ndarray, relevance: np.ndarray, beta: float = 1.6,
+                              scale: str = "std", min_outliers: int = 50, min_region: int = 50,
+                              lam: float = 0.15):
+    """Hierarchical step 2, region selection and saliency map written plainly, with
+    scikit-learn's ``HuberRegressor`` for every affine fit and scipy's labelling.
+
+    Returns ``(layers, salient_mask, saliency)``; the baseline of ``make bench`` and an oracle
+    for :func:`nims.segmentation.hierarchical_step` and :func:`nims.saliency.saliency_map`.
+    """
+    from scipy import ndimage
+
+    height, width = flow.shape[:2]
+    rows, cols = np.mgrid[0:height, 0:width]
+    layers = np.zeros((height, width), dtype=np.int32)
+    remaining = np.ones((height, width), dtype=bool)
+    layer = 0
+    while remaining.sum() > max(min_outliers, 2):
+        motion = fit_affine_sklearn(flow, remaining)
+        residual = flow[remaining] - motion.at(cols[remaining], rows[remaining])
+        if scale == "std":
+            s_u, s_v = residual[:, 0].std(), residual[:, 1].std()
+        else:
+            s_u, s_v = (1.4826 * np.median(np.abs(r - np.median(r))) for r in residual.T)
+        inliers = 0.5 * (np.abs(residual[:, 0]) / max(s_u, 1e-3)
+                         + np.abs(residual[:, 1]) / max(s_v, 1e-3)) < beta
+        if not inliers.any():
+            break
+        layer += 1
+        layer_mask = np.zeros_like(remaining)
+        layer_mask[remaining] = inliers
+        layers[layer_mask] = layer
+        remaining &= ~layer_mask
+    layers[remaining] = layer + 1
+
+    regions = np.zeros_like(layers)
+    next_label = 1
+    for value in range(1, layers.max() + 1):
+        components, count = ndimage.label(layers == value, structure=np.ones((3, 3)))
+        for component in range(1, count + 1):
+            pixels = components == component
+            if pixels.sum() >= min_region:
+                regions[pixels] = next_label
+                next_label += 1
+
+    salient = np.zeros((height, width), dtype=bool)
+    if next_label > 1:
+        sizes = [np.sum(regions == label) for label in range(1, next_label)]
+        scores = [relevance[regions == label].mean() for label in range(1, next_label)]
+        threshold = scores[int(np.argmax(sizes))]
+        for label, score in enumerate(scores, start=1):
+            if score > threshold:
+                salient |= regions == label
+
+    saliency = np.zeros((height, width))
+    if salient.any():
+        background = fit_affine_sklearn(flow, ~salient)
+        inpainted = background.at(cols[salient], rows[salient])
+        saliency[salient] = 1 - np.exp(-lam * np.linalg.norm(inpainted - flow[salient], axis=1))
+    return layers, salient, saliency

@@ -36,7 +36,8 @@ class SaliencyMap:
 
 
 def saliency_map(flow: np.ndarray, salient_mask: np.ndarray, lam: float = 0.15,
-                 epsilon: float = HUBER_EPSILON) -> SaliencyMap:
+                 epsilon: float = HUBER_EPSILON,
+                 initial: Optional[AffineMotion] = None) -> SaliencyMap:
     """Saliency map of a frame given its salient regions.
 
     Parameters
@@ -49,6 +50,9 @@ def saliency_map(flow: np.ndarray, salient_mask: np.ndarray, lam: float = 0.15,
         Rate of the exponential, per pixel of flow difference (paper: 0.15).
     epsilon : float
         Huber threshold of the background fit.
+    initial : AffineMotion, optional
+        Where the background fit starts (e.g. the hierarchical step's first layer); the
+        result is the same fixed point, reached in fewer iterations.
 
     Raises
     ------
@@ -68,7 +72,7 @@ def saliency_map(flow: np.ndarray, salient_mask: np.ndarray, lam: float = 0.15,
         return SaliencyMap(saliency, inpainted, None)
     if (~salient_mask).sum() < 3:
         raise ValueError("R_sal covers the whole frame: no background left to fit the motion model")
-    background = fit_affine(flow, ~salient_mask, epsilon=epsilon)
+    background = fit_affine(flow, ~salient_mask, epsilon=epsilon, initial=initial)
     rows, cols = np.nonzero(salient_mask)
     inpainted[rows, cols] = background.at(cols, rows)
     difference = np.linalg.norm(inpainted[rows, cols] - flow[rows, cols], axis=1)

@@ -15,13 +15,14 @@ All maps are at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from nims.flow import check_flow
-from nims.motion import HUBER_EPSILON, fit_affine_with_residuals, pixel_grid, robust_scale
+from nims.motion import (HUBER_EPSILON, AffineMotion, fit_affine_with_residuals, pixel_grid,
+                         robust_scale)
 from nims.registry import Registry
 
 STEP2_METHODS: Registry = Registry("step 2 method")
@@ -44,13 +45,17 @@ class Segmentation:
         Union of the salient regions.
     layers : array, shape (H, W), int32, optional
         Hierarchical step only: motion layer of every pixel (1 = first peeled, last = leftovers).
+    layer_motions : list of AffineMotion
+        Hierarchical step only: the model of each fitted layer; the first one describes the
+        dominant (usually background) motion and is a good start for the saliency map's fit.
     """
 
     candidate_regions: np.ndarray
     region_scores: np.ndarray
     salient_labels: np.ndarray
     salient_mask: np.ndarray
-    layers: Optional[np.ndarray] = field(default=None)
+    layers: Optional[np.ndarray] = None
+    layer_motions: List[AffineMotion] = field(default_factory=list)
 
 
 def check_relevance(relevance: np.ndarray, shape) -> np.ndarray:
@@ -149,6 +154,13 @@ def connected_regions(labels: np.ndarray, min_region: int = 0, connectivity: int
 
 def motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std", min_outliers: int = 50,
                   max_layers: int = 32, epsilon: float = HUBER_EPSILON) -> np.ndarray:
+    """The layer map of :func:`peel_motion_layers` alone, ``(H, W)`` int32."""
+    return peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)[0]
+
+
+def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
+                       min_outliers: int = 50, max_layers: int = 32,
+                       epsilon: float = HUBER_EPSILON) -> Tuple[np.ndarray, List[AffineMotion]]:
     """Peel affine motion layers off a flow field (the paper's hierarchical step).
 
     At each iteration a Huber-robust affine model is fitted to the points not yet assigned; a
@@ -179,8 +191,10 @@ def motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std", min_o
 
     Returns
     -------
-    array, shape (H, W), int32
+    layers : array, shape (H, W), int32
         Layer of each pixel, 1 for the first peeled; leftovers get the last label.
+    motions : list of AffineMotion
+        The model of each fitted layer (leftovers have none).
     """
     flow = check_flow(flow)
     beta = _positive(beta, "step2.beta")
@@ -193,24 +207,24 @@ def motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std", min_o
     values = flow.reshape(-1, 2)
     layer_of = np.zeros(height * width, dtype=np.int32)
     remaining = np.arange(height * width)
-    layer = 0
-    while remaining.size > max(min_outliers, 2) and layer < max_layers:
+    motions = []
+    while remaining.size > max(min_outliers, 2) and len(motions) < max_layers:
         # The first layer is fitted on every pixel: no need to gather copies.
         index = slice(None) if remaining.size == height * width else remaining
-        _, residuals = fit_affine_with_residuals(cols[index], rows[index], values[index, 0],
-                                                 values[index, 1], epsilon=epsilon)
+        motion, residuals = fit_affine_with_residuals(cols[index], rows[index], values[index, 0],
+                                                      values[index, 1], epsilon=epsilon)
         absolute = np.abs(residuals)
         score = (0.5 / robust_scale(residuals[0], scale)) * absolute[0]
         score += (0.5 / robust_scale(residuals[1], scale)) * absolute[1]
         inliers = score < beta
         if not inliers.any():
             break
-        layer += 1
-        layer_of[remaining[inliers]] = layer
+        motions.append(motion)
+        layer_of[remaining[inliers]] = len(motions)
         remaining = remaining[~inliers]
     if remaining.size:
-        layer_of[remaining] = layer + 1
-    return layer_of.reshape(height, width)
+        layer_of[remaining] = len(motions) + 1
+    return layer_of.reshape(height, width), motions
 
 
 @STEP2_METHODS.register("hierarchical")
@@ -225,11 +239,11 @@ def hierarchical_step(flow: np.ndarray, relevance: np.ndarray, beta: float = 1.6
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
-    layers = motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
+    layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
     candidate_regions = connected_regions(layers, _non_negative_int(min_region, "step2.min_region"),
                                           connectivity)
     scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance)
-    return Segmentation(candidate_regions, scores, salient_labels, salient_mask, layers)
+    return Segmentation(candidate_regions, scores, salient_labels, salient_mask, layers, motions)
 
 
 def relevant_flow_modes(flow: np.ndarray, relevance: np.ndarray, modes: int = 1,

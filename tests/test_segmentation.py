@@ -5,6 +5,8 @@ from scipy.optimize import linear_sum_assignment
 from nims.data.davis import read_mask
 from nims.data.synthetic import layered_flow
 from nims.flow import read_flow
+from nims.reference import hierarchical_step_sklearn
+from nims.saliency import saliency_map
 from nims.segmentation import (STEP2_METHODS, connected_regions, hierarchical_step, light_step,
                                motion_layers, relevant_flow_modes, segment,
                                select_salient_regions)
@@ -237,3 +239,21 @@ def test_degenerate_frames_have_defined_results(method):
 
 def test_registry_names():
     assert STEP2_METHODS.names() == ["hierarchical", "light"]
+
+
+def test_fast_pipeline_matches_the_literal_scikit_learn_one():
+    # Two layers: with a 40% coherent group inside the remaining points (3 nested layers),
+    # scikit-learn's jointly estimated scale lets its Huber fit settle between the two
+    # motions, while our median start and MAD scale stay on the majority.
+    layers, motions = nested_layers(2)
+    flow = layered_flow(layers, motions)
+    flow += np.random.default_rng(5).uniform(-0.1, 0.1, flow.shape).astype(np.float32)
+    relevance = np.where(layers == 2, 1.0, 0.1)
+    literal_layers, literal_salient, literal_saliency = hierarchical_step_sklearn(
+        flow, relevance, scale="mad")
+    fast = hierarchical_step(flow, relevance, scale="mad")
+    assert grouping_accuracy(literal_layers, fast.layers) > 0.999
+    assert np.array_equal(fast.salient_mask, literal_salient)
+    assert literal_salient.sum() == (layers == 2).sum()
+    saliency = saliency_map(flow, fast.salient_mask).saliency
+    np.testing.assert_allclose(saliency, literal_saliency, atol=2e-3)

@@ -1,0 +1,78 @@
+"""``make bench``: medians on this machine, compared with the targets of the issues.
+
+- step 2 (hierarchical) + region selection + saliency map on an 854x480 flow: <= 60 ms, and
+  >= 20x faster than the literal scikit-learn implementation;
+- DIS flow of an 854x480 frame pair: <= 30 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from benchmarks.common import BLACKSWAN, blackswan_flow_and_relevance, median_ms
+from nims.flow import make_flow_estimator
+from nims.reference import hierarchical_step_sklearn
+from nims.saliency import saliency_map
+from nims.segmentation import hierarchical_step
+
+
+def bench_step2(literal: bool = True) -> list:
+    flow, relevance, source = blackswan_flow_and_relevance()
+
+    def fast():
+        segmentation = hierarchical_step(flow, relevance)
+        return saliency_map(flow, segmentation.salient_mask,
+                            initial=(segmentation.layer_motions or [None])[0])
+
+    fast_ms = median_ms(fast)
+    rows = [("step 2 hierarchical + selection + saliency", source, fast_ms, "<= 60 ms")]
+    if literal:
+        start = time.perf_counter()
+        hierarchical_step_sklearn(flow, relevance)
+        literal_ms = 1000 * (time.perf_counter() - start)
+        rows.append(("same, literal scikit-learn HuberRegressor", source, literal_ms,
+                     f"speed-up {literal_ms / fast_ms:.0f}x (>= 20x)"))
+    return rows
+
+
+def bench_dis() -> list:
+    import cv2
+
+    frames = BLACKSWAN / "JPEGImages" / "480p" / "blackswan"
+    if (frames / "00000.jpg").is_file():
+        image0, image1 = (cv2.imread(str(frames / f"0000{i}.jpg")) for i in (0, 1))
+        source = "DAVIS blackswan 854x480"
+    else:
+        from nims.data.synthetic import random_scene
+
+        scene = random_scene((480, 854), seed=0)
+        image0, image1, source = scene.frame0, scene.frame1, "synthetic 854x480"
+    rows = []
+    for preset in ("ultrafast", "fast", "medium"):
+        estimate = make_flow_estimator({"name": "dis", "preset": preset})
+        target = "<= 30 ms" if preset == "medium" else ""
+        rows.append((f"DIS flow ({preset})", source, median_ms(lambda: estimate(image0, image1)),
+                     target))
+    return rows
+
+
+def print_table(rows: list) -> None:
+    print("| benchmark | input | median ms | target |\n|---|---|---|---|")
+    for name, source, milliseconds, target in rows:
+        print(f"| {name} | {source} | {milliseconds:.1f} | {target} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--no-literal", action="store_true",
+                        help="skip the slow scikit-learn baseline")
+    arguments = parser.parse_args()
+    np.random.seed(0)
+    print_table(bench_step2(literal=not arguments.no_literal) + bench_dis())
+
+
+if __name__ == "__main__":
+    main()
