@@ -103,7 +103,10 @@ def zbeta_conv(block, x: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
 def maxpool_winner_takes_all(pre_pool: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
     """Give each pooled relevance to the position that won the 2x2 max-pool."""
     _, indices = F.max_pool2d(pre_pool, 2, return_indices=True)
-    return F.max_unpool2d(relevance, indices, 2, output_size=pre_pool.shape[-2:])
+    # Windows do not overlap, so each position receives at most one pooled value.
+    spread = torch.zeros_like(pre_pool).flatten(2)
+    spread.scatter_(2, indices.flatten(2), relevance.flatten(2))
+    return spread.reshape(pre_pool.shape)
 
 
 def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Sequence[float]] = None,

@@ -201,3 +201,44 @@ def build_model(model_cfg, task_cfg) -> MotionClassifier:
     return MotionClassifier(input_size=list(model_cfg.input_size),
                             channels=list(model_cfg.channels),
                             kernel_sizes=list(model_cfg.kernel_sizes), norm=task_cfg.norm)
+
+
+def save_checkpoint(path, model: MotionClassifier, task: str, config: dict, **extra) -> None:
+    """Save weights with what is needed to rebuild and check them: architecture, task, the
+    resolved config, plus ``extra`` (epoch, optimiser state, metrics...)."""
+    torch.save({"model_state": model.state_dict(), "architecture": model.architecture(),
+                "task": task, "config": config, **extra}, path)
+
+
+def load_checkpoint(path, expected_task: Optional[str] = None,
+                    expected_architecture: Optional[dict] = None) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`, refusing mismatches clearly."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({error})") from error
+    if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
+        raise ValueError(f"{path} is not a NIMS classifier checkpoint (no model_state)")
+    if expected_task is not None and checkpoint.get("task") != expected_task:
+        raise ValueError(f"{path} is a classifier of task {checkpoint.get('task')!r}, not "
+                         f"{expected_task!r}: pass task={checkpoint.get('task')} or another "
+                         "checkpoint")
+    if expected_architecture is not None and checkpoint.get("architecture") != expected_architecture:
+        raise ValueError(f"{path} has architecture {checkpoint.get('architecture')}, the config "
+                         f"asks for {expected_architecture}: set model.* to match it")
+    return checkpoint
+
+
+def load_classifier(path, expected_task: Optional[str] = None) -> MotionClassifier:
+    """Rebuild a classifier from a checkpoint, in eval mode."""
+    checkpoint = load_checkpoint(path, expected_task)
+    architecture = checkpoint["architecture"]
+    model = MotionClassifier(architecture["input_size"], architecture["channels"],
+                             architecture["kernel_sizes"], architecture["norm"])
+    model.load_state_dict(checkpoint["model_state"])
+    return model.eval()

@@ -233,13 +233,14 @@ def _irls(products: np.ndarray, targets: np.ndarray, prior: Optional[np.ndarray]
         coefficients[:, 0] = [np.median(targets[0]), np.median(targets[1])]
     residuals = targets - coefficients.astype(np.float32) @ design
     weights, scale = _huber_weights(residuals, epsilon)
-    for _ in range(max_iterations):
+    for iteration in range(1, max_iterations + 1):
         coefficients, change = _weighted_solve(products, targets, prior, weights, coefficients)
         iterations += 1
         residuals = targets - coefficients.astype(np.float32) @ design
-        weights, scale = _huber_weights(residuals, epsilon)
-        if change < tolerance:
+        if change < tolerance or iteration == max_iterations:
+            scale = robust_scales(residuals)  # the weights would not be used again
             break
+        weights, scale = _huber_weights(residuals, epsilon)
     return coefficients, scale, residuals, iterations
 
 
@@ -271,11 +272,10 @@ def _huber_weights(residuals: np.ndarray, epsilon: float):
     ``residuals`` is ``(2, N)``; returns weights ``(2, N)`` float32 and scales ``(2,)``.
     """
     scale = robust_scales(residuals)
+    threshold = (epsilon * scale).astype(np.float32)[:, None]
     weights = np.abs(residuals)
-    for component in range(2):
-        threshold = np.float32(epsilon * scale[component])
-        np.maximum(weights[component], threshold, out=weights[component])
-        np.divide(threshold, weights[component], out=weights[component])
+    np.maximum(weights, threshold, out=weights)
+    np.divide(threshold, weights, out=weights)
     return weights, scale
 
 

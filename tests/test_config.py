@@ -73,3 +73,14 @@ def test_dataset_root_follows_nims_data(composer, monkeypatch):
 def test_parallel_launcher_is_available(composer):
     cfg = composer("evaluate", ["hydra/launcher=local_parallel"])
     assert cfg.hydra.launcher.n_jobs == 2
+
+
+@pytest.mark.parametrize("task, norm", [("independent", "batch"), ("crowd", "instance")])
+def test_train_config_composes_for_each_task(composer, task, norm):
+    cfg = composer("train", [f"task={task}"])
+    assert cfg.task.norm == norm and cfg.model.input_size == [96, 176]
+    assert cfg.attribution.name == "lrp" and cfg.attribution.rules.first_layer == "zbeta"
+    assert cfg.attribution.rules.bounds == "sample"
+    assert composer("train", ["lrp_rules=zplus_zbeta_dataset"]).attribution.rules.bounds == \
+        "dataset"
+    assert composer("train", ["attribution=integrated_gradients"]).attribution.baseline == "zero"

@@ -1,0 +1,197 @@
+"""``python train.py task=...``: train the frame classifier on frame-level labels.
+
+BCE on the "salient" logit, AdamW, seeded and deterministic on the CPU. Splits are by video.
+Every epoch logs loss, accuracy, average precision and ROC-AUC on train and val; the run folder
+gets ``last.pt`` and ``best.pt`` (best val AP; weights, architecture, task, resolved config,
+optimiser state), ``metrics.csv`` (per epoch), ``test_metrics.json`` (best checkpoint on the
+test videos) and ``relevance.png`` (LRP of a few test frames).
+``resume=<ckpt>`` continues a run; ``init_from=<ckpt> train.trainable=fc`` fine-tunes the last
+layer only, as the paper did for the independent-motion task.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from sklearn.metrics import average_precision_score, roc_auc_score
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from nims.data.scenes import build_scenes
+from nims.model import build_model, load_checkpoint, save_checkpoint
+from nims.report import run_dir, write_csv, write_json, write_resolved_config
+from nims.tracking import tracking_run
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def build_datasets(cfg: DictConfig):
+    """Train / val / test splits of the configured dataset, as (flow, label) datasets."""
+    if cfg.dataset.name == "synthetic_scenes":
+        return build_scenes(cfg.dataset, cfg.model.input_size)
+    raise ValueError(f"dataset={cfg.dataset.name} cannot train a classifier: it has no "
+                     "frame labels; use dataset=synthetic_scenes")
+
+
+def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> Dict[str, float]:
+    """Accuracy (logit > 0), average precision and ROC-AUC (NaN when a split has one class)."""
+    labels = labels.astype(int)
+    one_class = labels.min() == labels.max()
+    return {"accuracy": float(((logits > 0).astype(int) == labels).mean()),
+            "average_precision": float("nan") if one_class else float(
+                average_precision_score(labels, logits)),
+            "roc_auc": float("nan") if one_class else float(roc_auc_score(labels, logits))}
+
+
+@torch.no_grad()
+def predict(model, loader) -> tuple:
+    """Labels and logits of every frame of a loader."""
+    model.eval()
+    labels, logits = [], []
+    for flows, targets in loader:
+        logits.append(model(flows).numpy())
+        labels.append(targets.numpy())
+    return np.concatenate(labels), np.concatenate(logits)
+
+
+def evaluate_split(model, loader, loss_function) -> Dict[str, float]:
+    labels, logits = predict(model, loader)
+    loss = float(loss_function(torch.from_numpy(logits), torch.from_numpy(labels)))
+    return {"loss": loss, **classification_metrics(labels, logits)}
+
+
+@torch.no_grad()
+def flow_bounds(loader) -> tuple:
+    """Per-channel min and max of the training flows (LRP's ``bounds=dataset``)."""
+    low = torch.full((2,), float("inf"))
+    high = torch.full((2,), float("-inf"))
+    for flows, _ in loader:
+        low = torch.minimum(low, flows.amin(dim=(0, 2, 3)))
+        high = torch.maximum(high, flows.amax(dim=(0, 2, 3)))
+    return low, high
+
+
+def set_trainable(model, trainable: str):
+    """``all`` parameters, or only the final linear layer (``fc``)."""
+    if trainable not in ("all", "fc"):
+        raise ValueError(f"train.trainable must be 'all' or 'fc', got {trainable!r}")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = trainable == "all" or name.startswith("fc.")
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def relevance_figure(model, dataset, count: int = 4) -> np.ndarray:
+    """Colour-coded flow and LRP relevance of the first salient test frames, RGB uint8."""
+    from nims.flow import flow_to_color
+    from nims.lrp import lrp
+    from nims.visualize import side_by_side
+
+    indices = [i for i, label in enumerate(dataset.labels) if label][:count] or [0]
+    flows = torch.stack([dataset[i][0] for i in indices])
+    relevance = lrp(model, flows).relevance.numpy()
+    rows = []
+    for flow, relevance_map in zip(flows.numpy(), relevance):
+        scale = max(float(np.abs(relevance_map).max()), 1e-12)
+        heat = (255 * np.clip(relevance_map / scale, 0, 1)).astype(np.uint8)
+        rows.append(side_by_side([flow_to_color(flow.transpose(1, 2, 0)), heat], height=96))
+    return np.vstack(rows)
+
+
+def run(cfg: DictConfig) -> Optional[float]:
+    """Entry point of ``train.py``; returns the best validation average precision."""
+    folder = run_dir(cfg)
+    write_resolved_config(cfg, folder)
+    seed_everything(int(cfg.seed))
+    torch.set_num_threads(int(cfg.train.threads))
+    datasets = build_datasets(cfg)
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    loaders = {split: DataLoader(data, batch_size=int(cfg.train.batch_size),
+                                 shuffle=split == "train", generator=generator,
+                                 num_workers=int(cfg.train.num_workers))
+               for split, data in datasets.items()}
+    model = build_model(cfg.model, cfg.task)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.pop("hydra", None)
+
+    start_epoch, best_ap, history = 0, -1.0, []
+    if cfg.get("init_from"):
+        source = load_checkpoint(cfg.init_from, cfg.task.name, model.architecture())
+        model.load_state_dict(source["model_state"])
+        log.info("initialised from %s", cfg.init_from)
+    parameters = set_trainable(model, cfg.train.trainable)
+    optimizer = torch.optim.AdamW(parameters, lr=float(cfg.train.lr),
+                                  weight_decay=float(cfg.train.weight_decay))
+    if cfg.get("resume"):
+        state = load_checkpoint(cfg.resume, cfg.task.name, model.architecture())
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        start_epoch, best_ap, history = state["epoch"], state["best_val_ap"], state["history"]
+        log.info("resumed from %s at epoch %d", cfg.resume, start_epoch)
+    if not torch.isfinite(model.input_low).all():
+        model.input_low, model.input_high = flow_bounds(loaders["train"])
+
+    loss_function = torch.nn.BCEWithLogitsLoss()
+    with tracking_run(cfg, "train", folder) as tracker:
+        for epoch in range(start_epoch, int(cfg.train.epochs)):
+            model.train()
+            if cfg.train.trainable == "fc":
+                model.eval()  # frozen layers keep their normalisation statistics
+            running, seen_labels, seen_logits = 0.0, [], []
+            for flows, labels in tqdm(loaders["train"], desc=f"epoch {epoch + 1}", leave=False,
+                                      disable=not cfg.train.progress):
+                optimizer.zero_grad()
+                logits = model(flows)
+                loss = loss_function(logits, labels)
+                loss.backward()
+                optimizer.step()
+                running += loss.item() * len(labels)
+                seen_labels.append(labels.numpy())
+                seen_logits.append(logits.detach().numpy())
+            seen_labels = np.concatenate(seen_labels)
+            row = {"epoch": epoch + 1, "train_loss": running / len(seen_labels)}
+            row.update({f"train_{k}": v for k, v in classification_metrics(
+                seen_labels, np.concatenate(seen_logits)).items()})
+            row.update({f"val_{k}": v for k, v in
+                        evaluate_split(model, loaders["val"], loss_function).items()})
+            history.append(row)
+            tracker.log(row, step=epoch + 1)
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+            val_ap = row["val_average_precision"]
+            improved = np.nan_to_num(val_ap, nan=row["val_accuracy"]) > best_ap
+            if improved:
+                best_ap = float(np.nan_to_num(val_ap, nan=row["val_accuracy"]))
+            state = {"epoch": epoch + 1, "best_val_ap": best_ap, "history": history,
+                     "optimizer_state": optimizer.state_dict(), "metrics": row}
+            save_checkpoint(folder / "last.pt", model, cfg.task.name, config, **state)
+            if improved:
+                save_checkpoint(folder / "best.pt", model, cfg.task.name, config, **state)
+        write_csv(folder / "metrics.csv", history)
+
+        best = load_checkpoint(folder / "best.pt")
+        model.load_state_dict(best["model_state"])
+        test = {f"test_{k}": v for k, v in
+                evaluate_split(model, loaders["test"], loss_function).items()}
+        test["best_epoch"] = best["epoch"]
+        write_json(folder / "test_metrics.json", test)
+        tracker.summary({**test, "best_val_average_precision": best_ap})
+        figure = relevance_figure(model, datasets["test"])
+        from nims.visualize import write_png
+
+        write_png(folder / "relevance.png", figure)
+        tracker.images("relevance", [figure], ["flow | LRP relevance, salient test frames"])
+    print(f"best val AP {best_ap:.3f}; test accuracy {test['test_accuracy']:.3f}, "
+          f"AP {test['test_average_precision']:.3f}; checkpoints in {folder}")
+    return best_ap
