@@ -255,3 +255,12 @@ def relevance_maps(model: MotionClassifier, flows: Sequence[np.ndarray], attribu
                        interpolation=cv2.INTER_LINEAR)
             for relevance, flow in zip(result.relevance, flows)]
     return result, maps
+
+
+def relevance(model: MotionClassifier, flow: np.ndarray, attribution_cfg=None) -> np.ndarray:
+    """Relevance map of one ``(H, W, 2)`` flow field (pixels), at the flow's resolution.
+
+    The documented entry point for later stages and users: LRP with the paper's rules unless
+    ``attribution_cfg`` names another attribution. Returns ``(H, W)`` float32.
+    """
+    return relevance_maps(model, [flow], attribution_cfg)[1][0]

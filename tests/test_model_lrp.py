@@ -290,3 +290,14 @@ def test_classifier_rejects_bad_architectures():
     with pytest.raises(ValueError, match="odd"):
         MotionClassifier(kernel_sizes=(4, 3, 3))
     assert isinstance(MotionClassifier(norm="instance").norms[0], nn.InstanceNorm2d)
+
+
+def test_relevance_api_on_one_flow_field():
+    model = random_model(seed=12)
+    flow = np.random.default_rng(1).normal(size=(40, 60, 2)).astype(np.float32)
+    relevance_map = lrp.relevance(model, flow)
+    assert relevance_map.shape == (40, 60)
+    _, maps = lrp.relevance_maps(model, [flow])
+    np.testing.assert_array_equal(relevance_map, maps[0])
+    with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
+        lrp.relevance(model, flow[..., :1])
