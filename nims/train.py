@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from nims.data.scenes import build_scenes
+from nims.data.synthetic_sets import GENERATORS, build_synthetic_frames
 from nims.model import build_model, load_checkpoint, save_checkpoint
 from nims.report import run_dir, write_csv, write_json, write_resolved_config
 from nims.tracking import tracking_run
@@ -42,8 +43,11 @@ def build_datasets(cfg: DictConfig):
     """Train / val / test splits of the configured dataset, as (flow, label) datasets."""
     if cfg.dataset.name == "synthetic_scenes":
         return build_scenes(cfg.dataset, cfg.model.input_size)
+    if cfg.dataset.name in GENERATORS:
+        return build_synthetic_frames(cfg.dataset, cfg.flow, cfg.model.input_size,
+                                      progress=bool(cfg.train.progress))
     raise ValueError(f"dataset={cfg.dataset.name} cannot train a classifier: it has no "
-                     "frame labels; use dataset=synthetic_scenes")
+                     "frame labels; use crowd_synth, independent_synth or synthetic_scenes")
 
 
 def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> Dict[str, float]:

@@ -187,3 +187,33 @@ def prediction_paths(folder: Path, sequence: str, n_frames: int,
                 f"predictions for {sequence!r}: frame {frame} missing "
                 f"(expected {sequence_folder / f'{frame + offset:05d}.png'})")
     return aligned
+
+
+def check_sequence(root: Path, sequence: str, resolution: str = "480p"):
+    """Frame and annotation files of a sequence, checked against each other.
+
+    Raises
+    ------
+    ValueError
+        When the numbers of frames and annotations differ (naming both folders).
+    """
+    frames = image_paths(root, sequence, resolution)
+    annotations = annotation_paths(root, sequence, resolution)
+    if len(frames) != len(annotations):
+        raise ValueError(
+            f"sequence {sequence!r}: {len(frames)} frames in {frames[0].parent} but "
+            f"{len(annotations)} annotations in {annotations[0].parent}; they must match")
+    return frames, annotations
+
+
+class FrameSequence:
+    """Frames of a sequence read from disk on access: ``frames[i]`` is ``(H, W, 3)`` uint8 BGR."""
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return read_image(self.paths[index])

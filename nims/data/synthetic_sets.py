@@ -1,0 +1,234 @@
+"""The task datasets: synthetic crowd and independent-motion videos, generated once and cached.
+
+``dataset=crowd_synth`` (:mod:`nims.data.crowd`) and ``dataset=independent_synth``
+(:mod:`nims.data.independent`) are rendered by :mod:`nims.data.render`. A set is written once
+under ``<cache_dir>/<name>-<key>/`` where ``key`` hashes the generator version, the dataset
+config and, for ``flow_source=estimated``, the flow backend's config: a set made with other
+parameters or another flow is never reused silently. Each video folder holds ``frames.npy``
+(T+1, H, W, 3) uint8 BGR, ``flows.npy`` (T, H, W, 2) float16 pixels, ``masks.npy`` (T, H, W)
+bool (the salient objects' visible pixels) and ``labels.npy`` (T,) uint8; ``manifest.json``
+(written last) records the key, the config, the counts and the video splits.
+Frames are read back through memory maps: the set is streamed from disk, never held in RAM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import Dataset
+
+from nims.data.crowd import CrowdConfig, crowd_video
+from nims.data.independent import IndependentConfig, independent_video
+from nims.data.render import SALIENT, cast, shade, surface_flow
+from nims.flow import make_flow_estimator, resize_flow
+
+GENERATOR_VERSION = 1
+GENERATORS = {"crowd_synth": (CrowdConfig, crowd_video),
+              "independent_synth": (IndependentConfig, independent_video)}
+SPLITS = ("train", "val", "test")
+
+
+def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
+    """Frames, flows (exact, or estimated from the frames), salient masks and labels."""
+    frames, flows, masks = [], [], []
+    for time, (current, following) in enumerate(pairs):
+        hits = cast(cameras[time], current)
+        frames.append(shade(hits, current))
+        flows.append(surface_flow(hits, cameras[time], cameras[time + 1], following))
+        kinds = np.array([surface.kind for surface in current])
+        masks.append((hits.index >= 0) & (kinds[np.maximum(hits.index, 0)] == SALIENT))
+    last = pairs[-1][1]
+    frames.append(shade(cast(cameras[len(pairs)], last), last))
+    if estimator is not None:
+        flows = [estimator(frames[t], frames[t + 1]) for t in range(len(pairs))]
+    masks = np.stack(masks)
+    return {"frames": np.stack(frames), "flows": np.stack(flows).astype(np.float16),
+            "masks": masks, "labels": (masks.sum(axis=(1, 2)) >= min_visible).astype(np.uint8)}
+
+
+def generator_config(dataset_cfg):
+    """The generator's dataclass filled from the ``dataset`` config node."""
+    config_class, _ = GENERATORS[dataset_cfg.name]
+    values = {}
+    for item in fields(config_class):
+        if item.name in dataset_cfg and dataset_cfg[item.name] is not None:
+            value = OmegaConf.to_object(dataset_cfg[item.name]) if OmegaConf.is_config(
+                dataset_cfg[item.name]) else dataset_cfg[item.name]
+            values[item.name] = tuple(value) if isinstance(value, list) else value
+    return config_class(**values)
+
+
+def set_key(dataset_cfg, flow_cfg) -> str:
+    """Hash of everything the set's content depends on."""
+    description = {"version": GENERATOR_VERSION, "name": dataset_cfg.name,
+                   "generator": asdict(generator_config(dataset_cfg)),
+                   "videos": int(dataset_cfg.videos), "seed": int(dataset_cfg.seed),
+                   "flow_source": dataset_cfg.flow_source}
+    if dataset_cfg.flow_source == "estimated":
+        description["flow"] = OmegaConf.to_container(flow_cfg, resolve=True)
+    elif dataset_cfg.flow_source != "analytic":
+        raise ValueError(f"dataset.flow_source must be 'estimated' or 'analytic', got "
+                         f"{dataset_cfg.flow_source!r}")
+    text = json.dumps(description, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def video_is_salient(seed: int, video: int, fraction: float) -> bool:
+    return bool(np.random.default_rng([seed, video, 7]).random() < fraction)
+
+
+def split_videos(count: int, seed: int, fractions=(0.7, 0.15, 0.15)) -> Dict[str, List[int]]:
+    """Video indices per split, from the seed: frames of a video never cross splits."""
+    if count < 3:
+        raise ValueError(f"dataset.videos must be at least 3 (train, val and test need one "
+                         f"video each), got {count}")
+    order = np.random.default_rng([seed, 11]).permutation(count)
+    val_count = max(1, int(round(fractions[1] * count)))
+    train_end = max(1, min(count - 1 - val_count, int(round(fractions[0] * count))))
+    val_end = train_end + val_count
+    return {"train": sorted(order[:train_end].tolist()),
+            "val": sorted(order[train_end:val_end].tolist()),
+            "test": sorted(order[val_end:].tolist())}
+
+
+def _write_video(folder: Path, video: Dict[str, np.ndarray]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in video.items():
+        np.save(folder / f"{name}.npy", array)
+
+
+def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
+    """Generate the set a config describes (or find it in the cache); return its folder."""
+    from tqdm import tqdm
+
+    if dataset_cfg.name not in GENERATORS:
+        raise ValueError(f"no synthetic generator named {dataset_cfg.name!r}; available: "
+                         f"{sorted(GENERATORS)}")
+    key = set_key(dataset_cfg, flow_cfg)
+    folder = Path(str(dataset_cfg.cache_dir)) / f"{dataset_cfg.name}-{key}"
+    manifest_path = folder / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("key") != key:
+            raise ValueError(f"{manifest_path} was written for another configuration "
+                             f"(key {manifest.get('key')}, expected {key}): delete {folder}")
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted generation: start again
+    config = generator_config(dataset_cfg)
+    _, generate = GENERATORS[dataset_cfg.name]
+    estimator = make_flow_estimator(flow_cfg) if dataset_cfg.flow_source == "estimated" else None
+    seed, count = int(dataset_cfg.seed), int(dataset_cfg.videos)
+    labels = []
+    for video in tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=not progress):
+        salient = video_is_salient(seed, video, config.salient_fraction)
+        cameras, pairs = generate(config, seed * 100003 + video, salient)
+        rendered = render_video(cameras, pairs, config.min_visible, estimator)
+        _write_video(folder / f"video_{video:04d}", rendered)
+        labels.append(rendered["labels"].tolist())
+    manifest = {"key": key, "name": dataset_cfg.name, "config": asdict(config),
+                "flow_source": dataset_cfg.flow_source, "videos": count,
+                "frames_per_video": config.frames, "size": list(config.size),
+                "labels": labels, "splits": split_videos(count, seed),
+                "salient_frames": int(sum(map(sum, labels))),
+                "frames": int(sum(map(len, labels)))}
+    manifest_path.write_text(json.dumps(manifest))
+    return folder
+
+
+class SyntheticFrames(Dataset):
+    """Frames of a split of a cached set: ``(flow (2, h, w) float32 tensor, label tensor)``.
+
+    Flows are resized (vectors rescaled) to ``input_size``, the classifier's resolution.
+    """
+
+    def __init__(self, folder: Path, split: str, input_size: Sequence[int]):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.folder = Path(folder)
+        self.manifest = json.loads((self.folder / "manifest.json").read_text())
+        self.input_size = tuple(int(v) for v in input_size)
+        self.items = [(video, frame) for video in self.manifest["splits"][split]
+                      for frame in range(len(self.manifest["labels"][video]))]
+        self.labels = [self.manifest["labels"][video][frame] for video, frame in self.items]
+        self.videos = [video for video, _ in self.items]
+        self._maps: Dict[int, Dict[str, np.ndarray]] = {}
+
+    def video_arrays(self, video: int) -> Dict[str, np.ndarray]:
+        """Memory maps of one video's arrays (frames, flows, masks, labels)."""
+        if video not in self._maps:
+            base = self.folder / f"video_{video:04d}"
+            self._maps[video] = {name: np.load(base / f"{name}.npy", mmap_mode="r")
+                                 for name in ("frames", "flows", "masks", "labels")}
+        return self._maps[video]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        video, frame = self.items[index]
+        flow = np.asarray(self.video_arrays(video)["flows"][frame], dtype=np.float32)
+        flow = resize_flow(flow, self.input_size)
+        return torch.from_numpy(flow.transpose(2, 0, 1).copy()), torch.tensor(
+            float(self.labels[index]))
+
+
+def build_synthetic_frames(dataset_cfg, flow_cfg, input_size, progress: bool = True
+                           ) -> Dict[str, SyntheticFrames]:
+    folder = build_set(dataset_cfg, flow_cfg, progress)
+    return {split: SyntheticFrames(folder, split, input_size) for split in SPLITS}
+
+
+def set_statistics(folder: Path) -> Dict[str, object]:
+    """Label balance and mask statistics of a cached set."""
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    coverage = []
+    for video in range(manifest["videos"]):
+        masks = np.load(Path(folder) / f"video_{video:04d}" / "masks.npy", mmap_mode="r")
+        fractions = masks.mean(axis=(1, 2))
+        coverage += fractions[fractions > 0].tolist()
+    per_split = {split: float(np.mean([label for video in videos
+                                       for label in manifest["labels"][video]]))
+                 for split, videos in manifest["splits"].items()}
+    return {"videos": manifest["videos"], "frames": manifest["frames"],
+            "salient_frame_fraction": manifest["salient_frames"] / manifest["frames"],
+            "salient_fraction_per_split": per_split,
+            "mask_area_mean": float(np.mean(coverage)) if coverage else 0.0,
+            "mask_area_median": float(np.median(coverage)) if coverage else 0.0}
+
+
+def contact_sheet(folder: Path, videos: Optional[Sequence[int]] = None, frames: int = 4
+                  ) -> np.ndarray:
+    """Rows of (frame, colour-coded flow, mask) for a few frames of a few videos, RGB uint8."""
+    import cv2
+
+    from nims.flow import flow_to_color
+    from nims.visualize import side_by_side
+
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    if videos is None:
+        salient = [v for v in range(manifest["videos"]) if any(manifest["labels"][v])]
+        quiet = [v for v in range(manifest["videos"]) if not any(manifest["labels"][v])]
+        videos = (salient[:2] + quiet[:1]) or [0]
+    rows = []
+    for video in videos:
+        base = Path(folder) / f"video_{video:04d}"
+        images = np.load(base / "frames.npy", mmap_mode="r")
+        flows = np.load(base / "flows.npy", mmap_mode="r")
+        masks = np.load(base / "masks.npy", mmap_mode="r")
+        step = max(1, len(flows) // frames)
+        for frame in range(0, len(flows), step)[:frames]:
+            rgb = cv2.cvtColor(np.asarray(images[frame]), cv2.COLOR_BGR2RGB)
+            mask = (np.asarray(masks[frame]) * 255).astype(np.uint8)
+            rows.append(side_by_side([rgb, flow_to_color(np.asarray(flows[frame],
+                                                                    dtype=np.float32)), mask],
+                                     height=images.shape[1]))
+    return np.vstack(rows)

@@ -1,0 +1,85 @@
+"""Any video readable by OpenCV, or a folder of frames: ``dataset=video input=<path>``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def frame_files(folder: Path) -> List[Path]:
+    """Image files of a folder in name order."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no image ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
+    return files
+
+
+def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iterator[np.ndarray]:
+    """Frames ``(H, W, 3)`` uint8 BGR of a video file or an image folder, in order.
+
+    Parameters
+    ----------
+    source : path
+        A video file OpenCV can open, or a folder of images.
+    max_frames : int, optional
+        Stop after this many frames.
+    step : int
+        Keep one frame in ``step`` (a lower frame rate, larger displacements).
+
+    Raises
+    ------
+    FileNotFoundError / ValueError
+        Missing input, a video that cannot be opened, unreadable or differently sized frames.
+    """
+    source = Path(source)
+    if step < 1:
+        raise ValueError(f"frame step must be >= 1, got {step}")
+    if not source.exists():
+        raise FileNotFoundError(f"input {source} does not exist: give a video file or a folder "
+                                "of frames (input=<path>)")
+    shape = None
+    count = 0
+
+    def checked(frame, name):
+        nonlocal shape
+        if frame is None:
+            raise ValueError(f"cannot read frame {name}: truncated or not an image")
+        if shape is None:
+            shape = frame.shape
+        elif frame.shape != shape:
+            raise ValueError(f"frame {name} is {frame.shape[1]}x{frame.shape[0]}, the first "
+                             f"frame is {shape[1]}x{shape[0]}: frames must share one size")
+        return frame
+
+    if source.is_dir():
+        for index, path in enumerate(frame_files(source)):
+            if index % step:
+                continue
+            yield checked(cv2.imread(str(path), cv2.IMREAD_COLOR), path)
+            count += 1
+            if max_frames is not None and count >= max_frames:
+                return
+        return
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise ValueError(f"OpenCV cannot open video {source}: unknown container or codec; "
+                         "convert it (e.g. to H.264 mp4) or extract its frames into a folder")
+    try:
+        index = 0
+        while max_frames is None or count < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % step == 0:
+                yield checked(frame, f"{index} of {source}")
+                count += 1
+            index += 1
+    finally:
+        capture.release()
+    if count == 0:
+        raise ValueError(f"video {source} holds no readable frame")

@@ -1,0 +1,215 @@
+"""Datasets: the synthetic task sets, DAVIS, videos and the flow cache."""
+
+import copy
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from nims.data import davis
+from nims.data.crowd import CrowdConfig, crowd_video
+from nims.data.flow_cache import sequence_flows
+from nims.data.independent import IndependentConfig, independent_video
+from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
+from nims.data.synthetic_sets import (SyntheticFrames, build_set, contact_sheet, set_statistics,
+                                      split_videos)
+from nims.data.video import read_frames
+from tests.conftest import shared_path
+
+DIS = OmegaConf.create({"name": "dis", "preset": "medium", "variational_refinement_iterations":
+                        None})
+
+
+def small_set(name, cache_dir, **overrides):
+    values = dict(name=name, videos=4, frames=4, size=[64, 112], salient_fraction=0.5,
+                  flow_source="analytic", cache_dir=str(cache_dir), seed=0)
+    values.update(overrides)
+    return OmegaConf.create(values)
+
+
+@pytest.mark.parametrize("generate, config", [(crowd_video, CrowdConfig(size=(64, 112), frames=3,
+                                                                         people=(20, 40))),
+                                              (independent_video,
+                                               IndependentConfig(size=(64, 112), frames=3))])
+def test_rendered_flow_is_exact(generate, config):
+    # Warping frame t+1 back with the analytic flow gives frame t wherever the point stays
+    # visible (median over pixels: occlusions and texture resampling are the only errors).
+    cameras, pairs = generate(config, seed=3, salient=True)
+    current, following = pairs[0]
+    hits = cast(cameras[0], current)
+    frame0 = shade(hits, current)
+    frame1 = shade(cast(cameras[1], following), following)
+    flow = surface_flow(hits, cameras[0], cameras[1], following)
+    rows, cols = np.mgrid[0:64, 0:112].astype(np.float32)
+    warped = cv2.remap(frame1, cols + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR)
+    inside = ((cols + flow[..., 0] > 1) & (cols + flow[..., 0] < 110) & (rows + flow[..., 1] > 1)
+              & (rows + flow[..., 1] < 62))
+    error = np.abs(warped.astype(float) - frame0.astype(float)).mean(axis=2)[inside]
+    assert np.median(error) < 6 and np.abs(flow).max() > 0.5
+
+
+def test_independent_scenes_have_strong_parallax_without_movers():
+    config = IndependentConfig(size=(96, 160), frames=2)
+    for seed in range(4):
+        cameras, pairs = independent_video(config, seed=seed, salient=False)
+        current, following = pairs[0]
+        hits = cast(cameras[0], current)
+        flow = surface_flow(hits, cameras[0], cameras[1], following)
+        kinds = np.array([s.kind for s in current])[np.maximum(hits.index, 0)]
+        assert not (kinds == SALIENT).any()
+        # Parallax: near objects move relative to the far wall by pixels, not fractions.
+        far = np.median(flow[(kinds == 0) & (hits.index == 1)], axis=0)
+        relative = np.linalg.norm(flow[kinds == OTHER_OBJECT] - far, axis=1)
+        assert relative.size and np.median(relative) > 1.5
+
+
+def test_crowd_walkers_have_a_gait():
+    config = CrowdConfig(size=(96, 160), frames=2, people=(30, 30))
+    cameras, pairs = crowd_video(config, seed=1, salient=False)
+    current, following = pairs[0]
+    # Surfaces 1, 2, 3 are the first walker's body and legs: the legs move relative to it.
+    body, left_leg = 1, 2
+    move = [following[k].origin - current[k].origin for k in (body, left_leg)]
+    assert np.linalg.norm(move[1] - move[0]) > 0.01
+
+
+@pytest.mark.parametrize("name", ["crowd_synth", "independent_synth"])
+def test_synthetic_set_is_deterministic_and_cached(tmp_path, name):
+    folder = build_set(small_set(name, tmp_path / "a"), DIS, progress=False)
+    again = build_set(small_set(name, tmp_path / "b"), DIS, progress=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest == json.loads((again / "manifest.json").read_text())
+    for array in ("flows", "masks", "labels", "frames"):
+        assert np.array_equal(np.load(folder / "video_0001" / f"{array}.npy"),
+                              np.load(again / "video_0001" / f"{array}.npy"))
+    stamp = os.path.getmtime(folder / "manifest.json")
+    assert build_set(small_set(name, tmp_path / "a"), DIS, progress=False) == folder
+    assert os.path.getmtime(folder / "manifest.json") == stamp  # reused, not regenerated
+    labels = np.load(folder / "video_0000" / "labels.npy")
+    masks = np.load(folder / "video_0000" / "masks.npy")
+    assert np.array_equal(labels, (masks.sum(axis=(1, 2)) >= 15).astype(np.uint8))
+
+
+def test_other_flow_or_parameters_never_reuse_a_set(tmp_path):
+    analytic = build_set(small_set("independent_synth", tmp_path), DIS, progress=False)
+    estimated = build_set(small_set("independent_synth", tmp_path, flow_source="estimated"), DIS,
+                          progress=False)
+    other_backend = build_set(small_set("independent_synth", tmp_path, flow_source="estimated"),
+                              OmegaConf.create({"name": "farneback"}), progress=False)
+    assert len({analytic, estimated, other_backend}) == 3
+    exact = np.load(analytic / "video_0000" / "flows.npy").astype(np.float32)
+    measured = np.load(estimated / "video_0000" / "flows.npy").astype(np.float32)
+    assert not np.array_equal(exact, measured)
+    assert np.median(np.linalg.norm(exact - measured, axis=-1)) < 1.0  # DIS is close
+    manifest = json.loads((analytic / "manifest.json").read_text())
+    manifest["key"] = "tampered"
+    (analytic / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="another configuration"):
+        build_set(small_set("independent_synth", tmp_path), DIS, progress=False)
+
+
+def test_splits_are_by_video_and_stream_frames(tmp_path):
+    folder = build_set(small_set("independent_synth", tmp_path, videos=7), DIS, progress=False)
+    splits = {split: SyntheticFrames(folder, split, (32, 48)) for split in
+              ("train", "val", "test")}
+    videos = [set(data.videos) for data in splits.values()]
+    assert all(videos) and not (videos[0] & videos[1] or videos[0] & videos[2]
+                                or videos[1] & videos[2])
+    flow, label = splits["train"][0]
+    assert flow.shape == (2, 32, 48) and label.item() in (0.0, 1.0)
+    statistics = set_statistics(folder)
+    assert statistics["frames"] == 28 and 0 <= statistics["salient_frame_fraction"] <= 1
+    assert contact_sheet(folder).ndim == 3
+    with pytest.raises(ValueError, match="at least 3"):
+        split_videos(2, 0)
+
+
+def test_davis_sequences_in_the_official_layout(davis_root):
+    assert davis.split_sequences(davis_root, "val")[:2] == ["blackswan", "bmx-trees"]
+    frames, annotations = davis.check_sequence(davis_root, "car-shadow")
+    assert len(frames) == len(annotations) == 40
+    assert davis.read_image(frames[0]).shape == (480, 854, 3)
+    assert davis.read_mask(annotations[10]).any()
+
+
+def test_davis_frame_count_mismatch_and_bad_images(davis_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "DAVIS"
+    for kind in ("JPEGImages", "Annotations"):
+        shutil.copytree(davis_root / kind / "480p" / "libby", root / kind / "480p" / "libby")
+    (root / "Annotations" / "480p" / "libby" / "00048.png").unlink()
+    with pytest.raises(ValueError, match="49 frames.*48 annotations"):
+        davis.check_sequence(root, "libby")
+    broken = root / "JPEGImages" / "480p" / "libby" / "00003.jpg"
+    broken.write_bytes(broken.read_bytes()[:100])
+    with pytest.raises(ValueError, match="00003.jpg"):
+        davis.read_image(broken)
+    with pytest.raises(FileNotFoundError, match="parkour"):
+        davis.check_sequence(root, "parkour")
+    with pytest.raises(FileNotFoundError, match="dataset.root"):
+        davis.resolve_root(str(tmp_path / "nowhere"))
+    (root / "ImageSets" / "2016").mkdir(parents=True)
+    (root / "ImageSets" / "2016" / "val.txt").write_text("libby\n")
+    assert davis.split_sequences(root, "val") == ["libby"]
+
+
+def test_flow_cache_computes_once_and_separates_backends(davis_root, tmp_path):
+    frames, _ = davis.check_sequence(davis_root, "blackswan")
+    sequence = davis.FrameSequence(frames[:3])
+    flows = sequence_flows(sequence, DIS, tmp_path, "davis2016", "blackswan")
+    assert len(flows) == 2 and flows[0].shape == (480, 854, 2)
+    cached = sorted((tmp_path / "flows" / "davis2016").glob("dis-*/blackswan/*.flo"))
+    assert len(cached) == 2
+    stamps = [os.path.getmtime(p) for p in cached]
+    again = sequence_flows(sequence, DIS, tmp_path, "davis2016", "blackswan")
+    assert [os.path.getmtime(p) for p in cached] == stamps
+    np.testing.assert_array_equal(again[1], flows[1])
+    fast = copy.deepcopy(DIS)
+    fast.preset = "fast"
+    sequence_flows(sequence, fast, tmp_path, "davis2016", "blackswan")
+    assert len(list((tmp_path / "flows" / "davis2016").glob("dis-*"))) == 2
+    small = davis.FrameSequence(frames[:2])
+    small.__class__ = type("Resized", (davis.FrameSequence,), {
+        "__getitem__": lambda self, i: cv2.resize(davis.read_image(self.paths[i]), (427, 240))})
+    with pytest.raises(ValueError, match="flow cache"):
+        sequence_flows(small, DIS, tmp_path, "davis2016", "blackswan")
+
+
+def test_precomputed_flows_are_read_from_the_users_folder():
+    root = shared_path("flows")
+    flows = sequence_flows([None] * 4, {"name": "precomputed", "root": str(root)}, None,
+                           "davis2016", "blackswan-raft")
+    assert len(flows) == 3 and flows[0].shape == (480, 854, 2)
+
+
+def test_video_file_and_frame_folder(tmp_path):
+    video = shared_path("videos", "vtest.avi")
+    frames = list(read_frames(video, max_frames=5, step=2))
+    assert len(frames) == 5 and frames[0].shape == (360, 480, 3)
+    for index, frame in enumerate(frames[:3]):
+        cv2.imwrite(str(tmp_path / f"{index:03d}.png"), frame)
+    assert len(list(read_frames(tmp_path))) == 3
+
+
+def test_bad_video_inputs_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        list(read_frames(tmp_path / "missing.mp4"))
+    bogus = tmp_path / "bogus.mp4"
+    bogus.write_bytes(b"not a video at all")
+    with pytest.raises(ValueError, match="bogus.mp4"):
+        list(read_frames(bogus))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((10, 10, 3), np.uint8))
+    cv2.imwrite(str(folder / "b.png"), np.zeros((12, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match="b.png"):
+        list(read_frames(folder))
+    (folder / "c.png").write_bytes(b"broken")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no image"):
+        list(read_frames(empty))
