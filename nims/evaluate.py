@@ -1,25 +1,45 @@
-"""``python evaluate.py``: score segmentations on DAVIS-2016 with the official protocol.
+"""``python evaluate.py``: run NIMS on a dataset and score it, or score existing results.
 
-``predictions=<dir>`` scores an existing results folder (``<dir>/<sequence>/NNNNN.png``), so
-any method's results can be compared with NIMS's in the same table. Writes in the run folder:
-``config.yaml``, ``per_frame.csv``, ``per_sequence.csv``, ``summary.json`` and ``summary.md``.
+- ``dataset=davis2016``: NIMS on the chosen split or sequences. Writes binary masks in the
+  official results layout (``Segmentations/480p/nims/<seq>/NNNNN.png``), saliency maps
+  (``saliency/<seq>/NNNNN.png``, 16-bit, 65535 = 1), the oracle selection's masks
+  (``Segmentations/480p/oracle/...``: the candidate regions mostly inside the ground truth, the
+  upper bound step 2's segmentation allows), ``per_frame.csv``, ``per_sequence.csv``,
+  ``summary.json`` / ``summary.md`` (J/F Mean, Recall, Decay, J&F, for NIMS and the oracle, and
+  the rate of frames classified salient) and ``failures.json``. Sequences run in parallel
+  (``num_workers``); one that fails is reported by name without losing the others, and
+  ``resume=true`` skips sequences whose masks are already written. The last frame of a sequence
+  has no forward flow: its mask is empty, and the protocol does not score it.
+- ``predictions=<dir>``: score an existing results folder (``<dir>/<sequence>/NNNNN.png``) with
+  the same code, so any method lands in the same table.
+- ``dataset=crowd_synth|independent_synth``: on the test videos, the classifier's frame
+  accuracy and AP, and J as the paper computes it (salient frames classified salient) and over
+  all salient frames.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import traceback
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import cv2
 import numpy as np
 from omegaconf import DictConfig
 
 from nims import metrics
 from nims.data import davis
-from nims.report import run_dir, write_csv, write_resolved_config, write_summary
+from nims.data.flow_cache import sequence_flows
+from nims.model import load_classifier
+from nims.pipeline import oracle_mask, sequence_results
+from nims.report import (markdown_table, run_dir, write_csv, write_json, write_resolved_config,
+                         write_summary)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
+METHOD = "nims"
 
 
 def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
@@ -75,28 +95,168 @@ def sequence_rows(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> List[
             for name, result in per_sequence.items()]
 
 
-def run(cfg: DictConfig) -> Optional[float]:
-    """Entry point of ``evaluate.py``; returns J&F (what a sweeper can optimise)."""
-    folder = run_dir(cfg)
-    write_resolved_config(cfg, folder)
-    if not cfg.get("predictions"):
-        raise ValueError(
-            "predictions=<results folder> is required: give the folder holding "
-            "<sequence>/NNNNN.png masks to score")
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), mask.astype(np.uint8) * 255):
+        raise OSError(f"could not write {path}")
+
+
+def sequence_done(folder: Path, sequence: str, n_frames: int) -> bool:
+    masks = folder / "Segmentations" / "480p" / METHOD / sequence
+    return masks.is_dir() and len(list(masks.glob("*.png"))) == n_frames and (
+        folder / "classification" / f"{sequence}.json").is_file()
+
+
+def nims_on_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -> None:
+    """Run NIMS on one DAVIS sequence and write its masks, saliency and oracle masks."""
+    import torch
+
+    torch.set_num_threads(1 if int(cfg.num_workers) > 1 else int(cfg.threads))
+    frames, annotations = davis.check_sequence(root, sequence, cfg.dataset.resolution)
+    if cfg.resume and sequence_done(folder, sequence, len(frames)):
+        log.info("%s: already written, skipped (resume=true)", sequence)
+        return
+    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
+    flows = sequence_flows(davis.FrameSequence(frames), cfg.flow, cfg.dataset.cache_dir,
+                           "davis2016", sequence)
+    results = sequence_results(model, flows, cfg, len(frames))
+    for index, (result, annotation_path) in enumerate(zip(results, annotations)):
+        name = f"{index:05d}.png"
+        _write_mask(folder / "Segmentations" / "480p" / METHOD / sequence / name, result.mask)
+        truth = davis.read_mask(annotation_path, result.mask.shape)
+        _write_mask(folder / "Segmentations" / "480p" / "oracle" / sequence / name,
+                    oracle_mask(result.segmentation, truth))
+        saliency_path = folder / "saliency" / sequence / name
+        saliency_path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(saliency_path), np.round(result.saliency * 65535).astype(np.uint16))
+    logits = [r.logit for r in results if np.isfinite(r.logit)]
+    write_json(folder / "classification" / f"{sequence}.json",
+               {"logits": logits, "salient_rate": float(np.mean(np.array(logits) > 0))})
+    log.info("%s: %d frames done", sequence, len(frames))
+
+
+def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
+    from joblib import Parallel, delayed
+
     root = davis.resolve_root(cfg.dataset.root)
     sequences = selected_sequences(cfg, root)
+    load_classifier(cfg.checkpoint, expected_task=cfg.task.name)  # fail before any sequence
+
+    def guarded(sequence):
+        try:
+            nims_on_sequence(cfg, root, sequence, folder)
+            return sequence, None
+        except Exception as error:  # reported by name below; the other sequences go on
+            return sequence, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+
+    outcomes = Parallel(n_jobs=int(cfg.num_workers), backend="loky")(
+        delayed(guarded)(sequence) for sequence in sequences)
+    failures = {sequence: message for sequence, message in outcomes if message}
+    write_json(folder / "failures.json", failures)
+    for sequence, message in failures.items():
+        log.error("sequence %s failed: %s", sequence, message.splitlines()[0])
+    done = [s for s in sequences if s not in failures]
+    if not done:
+        reasons = "; ".join(f"{s}: {m.splitlines()[0]}" for s, m in failures.items())
+        raise RuntimeError(f"every sequence failed ({reasons}); see {folder / 'failures.json'}")
+
+    segmentations = folder / "Segmentations" / "480p"
+    per_frame, per_sequence = score_predictions(root, segmentations / METHOD, done,
+                                                cfg.dataset.resolution, "0")
+    oracle_frames, oracle_sequence = score_predictions(root, segmentations / "oracle", done,
+                                                       cfg.dataset.resolution, "0")
+    for row, oracle_row in zip(per_frame, oracle_frames):
+        row.update({"oracle_J": oracle_row["J"], "oracle_F": oracle_row["F"]})
+    rates = [json.loads((folder / "classification" / f"{s}.json").read_text())["salient_rate"]
+             for s in done]
+    summary = {**metrics.dataset_summary(per_sequence), "classified_salient": float(np.mean(rates))}
+    oracle = metrics.dataset_summary(oracle_sequence)
+    summary.update({f"oracle_{key}": value for key, value in oracle.items()})
+    rows = sequence_rows(per_sequence)
+    write_csv(folder / "per_frame.csv", per_frame)
+    write_csv(folder / "per_sequence.csv", rows)
+    table = write_summary(folder, summary, f"NIMS on DAVIS-2016 ({len(done)} sequences, flow "
+                                           f"{cfg.flow.name}, step 2 {cfg.step2.name})")
+    table += "\nOracle selection (upper bound of step 2's regions):\n\n" + markdown_table(
+        [oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
+    (folder / "summary.md").write_text(table)
+    tracker.summary(summary)
+    tracker.table("per_sequence", rows)
+    print(table)
+    if failures:
+        raise RuntimeError(f"{len(failures)} sequence(s) failed ({', '.join(failures)}): the "
+                           f"others' results are in {folder}; details in failures.json")
+    return summary["J&F"]
+
+
+def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
+    """Classifier and NIMS on the test videos of a synthetic task set."""
+    from nims.data.synthetic_sets import build_set, SyntheticFrames
+    from nims.pipeline import run_frames
+    from nims.train import classification_metrics
+
+    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
+    test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
+    rows, labels, logits = [], [], []
+    for video in sorted(set(test.videos)):
+        arrays = test.video_arrays(video)
+        flows = [np.asarray(f, dtype=np.float32) for f in arrays["flows"]]
+        for frame, result in enumerate(run_frames(model, flows, cfg)):
+            truth = np.asarray(arrays["masks"][frame])
+            label = int(arrays["labels"][frame])
+            labels.append(label)
+            logits.append(result.logit)
+            rows.append({"video": video, "frame": frame, "label": label, "logit": result.logit,
+                         "J": metrics.jaccard(result.mask, truth) if label else float("nan"),
+                         "oracle_J": metrics.jaccard(oracle_mask(result.segmentation, truth),
+                                                     truth) if label else float("nan")})
+    summary = {f"frame_{k}": v for k, v in classification_metrics(np.array(labels),
+                                                                  np.array(logits)).items()}
+    detected = [r["J"] for r in rows if r["label"] and r["logit"] > 0]
+    salient = [r["J"] for r in rows if r["label"]]
+    summary.update({"J_mean_detected_salient": float(np.mean(detected)) if detected else 0.0,
+                    "J_mean_all_salient": float(np.mean(salient)) if salient else 0.0,
+                    "oracle_J_mean_all_salient": float(np.nanmean([r["oracle_J"] for r in rows]))
+                    if salient else 0.0,
+                    "test_frames": len(rows), "salient_frames": len(salient)})
+    write_csv(folder / "per_frame.csv", rows)
+    write_json(folder / "summary.json", summary)
+    table = f"# NIMS on {cfg.dataset.name} (test videos)\n\n" + markdown_table([summary])
+    (folder / "summary.md").write_text(table)
+    tracker.summary(summary)
+    print(table)
+    return summary["J_mean_detected_salient"]
+
+
+def run(cfg: DictConfig) -> Optional[float]:
+    """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
+    folder = run_dir(cfg)
+    write_resolved_config(cfg, folder)
     with tracking_run(cfg, "eval", folder) as tracker:
-        per_frame, per_sequence = score_predictions(
-            root, Path(cfg.predictions), sequences, cfg.dataset.resolution,
-            cfg.predictions_first_index)
-        rows = sequence_rows(per_sequence)
-        write_csv(folder / "per_frame.csv", per_frame)
-        write_csv(folder / "per_sequence.csv", rows)
-        summary = metrics.dataset_summary(per_sequence)
-        table = write_summary(folder, summary, f"DAVIS-2016 {', '.join(sequences)}: "
-                                               f"{Path(cfg.predictions).name}")
-        tracker.summary(summary)
-        tracker.table("per_sequence", rows)
+        if cfg.get("predictions"):
+            return score_folder(cfg, folder, tracker)
+        if cfg.dataset.name == "davis2016":
+            return run_davis(cfg, folder, tracker)
+        if cfg.dataset.name in ("crowd_synth", "independent_synth"):
+            return run_synthetic(cfg, folder, tracker)
+        raise ValueError(f"evaluate.py does not know dataset={cfg.dataset.name}")
+
+
+def score_folder(cfg: DictConfig, folder: Path, tracker) -> float:
+    """Score ``predictions=<dir>`` on DAVIS with the official protocol."""
+    root = davis.resolve_root(cfg.dataset.root)
+    sequences = selected_sequences(cfg, root)
+    per_frame, per_sequence = score_predictions(root, Path(cfg.predictions), sequences,
+                                                cfg.dataset.resolution,
+                                                cfg.predictions_first_index)
+    rows = sequence_rows(per_sequence)
+    write_csv(folder / "per_frame.csv", per_frame)
+    write_csv(folder / "per_sequence.csv", rows)
+    summary = metrics.dataset_summary(per_sequence)
+    table = write_summary(folder, summary, f"DAVIS-2016 {', '.join(sequences)}: "
+                                           f"{Path(cfg.predictions).name}")
+    tracker.summary(summary)
+    tracker.table("per_sequence", rows)
     print(table)
     log.info("results in %s", folder)
     return summary["J&F"]

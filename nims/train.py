@@ -88,6 +88,22 @@ def flow_bounds(loader) -> tuple:
     return low, high
 
 
+def flip_augment(flows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal and vertical flips of a ``(B, 2, H, W)`` flow batch.
+
+    Mirroring the image mirrors the motion: a horizontal flip negates ``u``, a vertical one
+    ``v``. Whether a frame holds salient motion does not change.
+    """
+    flows = flows.clone()
+    for axis, channel in ((3, 0), (2, 1)):
+        chosen = torch.rand(len(flows), generator=generator) < 0.5
+        if chosen.any():
+            flipped = flows[chosen].flip(axis)
+            flipped[:, channel] *= -1
+            flows[chosen] = flipped
+    return flows
+
+
 def set_trainable(model, trainable: str):
     """``all`` parameters, or only the final linear layer (``fc``)."""
     if trainable not in ("all", "fc"):
@@ -156,6 +172,8 @@ def run(cfg: DictConfig) -> Optional[float]:
             running, seen_labels, seen_logits = 0.0, [], []
             for flows, labels in tqdm(loaders["train"], desc=f"epoch {epoch + 1}", leave=False,
                                       disable=not cfg.train.progress):
+                if cfg.train.augment:
+                    flows = flip_augment(flows, generator)
                 optimizer.zero_grad()
                 logits = model(flows)
                 loss = loss_function(logits, labels)

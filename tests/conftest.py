@@ -34,7 +34,8 @@ def davis_root() -> Path:
 
 @pytest.fixture
 def compose_config(tmp_path):
-    """``compose_config(name, overrides)``: a composed config whose run folder is in tmp_path.
+    """``compose_config(name, overrides, output_dir=None)``: a composed config whose run folder
+    is ``tmp_path/run<n>`` (or ``output_dir``).
 
     Hydra's runtime config is set as the entry point would set it, so ``run(cfg)`` can be called
     directly.
@@ -43,11 +44,11 @@ def compose_config(tmp_path):
     initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR))
     counter = {"jobs": 0}
 
-    def _compose(name: str, overrides=()):
+    def _compose(name: str, overrides=(), output_dir=None):
         cfg = compose(name, overrides=list(overrides), return_hydra_config=True)
         counter["jobs"] += 1
         with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path / f"run{counter['jobs']}")
+            cfg.hydra.runtime.output_dir = str(output_dir or tmp_path / f"run{counter['jobs']}")
             cfg.hydra.job.num = counter["jobs"]
         HydraConfig.instance().set_config(cfg)
         return cfg

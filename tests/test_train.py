@@ -107,3 +107,15 @@ def test_crowd_task_trains_an_instance_norm_classifier(tmp_path, compose_config)
 def test_bad_training_options_are_named(compose_config):
     with pytest.raises(ValueError, match="train.trainable"):
         train.run(compose_config("train", TINY + ["train.trainable=conv"]))
+
+
+def test_flip_augmentation_mirrors_the_motion():
+    flows = torch.zeros(64, 2, 4, 6)
+    flows[:, 0, :, :3] = 1.0   # left half moves right
+    augmented = train.flip_augment(flows, torch.Generator().manual_seed(0))
+    horizontally = augmented[:, 0, 0, 0] == 0  # the moving half went to the right side
+    assert 0 < horizontally.sum() < 64
+    torch.testing.assert_close(augmented[horizontally, 0, :, 3:], -torch.ones(
+        int(horizontally.sum()), 4, 3))
+    assert torch.equal(augmented[~horizontally, 0, :, :3], torch.ones(
+        int((~horizontally).sum()), 4, 3))

@@ -1,0 +1,101 @@
+"""NIMS on a sequence: flow -> classifier -> attribution -> step 2 -> R_sal -> saliency map.
+
+One function per level, so that a frame's path reads top to bottom:
+:func:`run_sequence` computes (or reads from the cache) the flows, batches them through the
+classifier and the attribution (step 1), and runs step 2 and the saliency map frame by frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from nims.lrp import relevance_maps
+from nims.model import MotionClassifier
+from nims.saliency import saliency_map
+from nims.segmentation import Segmentation, segment
+
+
+@dataclass
+class FrameResult:
+    """NIMS's output for one frame (all maps at the flow's resolution).
+
+    Attributes
+    ----------
+    logit : float
+        The classifier's "salient" logit (> 0: the frame holds salient motion).
+    relevance : array (H, W) float32
+        Step 1, channel-summed relevance.
+    segmentation : Segmentation
+        Step 2: candidate regions and R_sal.
+    saliency : array (H, W) float32 in [0, 1)
+    mask : array (H, W) bool
+        The binary segmentation: R_sal where ``saliency > mask_threshold``.
+    """
+
+    logit: float
+    relevance: np.ndarray
+    segmentation: Segmentation
+    saliency: np.ndarray
+    mask: np.ndarray
+
+
+def run_frames(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
+               batch_size: int = 16) -> List[FrameResult]:
+    """NIMS on flow fields ``(H, W, 2)`` (pixels): one result per flow.
+
+    ``cfg`` provides ``attribution``, ``step2`` and ``saliency`` (``lam``, ``mask_threshold``).
+    """
+    results = []
+    for start in range(0, len(flows), batch_size):
+        batch = list(flows[start : start + batch_size])
+        attribution, maps = relevance_maps(model, batch, cfg.attribution)
+        for flow, relevance, logit in zip(batch, maps, attribution.logits.tolist()):
+            results.append(nims_frame(flow, relevance, logit, cfg))
+    return results
+
+
+def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> FrameResult:
+    """Step 2 and the saliency map of one frame whose relevance is known."""
+    segmentation = segment(flow, relevance, cfg.step2)
+    initial = segmentation.layer_motions[0] if segmentation.layer_motions else None
+    saliency = saliency_map(flow, segmentation.salient_mask, lam=float(cfg.saliency.lam),
+                            initial=initial).saliency
+    mask = segmentation.salient_mask & (saliency > float(cfg.saliency.mask_threshold))
+    return FrameResult(float(logit), relevance, segmentation, saliency, mask)
+
+
+def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
+    """The best selection step 2's candidate regions allow: the regions mostly inside the
+    ground truth (more than half of their pixels). Tells a segmentation loss (the regions
+    cannot make the object) from a selection loss (the relevance chose the wrong regions)."""
+    regions = segmentation.candidate_regions
+    count = int(regions.max(initial=0)) + 1
+    sizes = np.bincount(regions.ravel(), minlength=count)
+    inside = np.bincount(regions.ravel(), weights=truth.ravel().astype(float), minlength=count)
+    keep = inside > 0.5 * np.maximum(sizes, 1)
+    keep[0] = False
+    return keep[regions]
+
+
+def empty_result(shape) -> FrameResult:
+    """The result of a frame without flow (a sequence's last frame): nothing salient."""
+    zeros = np.zeros(shape, dtype=np.float32)
+    empty = np.zeros(shape, dtype=bool)
+    labels = np.zeros(shape, dtype=np.int32)
+    return FrameResult(float("nan"), zeros, Segmentation(labels, np.full(1, np.nan),
+                                                         np.zeros(0, dtype=np.int64), empty),
+                       zeros, empty)
+
+
+def sequence_results(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
+                     n_frames: Optional[int] = None) -> List[FrameResult]:
+    """Results for every frame of a sequence of ``n_frames`` frames from its ``n_frames - 1``
+    forward flows: the last frame has no forward flow and gets :func:`empty_result` (the DAVIS
+    protocol does not score last frames)."""
+    results = run_frames(model, flows, cfg, int(cfg.get("batch_size", 16)))
+    n_frames = len(flows) + 1 if n_frames is None else n_frames
+    results += [empty_result(flows[0].shape[:2])] * (n_frames - len(flows))
+    return results

@@ -1,0 +1,136 @@
+"""NIMS end to end: the pipeline on flows, and evaluate.py on DAVIS sequences and synthetic sets."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from nims import evaluate
+from nims.data.synthetic import layered_flow
+from nims.model import MotionClassifier, save_checkpoint
+from nims.pipeline import empty_result, oracle_mask, run_frames, sequence_results
+from nims.segmentation import Segmentation
+
+PIPELINE = OmegaConf.create({
+    "attribution": {"name": "lrp", "rules": {"first_layer": "zbeta", "other_layers": "zplus",
+                                             "bounds": "sample", "low": None, "high": None}},
+    "step2": {"name": "hierarchical", "beta": 1.6, "scale": "mad", "min_outliers": 50,
+              "max_layers": 32, "min_region": 50, "connectivity": 8},
+    "saliency": {"lam": 0.15, "mask_threshold": 0.0}, "batch_size": 4})
+
+
+def classifier(norm="batch", seed=0, input_size=(32, 48)):
+    torch.manual_seed(seed)
+    return MotionClassifier(input_size, (4, 8, 8), (5, 3, 3), norm).eval()
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path = tmp_path / "independent.pt"
+    save_checkpoint(path, classifier(), "independent", {})
+    return path
+
+
+def moving_square_flows(count=3):
+    layers = np.ones((60, 90), dtype=np.int32)
+    layers[20:40, 30:55] = 2
+    motions = [np.array([[0.5, 0.002, 0.0], [0.2, 0.0, 0.001]]),
+               np.array([[4.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])]
+    flow = layered_flow(layers, motions)
+    return [flow + np.float32(0.01 * k) for k in range(count)], layers == 2
+
+
+def test_pipeline_outputs_per_frame():
+    flows, _ = moving_square_flows()
+    results = run_frames(classifier(), flows, PIPELINE, batch_size=2)
+    assert len(results) == 3
+    for result in results:
+        assert result.relevance.shape == result.saliency.shape == result.mask.shape == (60, 90)
+        assert np.isfinite(result.logit)
+        assert not (result.mask & ~result.segmentation.salient_mask).any()
+        assert ((result.saliency >= 0) & (result.saliency < 1)).all()
+
+
+def test_last_frame_without_flow_is_empty():
+    flows, _ = moving_square_flows(2)
+    results = sequence_results(classifier(), flows, PIPELINE, n_frames=3)
+    assert len(results) == 3 and not results[-1].mask.any() and np.isnan(results[-1].logit)
+    assert empty_result((4, 5)).saliency.shape == (4, 5)
+
+
+def test_oracle_keeps_the_regions_mostly_inside_the_truth():
+    regions = np.zeros((4, 6), dtype=np.int32)
+    regions[:, :3] = 1
+    regions[:, 3:5] = 2
+    regions[:, 5] = 3
+    truth = np.zeros((4, 6), dtype=bool)
+    truth[:, 2:5] = True  # region 1 one third inside, region 2 fully, region 3 outside
+    segmentation = Segmentation(regions, np.zeros(4), np.zeros(0, int), np.zeros_like(truth))
+    assert np.array_equal(oracle_mask(segmentation, truth), regions == 2)
+
+
+def test_nims_on_real_davis_sequences(davis_root, tmp_path, compose_config, checkpoint):
+    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={checkpoint}",
+                                      "dataset.sequences=[car-shadow]", "logger=none",
+                                      f"dataset.cache_dir={tmp_path / 'cache'}",
+                                      "step2.scale=mad"])
+    score = evaluate.run(cfg)
+    folder = tmp_path / "run1"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["J&F"] == score and 0 <= score <= 1
+    assert 0 <= summary["classified_salient"] <= 1
+    assert summary["oracle_J_mean"] >= 0
+    masks = sorted((folder / "Segmentations" / "480p" / "nims" / "car-shadow").glob("*.png"))
+    assert len(masks) == 40
+    saliency = sorted((folder / "saliency" / "car-shadow").glob("*.png"))
+    assert len(saliency) == 40
+    assert json.loads((folder / "failures.json").read_text()) == {}
+    # Scoring the written masks as a results folder gives the same numbers (same code path).
+    rescored = compose_config("evaluate", [f"dataset.root={davis_root}", "logger=none",
+                                           f"predictions={folder / 'Segmentations/480p/nims'}",
+                                           "dataset.sequences=[car-shadow]"])
+    assert evaluate.run(rescored) == pytest.approx(score, abs=1e-9)
+    # resume=true in the same folder skips the written sequence and scores it again.
+    stamps = [path.stat().st_mtime_ns for path in masks]
+    again = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={checkpoint}",
+                                        "dataset.sequences=[car-shadow]", "logger=none",
+                                        f"dataset.cache_dir={tmp_path / 'cache'}", "resume=true",
+                                        "step2.scale=mad"], output_dir=folder)
+    assert evaluate.run(again) == pytest.approx(score, abs=1e-9)
+    assert [path.stat().st_mtime_ns for path in masks] == stamps
+
+
+def test_a_failing_sequence_does_not_lose_the_others(davis_root, tmp_path, compose_config,
+                                                     checkpoint):
+    import shutil
+
+    root = tmp_path / "DAVIS"
+    for kind in ("JPEGImages", "Annotations"):
+        for sequence in ("car-shadow", "libby"):
+            shutil.copytree(davis_root / kind / "480p" / sequence, root / kind / "480p" / sequence)
+    (root / "Annotations" / "480p" / "libby" / "00010.png").unlink()  # count mismatch
+    cfg = compose_config("evaluate", [f"dataset.root={root}", f"checkpoint={checkpoint}",
+                                      "dataset.sequences=[car-shadow,libby]", "logger=none",
+                                      f"dataset.cache_dir={tmp_path / 'cache'}"])
+    with pytest.raises(RuntimeError, match="libby"):
+        evaluate.run(cfg)
+    folder = tmp_path / "run1"
+    failures = json.loads((folder / "failures.json").read_text())
+    assert list(failures) == ["libby"] and "annotations" in failures["libby"]
+    assert json.loads((folder / "summary.json").read_text())["J_mean"] >= 0
+    assert len(list((folder / "Segmentations/480p/nims/car-shadow").glob("*.png"))) == 40
+
+
+def test_checkpoint_of_the_wrong_task_is_refused(davis_root, tmp_path, compose_config):
+    path = tmp_path / "crowd.pt"
+    save_checkpoint(path, classifier("instance"), "crowd", {})
+    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={path}",
+                                      "dataset.sequences=[car-shadow]", "logger=none"])
+    with pytest.raises(ValueError, match="task 'crowd', not 'independent'"):
+        evaluate.run(cfg)
+    missing = compose_config("evaluate", [f"dataset.root={davis_root}", "logger=none",
+                                          f"checkpoint={tmp_path / 'none.pt'}"])
+    with pytest.raises(FileNotFoundError, match="none.pt"):
+        evaluate.run(missing)
