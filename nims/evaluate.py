@@ -12,6 +12,9 @@
   has no forward flow: its mask is empty, and the protocol does not score it.
 - ``predictions=<dir>``: score an existing results folder (``<dir>/<sequence>/NNNNN.png``) with
   the same code, so any method lands in the same table.
+- ``dataset=video dataset.input=<file or folder>``: saliency maps, masks, ``overlay.mp4`` and
+  ``contact_sheet.png``; no ground truth.
+- ``figures=[[blackswan,10]]`` draws the paper's Fig. 4/5 panels for chosen DAVIS frames.
 - ``dataset=crowd_synth|independent_synth``: on the test videos, the classifier's frame
   accuracy and AP, and J as the paper computes it (salient frames classified salient) and over
   all salient frames.
@@ -32,6 +35,7 @@ from omegaconf import DictConfig
 from nims import metrics
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
+from nims.figures import frame_figure
 from nims.model import load_classifier
 from nims.pipeline import oracle_mask, sequence_results
 from nims.report import (markdown_table, run_dir, write_csv, write_json, write_resolved_config,
@@ -129,6 +133,12 @@ def nims_on_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -
         saliency_path = folder / "saliency" / sequence / name
         saliency_path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(saliency_path), np.round(result.saliency * 65535).astype(np.uint16))
+    for figure_sequence, figure_frame in cfg.get("figures") or []:
+        if figure_sequence == sequence and 0 <= int(figure_frame) < len(flows):
+            index = int(figure_frame)
+            frame_figure(davis.read_image(frames[index]), flows[index], results[index],
+                         folder / "figures" / f"{sequence}_{index:05d}.png",
+                         f"{sequence} frame {index}")
     logits = [r.logit for r in results if np.isfinite(r.logit)]
     write_json(folder / "classification" / f"{sequence}.json",
                {"logits": logits, "salient_rate": float(np.mean(np.array(logits) > 0))})
@@ -228,6 +238,44 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     return summary["J_mean_detected_salient"]
 
 
+def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
+    """NIMS on any video or frame folder: maps, masks, an overlay video and a contact sheet."""
+    from nims.data.video import read_frames
+    from nims.figures import overlay
+    from nims.visualize import side_by_side, write_png
+
+    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
+    source = Path(str(cfg.dataset.input))
+    frames = list(read_frames(source, cfg.dataset.max_frames, int(cfg.dataset.step)))
+    flows = sequence_flows(frames, cfg.flow, cfg.dataset.cache_dir, "video",
+                           f"{source.stem}-step{cfg.dataset.step}")
+    results = sequence_results(model, flows, cfg, len(frames))
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(folder / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10,
+                             (2 * width, height))
+    for index, (frame, result) in enumerate(zip(frames, results)):
+        _write_mask(folder / "masks" / f"{index:05d}.png", result.mask)
+        saliency_path = folder / "saliency" / f"{index:05d}.png"
+        saliency_path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(saliency_path), np.round(result.saliency * 65535).astype(np.uint16))
+        heat = cv2.applyColorMap((255 * result.saliency).astype(np.uint8), cv2.COLORMAP_MAGMA)
+        writer.write(np.hstack([cv2.cvtColor(overlay(frame, result.mask), cv2.COLOR_RGB2BGR),
+                                heat]))
+    writer.release()
+    chosen = np.linspace(0, len(flows) - 1, min(4, len(flows))).round().astype(int)
+    sheet = np.vstack([side_by_side([overlay(frames[i], results[i].mask),
+                                     (255 * results[i].saliency).astype(np.uint8)], height=180)
+                       for i in chosen])
+    write_png(folder / "contact_sheet.png", sheet)
+    logits = np.array([r.logit for r in results[:-1]])
+    summary = {"frames": len(frames), "classified_salient": float(np.mean(logits > 0)),
+               "mean_salient_area": float(np.mean([r.mask.mean() for r in results]))}
+    write_json(folder / "summary.json", summary)
+    tracker.summary(summary)
+    print(f"{len(frames)} frames of {source}: maps, masks, overlay.mp4 and contact_sheet.png in "
+          f"{folder}")
+
+
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     folder = run_dir(cfg)
@@ -239,6 +287,8 @@ def run(cfg: DictConfig) -> Optional[float]:
             return run_davis(cfg, folder, tracker)
         if cfg.dataset.name in ("crowd_synth", "independent_synth"):
             return run_synthetic(cfg, folder, tracker)
+        if cfg.dataset.name == "video":
+            return run_video(cfg, folder, tracker)
         raise ValueError(f"evaluate.py does not know dataset={cfg.dataset.name}")
 
 

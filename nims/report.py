@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -76,3 +76,94 @@ def write_summary(folder: Path, summary: Dict[str, float], title: str) -> str:
                                                           if c in summary])
     (folder / "summary.md").write_text(table)
     return table
+
+
+def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
+    """One row per job folder of a multirun: its overrides and its ``summary.json``.
+
+    Jobs that failed or have not finished (no summary) get a row with ``status`` saying so,
+    so a partial sweep still reports what it has.
+    """
+    sweep = Path(sweep)
+    if not sweep.is_dir():
+        raise FileNotFoundError(f"sweep folder {sweep} does not exist")
+    rows = []
+    jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()),
+                  key=lambda p: int(p.name))
+    if not jobs:
+        raise FileNotFoundError(f"{sweep} holds no job folder (0/, 1/, ...): is it a multirun "
+                                "sweep folder?")
+    for job in jobs:
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
+        row: Dict[str, object] = {"job": int(job.name)}
+        for override in overrides:
+            key, _, value = str(override).partition("=")
+            row[key.lstrip("+~")] = value
+        summary_file = job / "summary.json"
+        if summary_file.is_file():
+            row.update(json.loads(summary_file.read_text()))
+            row["status"] = "done"
+        else:
+            row["status"] = "no summary (failed or unfinished)"
+        rows.append(row)
+    return rows
+
+
+def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
+    """J and F means against the one swept value that varies (if there is one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [row for row in rows if row.get("status") == "done"]
+    varying = [key for key in (done[0] if done else {})
+               if key not in ("job", "status") and key not in SUMMARY_COLUMNS
+               and isinstance(done[0][key], str) and len({str(r.get(key)) for r in done}) > 1]
+    if not done or not varying:
+        return None
+    key = varying[0]
+    try:
+        done.sort(key=lambda r: float(r[key]))
+        positions = [float(r[key]) for r in done]
+    except ValueError:
+        positions = list(range(len(done)))
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for measure in ("J_mean", "F_mean", "J&F"):
+        if measure in done[0]:
+            axis.plot(positions, [r[measure] for r in done], marker="o", label=measure)
+    axis.set_xlabel(key)
+    axis.set_ylabel("score")
+    if positions != list(range(len(done))):
+        axis.set_xticks(positions)
+    else:
+        axis.set_xticks(positions, [str(r[key]) for r in done])
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def main(argv=None) -> None:
+    """``python -m nims.report <sweep dir>``: sweep.csv, sweep.md and sweep.png in the folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("sweep", type=Path, help="the multirun folder (holding 0/, 1/, ...)")
+    arguments = parser.parse_args(argv)
+    rows = collect_sweep(arguments.sweep)
+    write_csv(arguments.sweep / "sweep.csv", rows)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = markdown_table(rows, columns)
+    (arguments.sweep / "sweep.md").write_text(table)
+    figure = plot_sweep(rows, arguments.sweep / "sweep.png")
+    print(table)
+    if figure:
+        print(f"plot: {figure}")
+
+
+if __name__ == "__main__":
+    main()

@@ -135,3 +135,20 @@ def test_wandb_offline_run_is_written_in_the_run_folder(davis_root, tmp_path, co
     assert cfg.logger.mode == "offline"
     evaluate.run(cfg)
     assert list((tmp_path / "run1" / "wandb").glob("offline-run-*"))
+
+
+def test_sweep_report_collects_every_job_and_tolerates_missing_ones(davis_root, tmp_path):
+    predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "evaluate.py", "-m", f"dataset.root={davis_root}",
+               f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
+               "beta=1.2,1.6", f"hydra.sweep.dir={sweep}"]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    (sweep / "2").mkdir()  # a job that died before writing its summary
+    report = subprocess.run([sys.executable, "-m", "nims.report", str(sweep)], cwd=REPO,
+                            check=True, capture_output=True, text=True, timeout=120)
+    assert "J&F" in report.stdout
+    lines = (sweep / "sweep.csv").read_text().splitlines()
+    assert len(lines) == 4 and "beta" in lines[0]
+    assert "no summary" in lines[3]
+    assert (sweep / "sweep.md").is_file() and (sweep / "sweep.png").stat().st_size > 0

@@ -134,3 +134,29 @@ def test_checkpoint_of_the_wrong_task_is_refused(davis_root, tmp_path, compose_c
                                           f"checkpoint={tmp_path / 'none.pt'}"])
     with pytest.raises(FileNotFoundError, match="none.pt"):
         evaluate.run(missing)
+
+
+def test_nims_on_a_real_video(tmp_path, compose_config, checkpoint):
+    from tests.conftest import shared_path
+
+    video = shared_path("videos", "vtest.avi")
+    cfg = compose_config("evaluate", ["dataset=video", f"dataset.input={video}",
+                                      "dataset.max_frames=6", "dataset.step=2", "logger=none",
+                                      f"checkpoint={checkpoint}",
+                                      f"dataset.cache_dir={tmp_path / 'cache'}"])
+    evaluate.run(cfg)
+    folder = tmp_path / "run1"
+    assert len(list((folder / "masks").glob("*.png"))) == 6
+    assert len(list((folder / "saliency").glob("*.png"))) == 6
+    assert (folder / "overlay.mp4").stat().st_size > 0
+    assert (folder / "contact_sheet.png").stat().st_size > 0
+    assert json.loads((folder / "summary.json").read_text())["frames"] == 6
+
+
+def test_figures_for_chosen_davis_frames(davis_root, tmp_path, compose_config, checkpoint):
+    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={checkpoint}",
+                                      "dataset.sequences=[car-shadow]", "logger=none",
+                                      f"dataset.cache_dir={tmp_path / 'cache'}",
+                                      "figures=[[car-shadow,5]]"])
+    evaluate.run(cfg)
+    assert (tmp_path / "run1" / "figures" / "car-shadow_00005.png").stat().st_size > 0

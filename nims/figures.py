@@ -1,0 +1,56 @@
+"""Figures like the paper's Fig. 4/5: image, flow, relevance, mask overlay, saliency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from nims.flow import flow_to_color
+from nims.pipeline import FrameResult
+
+
+def overlay(image_bgr: np.ndarray, mask: np.ndarray, colour=(255, 60, 0)) -> np.ndarray:
+    """RGB image with the mask tinted and outlined."""
+    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
+    rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.array(colour, dtype=np.float32)
+    outlined = rgb.astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(outlined, contours, -1, colour, 2)
+    return outlined
+
+
+def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, path: Path,
+                 title: str = "") -> Path:
+    """Save a one-row figure of a frame's NIMS stages as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("image", cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), None),
+              ("optical flow", flow_to_color(flow), None),
+              (f"relevance (logit {result.logit:.2f})", result.relevance, "RdBu_r"),
+              ("R_sal", overlay(image_bgr, result.segmentation.salient_mask), None),
+              ("saliency map", result.saliency, "magma")]
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.4))
+    for axis, (name, picture, colour_map) in zip(axes, panels):
+        if colour_map == "RdBu_r":
+            limit = max(float(np.abs(picture).max()), 1e-12)
+            axis.imshow(picture, cmap=colour_map, vmin=-limit, vmax=limit)
+        elif colour_map is not None:
+            axis.imshow(picture, cmap=colour_map, vmin=0, vmax=1)
+        else:
+            axis.imshow(picture)
+        axis.set_title(name, fontsize=9)
+        axis.axis("off")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
