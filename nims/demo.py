@@ -1,8 +1,14 @@
-"""``python demo.py``: flow, motion layers and candidate regions of one frame, as PNGs.
+"""``python demo.py`` (``make demo``): NIMS end to end on something real, in a few minutes.
 
-On a DAVIS-layout sequence when ``dataset.root`` holds one, otherwise on a built-in synthetic
-scene (textured background moved by the camera, elliptic objects moving on their own), whose
-flow is estimated by the configured backend like any video's.
+With ``dataset.root`` holding a DAVIS-layout dataset: NIMS on ``demo.sequence``. Otherwise on a
+small built-in synthetic video of the task (``independent_synth`` or ``crowd_synth``, rendered,
+its flow estimated like any video's). The classifier is the task's shipped checkpoint
+(``checkpoints/<task>.pt``); without one, a classifier is trained briefly first.
+
+Writes in the run folder, for the chosen frames: ``figure_NNNNN.png`` (image, flow, relevance,
+R_sal, saliency), ``layers_NNNNN.png`` and ``candidate_regions_NNNNN.png`` (step 2), plus
+``flow.flo`` of the first one, ``demo.json`` (J of each frame against its ground truth) and
+``overview.png``.
 """
 
 from __future__ import annotations
@@ -10,57 +16,90 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from nims import metrics
 from nims.data import davis
-from nims.data.synthetic import random_scene
-from nims.flow import flow_to_color, make_flow_estimator, write_flow
+from nims.data.flow_cache import sequence_flows
+from nims.figures import frame_figure
+from nims.flow import write_flow
+from nims.model import load_classifier
+from nims.pipeline import run_frames
 from nims.report import run_dir, write_json, write_resolved_config
-from nims.segmentation import connected_regions, motion_layers
 from nims.visualize import label_image, side_by_side, write_png
 
 log = logging.getLogger(__name__)
 
 
-def load_frames(cfg: DictConfig):
-    """The demo's frame pair (BGR uint8) and where it comes from."""
+def demo_video(cfg: DictConfig):
+    """Frames (BGR), ground-truth masks and a description of the demo's input."""
     root = Path(str(cfg.dataset.root))
     if (root / "JPEGImages").is_dir():
-        frames = davis.image_paths(root, cfg.demo.sequence, cfg.dataset.resolution)
-        index = int(cfg.demo.frame)
-        if not 0 <= index < len(frames) - 1:
-            raise ValueError(f"demo.frame must be in [0, {len(frames) - 2}] for "
-                             f"{cfg.demo.sequence!r}, got {index}")
-        source = f"DAVIS {cfg.demo.sequence} frame {index}"
-        return davis.read_image(frames[index]), davis.read_image(frames[index + 1]), source
-    scene = random_scene(n_objects=int(cfg.demo.synthetic_objects), seed=int(cfg.seed))
-    return scene.frame0, scene.frame1, f"synthetic scene (seed {cfg.seed}; no DAVIS at {root})"
+        frame_paths, annotation_paths = davis.check_sequence(root, cfg.demo.sequence)
+        count = min(len(frame_paths), int(cfg.demo.frames) + 1)
+        frames = [davis.read_image(path) for path in frame_paths[:count]]
+        truths = [davis.read_mask(path) for path in annotation_paths[:count]]
+        return frames, truths, f"DAVIS {cfg.demo.sequence}", "davis2016", cfg.demo.sequence
+    from nims.data.synthetic_sets import build_set
+
+    synthetic = OmegaConf.create({"name": f"{cfg.task.name}_synth", "videos": 3,
+                                  "frames": int(cfg.demo.frames), "size": [128, 224],
+                                  "salient_fraction": 1.0, "flow_source": "estimated",
+                                  "cache_dir": cfg.demo.cache_dir, "seed": int(cfg.seed)})
+    folder = build_set(synthetic, cfg.flow, progress=False) / "video_0000"
+    frames = list(np.load(folder / "frames.npy"))
+    truths = list(np.load(folder / "masks.npy")) + [np.zeros(frames[0].shape[:2], bool)]
+    return frames, truths, f"synthetic {synthetic.name} video (no DAVIS at {root})", \
+        synthetic.name, "video_0000"
+
+
+def classifier(cfg: DictConfig, folder: Path):
+    """The task's shipped checkpoint, or one trained briefly into the run folder."""
+    checkpoint = Path(str(cfg.checkpoint))
+    if checkpoint.is_file():
+        return load_classifier(checkpoint, expected_task=cfg.task.name), str(checkpoint)
+    from hydra import compose
+    from nims import train
+
+    log.warning("no checkpoint at %s: training a classifier briefly", checkpoint)
+    train_cfg = compose("train", [f"task={cfg.task.name}", "logger=none", "train.epochs=2",
+                                  f"dataset.videos={int(cfg.demo.train_videos)}",
+                                  "train.progress=false"],
+                        return_hydra_config=True)
+    with open_dict(train_cfg):
+        train_cfg.hydra.runtime.output_dir = str(folder / "training")
+    train.run(train_cfg)
+    return load_classifier(folder / "training" / "best.pt"), "trained in this run"
 
 
 def run(cfg: DictConfig) -> dict:
     folder = run_dir(cfg)
     write_resolved_config(cfg, folder)
-    frame0, frame1, source = load_frames(cfg)
-    flow = make_flow_estimator(cfg.flow)(frame0, frame1)
-    step2 = cfg.step2
-    layers = motion_layers(flow, step2.beta, step2.scale, step2.min_outliers, step2.max_layers)
-    regions = connected_regions(layers, step2.min_region, step2.connectivity)
-
-    write_flow(folder / "flow.flo", flow)
-    rgb = cv2.cvtColor(frame0, cv2.COLOR_BGR2RGB)
-    pictures = {"frame.png": rgb, "flow.png": flow_to_color(flow),
-                "layers.png": label_image(layers), "candidate_regions.png": label_image(regions)}
-    for name, picture in pictures.items():
-        write_png(folder / name, picture)
-    write_png(folder / "overview.png", side_by_side(list(pictures.values())))
-    layer_sizes = np.bincount(layers.ravel())[1:] / layers.size
-    result = {"source": source, "flow": cfg.flow.name, "layers": int(layers.max()),
-              "layer_fractions": [round(float(f), 4) for f in layer_sizes],
-              "candidate_regions": int(regions.max())}
-    write_json(folder / "demo.json", result)
-    print(f"{source}: {result['layers']} motion layers (first covers "
-          f"{100 * layer_sizes[0]:.1f}% of the frame), {result['candidate_regions']} candidate "
-          f"regions\npictures in {folder}")
-    return result
+    frames, truths, source, dataset_name, sequence = demo_video(cfg)
+    model, model_source = classifier(cfg, folder)
+    flows = sequence_flows(frames, cfg.flow, cfg.demo.cache_dir, dataset_name, sequence)
+    results = run_frames(model, flows, cfg)
+    jaccards = [metrics.jaccard(result.mask, truth) for result, truth in zip(results, truths)]
+    chosen = sorted({0, len(flows) // 2, len(flows) - 1})
+    overview = []
+    for index in chosen:
+        result = results[index]
+        frame_figure(frames[index], flows[index], result, folder / f"figure_{index:05d}.png",
+                     f"{source}, frame {index}: J = {jaccards[index]:.2f}")
+        if result.segmentation.layers is not None:
+            write_png(folder / f"layers_{index:05d}.png", label_image(result.segmentation.layers))
+        write_png(folder / f"candidate_regions_{index:05d}.png",
+                  label_image(result.segmentation.candidate_regions))
+        overview.append(side_by_side([frames[index][..., ::-1], label_image(
+            result.segmentation.candidate_regions), (255 * result.saliency).astype(np.uint8)]))
+    write_flow(folder / "flow.flo", flows[chosen[0]])
+    write_png(folder / "overview.png", np.vstack(overview))
+    summary = {"source": source, "classifier": model_source, "flow": cfg.flow.name,
+               "step2": cfg.step2.name, "frames": len(flows),
+               "classified_salient": float(np.mean([r.logit > 0 for r in results])),
+               "J_mean": float(np.mean(jaccards)), "J_per_frame": [round(j, 4) for j in jaccards]}
+    write_json(folder / "demo.json", summary)
+    print(f"{source}: NIMS on {len(flows)} frames with {model_source}; J mean "
+          f"{summary['J_mean']:.3f}; figures in {folder}")
+    return summary

@@ -11,9 +11,16 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def run_dir(cfg: DictConfig) -> Path:
-    """The Hydra output folder of the running job (created if needed)."""
+    """The output folder of the running job (created if needed): the config's own
+    ``hydra.runtime.output_dir`` when it carries one (a config composed inside another run),
+    else the running Hydra job's."""
     from hydra.core.hydra_config import HydraConfig
 
+    own = OmegaConf.select(cfg, "hydra.runtime.output_dir", default=None)
+    if own:
+        path = Path(own)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     if not HydraConfig.initialized():
         raise RuntimeError(
             "no Hydra run folder: call through the entry point, or set the Hydra config "
@@ -23,12 +30,16 @@ def run_dir(cfg: DictConfig) -> Path:
     return path
 
 
+def resolved_config(cfg: DictConfig) -> dict:
+    """The config as a plain dict, interpolations resolved, without Hydra's own node."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                                  resolve=True)
+
+
 def write_resolved_config(cfg: DictConfig, folder: Path) -> Path:
     """Save the fully resolved config (without Hydra's own node) as ``config.yaml``."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("hydra", None)
     path = folder / "config.yaml"
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
     return path
 
 

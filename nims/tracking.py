@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 
 class Tracker:
@@ -89,10 +89,10 @@ def tracking_run(cfg: DictConfig, job_type: str, folder: Path) -> Iterator[Track
         raise ValueError(f"logger.name must be 'wandb' or 'none', got {logger.name!r}")
     import wandb
 
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config.pop("hydra", None)
+    from nims.report import resolved_config
+
     with wandb.init(project=logger.project, entity=logger.entity,
-                    group=logger.group or _sweep_group(), job_type=job_type, config=config,
+                    group=logger.group or _sweep_group(), job_type=job_type, config=resolved_config(cfg),
                     dir=str(folder), mode=logger.mode, name=folder.name,
                     settings=wandb.Settings(silent=True)) as run:
         yield WandbTracker(run)

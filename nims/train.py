@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -26,7 +26,7 @@ from tqdm import tqdm
 from nims.data.scenes import build_scenes
 from nims.data.synthetic_sets import GENERATORS, build_synthetic_frames
 from nims.model import build_model, load_checkpoint, save_checkpoint
-from nims.report import run_dir, write_csv, write_json, write_resolved_config
+from nims.report import resolved_config, run_dir, write_csv, write_json, write_resolved_config
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -143,8 +143,7 @@ def run(cfg: DictConfig) -> Optional[float]:
                                  num_workers=int(cfg.train.num_workers))
                for split, data in datasets.items()}
     model = build_model(cfg.model, cfg.task)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config.pop("hydra", None)
+    config = resolved_config(cfg)
 
     start_epoch, best_ap, history = 0, -1.0, []
     if cfg.get("init_from"):

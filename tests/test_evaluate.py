@@ -137,18 +137,59 @@ def test_wandb_offline_run_is_written_in_the_run_folder(davis_root, tmp_path, co
     assert list((tmp_path / "run1" / "wandb").glob("offline-run-*"))
 
 
-def test_sweep_report_collects_every_job_and_tolerates_missing_ones(davis_root, tmp_path):
-    predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
+def test_nims_sweep_and_its_report(davis_root, tmp_path):
+    # A 2-job NIMS multirun on a real sequence (random classifier: the plumbing is under test),
+    # then the report, which must also tolerate a job that left no summary.
+    import torch
+
+    from nims.model import MotionClassifier, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "independent.pt"
+    save_checkpoint(checkpoint, MotionClassifier((32, 48), (4, 8, 8)).eval(), "independent", {})
     sweep = tmp_path / "sweep"
     command = [sys.executable, "evaluate.py", "-m", f"dataset.root={davis_root}",
-               f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
-               "beta=1.2,1.6", f"hydra.sweep.dir={sweep}"]
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+               f"checkpoint={checkpoint}", "dataset.sequences=[car-shadow]", "logger=none",
+               f"dataset.cache_dir={tmp_path / 'cache'}", "step2.beta=1.2,1.6",
+               f"hydra.sweep.dir={sweep}"]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
+    for job in ("0", "1"):
+        assert (sweep / job / "Segmentations" / "480p" / "nims" / "car-shadow").is_dir()
+        assert 0 <= json.loads((sweep / job / "summary.json").read_text())["J&F"] <= 1
     (sweep / "2").mkdir()  # a job that died before writing its summary
     report = subprocess.run([sys.executable, "-m", "nims.report", str(sweep)], cwd=REPO,
                             check=True, capture_output=True, text=True, timeout=120)
     assert "J&F" in report.stdout
     lines = (sweep / "sweep.csv").read_text().splitlines()
-    assert len(lines) == 4 and "beta" in lines[0]
+    assert len(lines) == 4 and "step2.beta" in lines[0]
     assert "no summary" in lines[3]
     assert (sweep / "sweep.md").is_file() and (sweep / "sweep.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_sweep(davis_root, tmp_path):
+    # The SLURM launcher's local twin: same submitit machinery, jobs run as local processes.
+    predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "evaluate.py", "-m", "hydra/launcher=submitit_local",
+               "hydra.launcher.timeout_min=10", f"dataset.root={davis_root}",
+               f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
+               "beta=1.2,1.6", f"hydra.sweep.dir={sweep}"]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
+    for job in ("0", "1"):
+        assert json.loads((sweep / job / "summary.json").read_text())["J&F"] == 1.0
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("evaluate", ["hydra/launcher=slurm", "hydra.launcher.partition=cpu"],
+                      return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.launcher.partition == "cpu" and cfg.hydra.launcher.cpus_per_task == 4
+    assert "SlurmLauncher" in cfg.hydra.launcher._target_

@@ -31,7 +31,8 @@ class IndependentConfig:
     sideways: Tuple[float, float] = (0.05, 0.2)  # lateral translation, either direction
     yaw_rate: float = 0.01
     pitch_rate: float = 0.004
-    mover_speed: Tuple[float, float] = (0.08, 0.25)
+    mover_speed: Tuple[float, float] = (0.15, 0.4)
+    mover_depth: Tuple[float, float] = (4.0, 10.0)  # ahead of the camera's final position
     min_visible: int = 15
 
 
@@ -68,8 +69,8 @@ def independent_video(config: IndependentConfig, seed: int, salient: bool):
                               texture(rng, 32), "rect", OTHER_OBJECT, 30.0))
     movers = []
     for _ in range(int(rng.integers(config.movers[0], config.movers[1] + 1)) if salient else 0):
-        depth = travelled + rng.uniform(5.0, 14.0)
-        size_x, size_y = rng.uniform(0.6, 2.2), rng.uniform(0.8, 1.8)
+        depth = travelled + rng.uniform(*config.mover_depth)
+        size_x, size_y = rng.uniform(0.8, 2.2), rng.uniform(1.0, 2.0)
         lateral = rng.uniform(-0.35, 0.35) * depth * width / focal
         angle = rng.uniform(0, 2 * np.pi)
         movers.append({"surface": Surface(np.array([lateral, camera_height - size_y, depth]),

@@ -30,7 +30,7 @@ from nims.data.independent import IndependentConfig, independent_video
 from nims.data.render import SALIENT, cast, shade, surface_flow
 from nims.flow import make_flow_estimator, resize_flow
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump whenever a generator changes what it draws
 GENERATORS = {"crowd_synth": (CrowdConfig, crowd_video),
               "independent_synth": (IndependentConfig, independent_video)}
 SPLITS = ("train", "val", "test")
