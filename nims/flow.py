@@ -200,6 +200,18 @@ def _check_pair(image0: np.ndarray, image1: np.ndarray) -> None:
             raise ValueError(f"{name}: expected uint8 pixels, got {image.dtype}")
 
 
+def _solver_estimator(solver, colour: bool = False) -> FlowEstimator:
+    """``estimate(image0, image1)`` around an OpenCV dense optical flow object."""
+
+    def estimate(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
+        _check_pair(image0, image1)
+        if colour:
+            return solver.calc(_to_bgr(image0), _to_bgr(image1), None)
+        return solver.calc(_to_gray(image0, "image0"), _to_gray(image1, "image1"), None)
+
+    return estimate
+
+
 @FLOW_BACKENDS.register("dis")
 def dis_estimator(preset: str = "medium", variational_refinement_iterations: Optional[int] = None,
                   **_: object) -> FlowEstimator:
@@ -212,12 +224,7 @@ def dis_estimator(preset: str = "medium", variational_refinement_iterations: Opt
     solver = cv2.DISOpticalFlow_create(presets[preset])
     if variational_refinement_iterations is not None:
         solver.setVariationalRefinementIterations(int(variational_refinement_iterations))
-
-    def estimate(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
-        _check_pair(image0, image1)
-        return solver.calc(_to_gray(image0, "image0"), _to_gray(image1, "image1"), None)
-
-    return estimate
+    return _solver_estimator(solver)
 
 
 @FLOW_BACKENDS.register("farneback")
@@ -251,12 +258,7 @@ def tvl1_estimator(tau: float = 0.25, lambda_: float = 0.15, theta: float = 0.3,
     _require_contrib("tvl1")
     solver = cv2.optflow.DualTVL1OpticalFlow_create(
         tau=tau, lambda_=lambda_, theta=theta, nscales=scales, warps=warps, epsilon=epsilon)
-
-    def estimate(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
-        _check_pair(image0, image1)
-        return solver.calc(_to_gray(image0, "image0"), _to_gray(image1, "image1"), None)
-
-    return estimate
+    return _solver_estimator(solver)
 
 
 @FLOW_BACKENDS.register("deepflow")
@@ -264,12 +266,7 @@ def deepflow_estimator(**_: object) -> FlowEstimator:
     """DeepFlow (Weinzaepfel et al. 2013), OpenCV contrib: accurate, slow."""
     _require_contrib("deepflow")
     solver = cv2.optflow.createOptFlow_DeepFlow()
-
-    def estimate(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
-        _check_pair(image0, image1)
-        return solver.calc(_to_gray(image0, "image0"), _to_gray(image1, "image1"), None)
-
-    return estimate
+    return _solver_estimator(solver)
 
 
 @FLOW_BACKENDS.register("rlof")
@@ -277,12 +274,7 @@ def rlof_estimator(**_: object) -> FlowEstimator:
     """Dense robust local optical flow (Senst et al.), OpenCV contrib; needs colour frames."""
     _require_contrib("rlof")
     solver = cv2.optflow.createOptFlow_DenseRLOF()
-
-    def estimate(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
-        _check_pair(image0, image1)
-        return solver.calc(_to_bgr(image0), _to_bgr(image1), None)
-
-    return estimate
+    return _solver_estimator(solver, colour=True)
 
 
 @FLOW_BACKENDS.register("pcaflow")
@@ -290,12 +282,7 @@ def pcaflow_estimator(**_: object) -> FlowEstimator:
     """PCA-Flow (Wulff & Black 2015), OpenCV contrib: smooth layered prior, fast."""
     _require_contrib("pcaflow")
     solver = cv2.optflow.createOptFlow_PCAFlow()
-
-    def estimate(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
-        _check_pair(image0, image1)
-        return solver.calc(_to_gray(image0, "image0"), _to_gray(image1, "image1"), None)
-
-    return estimate
+    return _solver_estimator(solver)
 
 
 @FLOW_BACKENDS.register("raft")

@@ -107,7 +107,8 @@ def test_registry_lists_backends_and_rejects_unknown():
         make_flow_estimator({"name": "nope"})
 
 
-@pytest.mark.parametrize("name, max_error", [("dis", 0.35), ("farneback", 0.6)])
+@pytest.mark.parametrize("name, max_error", [("dis", 0.35), ("farneback", 0.6), ("tvl1", 0.6),
+                                             ("deepflow", 0.6), ("rlof", 0.6), ("pcaflow", 0.8)])
 def test_backend_recovers_known_flow(name, max_error):
     scene = random_scene((120, 200), n_objects=1, seed=3)
     flow = make_flow_estimator({"name": name})(scene.frame0, scene.frame1)
