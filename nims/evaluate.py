@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from nims import metrics
 from nims.data import davis
@@ -43,7 +44,6 @@ from nims.report import (markdown_table, run_dir, write_csv, write_json, write_r
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
-METHOD = "nims"
 
 
 def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
@@ -105,43 +105,75 @@ def _write_mask(path: Path, mask: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
-def sequence_done(folder: Path, sequence: str, n_frames: int) -> bool:
-    masks = folder / "Segmentations" / "480p" / METHOD / sequence
+def sequence_done(folder: Path, method: str, sequence: str, n_frames: int) -> bool:
+    masks = folder / "Segmentations" / "480p" / method / sequence
     return masks.is_dir() and len(list(masks.glob("*.png"))) == n_frames and (
         folder / "classification" / f"{sequence}.json").is_file()
 
 
-def nims_on_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -> None:
-    """Run NIMS on one DAVIS sequence and write its masks, saliency and oracle masks."""
-    import torch
+def _write_saliency(path: Path, saliency: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.round(saliency * 65535).astype(np.uint16))
 
-    torch.set_num_threads(1 if int(cfg.num_workers) > 1 else int(cfg.threads))
-    frames, annotations = davis.check_sequence(root, sequence, cfg.dataset.resolution)
-    if cfg.resume and sequence_done(folder, sequence, len(frames)):
-        log.info("%s: already written, skipped (resume=true)", sequence)
-        return
+
+def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
+                     folder: Path) -> List[float]:
+    """NIMS on one sequence: masks, saliency, oracle masks and figures; returns the logits."""
     model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
-    flows = sequence_flows(davis.FrameSequence(frames), cfg.flow, cfg.dataset.cache_dir,
-                           "davis2016", sequence)
     results = sequence_results(model, flows, cfg, len(frames))
     for index, (result, annotation_path) in enumerate(zip(results, annotations)):
         name = f"{index:05d}.png"
-        _write_mask(folder / "Segmentations" / "480p" / METHOD / sequence / name, result.mask)
+        _write_mask(folder / "Segmentations" / "480p" / "nims" / sequence / name, result.mask)
         truth = davis.read_mask(annotation_path, result.mask.shape)
         _write_mask(folder / "Segmentations" / "480p" / "oracle" / sequence / name,
                     oracle_mask(result.segmentation, truth))
-        saliency_path = folder / "saliency" / sequence / name
-        saliency_path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(saliency_path), np.round(result.saliency * 65535).astype(np.uint16))
+        _write_saliency(folder / "saliency" / sequence / name, result.saliency)
     for figure_sequence, figure_frame in cfg.get("figures") or []:
         if figure_sequence == sequence and 0 <= int(figure_frame) < len(flows):
             index = int(figure_frame)
             frame_figure(davis.read_image(frames[index]), flows[index], results[index],
                          folder / "figures" / f"{sequence}_{index:05d}.png",
                          f"{sequence} frame {index}")
-    logits = [r.logit for r in results if np.isfinite(r.logit)]
+    return [r.logit for r in results if np.isfinite(r.logit)]
+
+
+def dominant_motion_on_sequence(cfg: DictConfig, frames, flows, sequence: str,
+                                folder: Path) -> List[float]:
+    """The dominant-motion baseline on one sequence (no classifier: no logits)."""
+    from nims.baselines import dominant_motion_mask, residual_magnitude
+
+    for index in range(len(frames)):
+        name = f"{index:05d}.png"
+        if index < len(flows):
+            mask = dominant_motion_mask(flows[index], cfg.method.threshold,
+                                        int(cfg.method.min_region))
+            saliency = 1 - np.exp(-float(cfg.saliency.lam) * residual_magnitude(flows[index]))
+        else:  # the last frame has no forward flow
+            mask = np.zeros(flows[0].shape[:2], dtype=bool)
+            saliency = np.zeros(mask.shape)
+        _write_mask(folder / "Segmentations" / "480p" / "dominant_motion" / sequence / name, mask)
+        _write_saliency(folder / "saliency" / sequence / name, saliency)
+    return []
+
+
+def segment_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -> None:
+    """Run the configured method on one DAVIS sequence and write its outputs."""
+    import torch
+
+    torch.set_num_threads(1 if int(cfg.num_workers) > 1 else int(cfg.threads))
+    frames, annotations = davis.check_sequence(root, sequence, cfg.dataset.resolution)
+    if cfg.resume and sequence_done(folder, cfg.method.name, sequence, len(frames)):
+        log.info("%s: already written, skipped (resume=true)", sequence)
+        return
+    flows = sequence_flows(davis.FrameSequence(frames), cfg.flow, cfg.dataset.cache_dir,
+                           "davis2016", sequence)
+    if cfg.method.name == "nims":
+        logits = nims_on_sequence(cfg, frames, annotations, flows, sequence, folder)
+    else:
+        logits = dominant_motion_on_sequence(cfg, frames, flows, sequence, folder)
+    rate = float(np.mean(np.array(logits) > 0)) if logits else float("nan")
     write_json(folder / "classification" / f"{sequence}.json",
-               {"logits": logits, "salient_rate": float(np.mean(np.array(logits) > 0))})
+               {"logits": logits, "salient_rate": rate})
     log.info("%s: %d frames done", sequence, len(frames))
 
 
@@ -150,17 +182,23 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
 
     root = davis.resolve_root(cfg.dataset.root)
     sequences = selected_sequences(cfg, root)
-    load_classifier(cfg.checkpoint, expected_task=cfg.task.name)  # fail before any sequence
+    method = cfg.method.name
+    if method not in ("nims", "dominant_motion"):
+        raise ValueError(f"method must be 'nims' or 'dominant_motion', got {method!r}")
+    if method == "nims":
+        load_classifier(cfg.checkpoint, expected_task=cfg.task.name)  # fail before any sequence
 
     def guarded(sequence):
         try:
-            nims_on_sequence(cfg, root, sequence, folder)
+            segment_sequence(cfg, root, sequence, folder)
             return sequence, None
         except Exception as error:  # reported by name below; the other sequences go on
             return sequence, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
 
-    outcomes = Parallel(n_jobs=int(cfg.num_workers), backend="loky")(
+    jobs = Parallel(n_jobs=int(cfg.num_workers), backend="loky", return_as="generator")(
         delayed(guarded)(sequence) for sequence in sequences)
+    outcomes = list(tqdm(jobs, total=len(sequences), desc="sequences",
+                         disable=not cfg.get("progress", True)))
     failures = {sequence: message for sequence, message in outcomes if message}
     write_json(folder / "failures.json", failures)
     for sequence, message in failures.items():
@@ -171,27 +209,35 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
         raise RuntimeError(f"every sequence failed ({reasons}); see {folder / 'failures.json'}")
 
     segmentations = folder / "Segmentations" / "480p"
-    per_frame, per_sequence = score_predictions(root, segmentations / METHOD, done,
+    per_frame, per_sequence = score_predictions(root, segmentations / method, done,
                                                 cfg.dataset.resolution, "0")
-    oracle_frames, oracle_sequence = score_predictions(root, segmentations / "oracle", done,
-                                                       cfg.dataset.resolution, "0")
-    for row, oracle_row in zip(per_frame, oracle_frames):
-        row.update({"oracle_J": oracle_row["J"], "oracle_F": oracle_row["F"]})
-    rates = [json.loads((folder / "classification" / f"{s}.json").read_text())["salient_rate"]
-             for s in done]
-    summary = {**metrics.dataset_summary(per_sequence), "classified_salient": float(np.mean(rates))}
-    oracle = metrics.dataset_summary(oracle_sequence)
-    summary.update({f"oracle_{key}": value for key, value in oracle.items()})
+    summary = metrics.dataset_summary(per_sequence)
+    table_title = (f"{method} on DAVIS-2016 ({len(done)} sequences, flow {cfg.flow.name}"
+                   + (f", step 2 {cfg.step2.name})" if method == "nims" else ")"))
+    oracle_table = ""
+    if method == "nims":
+        oracle_frames, oracle_sequence = score_predictions(root, segmentations / "oracle", done,
+                                                           cfg.dataset.resolution, "0")
+        for row, oracle_row in zip(per_frame, oracle_frames):
+            row.update({"oracle_J": oracle_row["J"], "oracle_F": oracle_row["F"]})
+        rates = [json.loads((folder / "classification" / f"{s}.json").read_text())[
+            "salient_rate"] for s in done]
+        oracle = metrics.dataset_summary(oracle_sequence)
+        summary.update({"classified_salient": float(np.mean(rates)),
+                        **{f"oracle_{key}": value for key, value in oracle.items()}})
+        oracle_table = "\nOracle selection (upper bound of step 2's regions):\n\n" + \
+            markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
     rows = sequence_rows(per_sequence)
     write_csv(folder / "per_frame.csv", per_frame)
     write_csv(folder / "per_sequence.csv", rows)
-    table = write_summary(folder, summary, f"NIMS on DAVIS-2016 ({len(done)} sequences, flow "
-                                           f"{cfg.flow.name}, step 2 {cfg.step2.name})")
-    table += "\nOracle selection (upper bound of step 2's regions):\n\n" + markdown_table(
-        [oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
+    table = write_summary(folder, summary, table_title) + oracle_table
     (folder / "summary.md").write_text(table)
     tracker.summary(summary)
     tracker.table("per_sequence", rows)
+    figures = sorted((folder / "figures").glob("*.png"))
+    if figures:
+        tracker.images("figures", [cv2.imread(str(p))[..., ::-1] for p in figures],
+                       [p.stem for p in figures])
     print(table)
     if failures:
         raise RuntimeError(f"{len(failures)} sequence(s) failed ({', '.join(failures)}): the "

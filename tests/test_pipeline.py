@@ -160,3 +160,28 @@ def test_figures_for_chosen_davis_frames(davis_root, tmp_path, compose_config, c
                                       "figures=[[car-shadow,5]]"])
     evaluate.run(cfg)
     assert (tmp_path / "run1" / "figures" / "car-shadow_00005.png").stat().st_size > 0
+
+
+def test_dominant_motion_baseline_on_a_real_sequence(davis_root, tmp_path, compose_config):
+    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", "method=dominant_motion",
+                                      "dataset.sequences=[car-shadow]", "logger=none",
+                                      f"dataset.cache_dir={tmp_path / 'cache'}",
+                                      f"checkpoint={tmp_path / 'not-needed.pt'}"])
+    score = evaluate.run(cfg)
+    folder = tmp_path / "run1"
+    masks = list((folder / "Segmentations" / "480p" / "dominant_motion" / "car-shadow").glob(
+        "*.png"))
+    assert len(masks) == 40 and 0 < score <= 1
+    assert "oracle_J_mean" not in json.loads((folder / "summary.json").read_text())
+
+
+def test_dominant_motion_mask_finds_an_independent_mover():
+    from nims.baselines import dominant_motion_mask, otsu_threshold
+
+    flows, truth = moving_square_flows(1)
+    mask = dominant_motion_mask(flows[0])
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.95
+    assert not dominant_motion_mask(flows[0], threshold=100.0).any()
+    assert otsu_threshold(np.zeros(5)) == 0.0
+    with pytest.raises(ValueError, match="method.threshold"):
+        dominant_motion_mask(flows[0], threshold=-1.0)
