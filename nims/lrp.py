@@ -27,7 +27,8 @@ import torch
 from torch.nn import functional as F
 
 from nims.flow import check_flow, resize_flow
-from nims.model import InterpretationNetwork, MotionClassifier, check_model_input, fold
+from nims.model import (InterpretationNetwork, MotionClassifier, check_model_input, fold,
+                        head_features)
 from nims.registry import Registry
 
 ATTRIBUTIONS: Registry = Registry("attribution")
@@ -109,6 +110,14 @@ def maxpool_winner_takes_all(pre_pool: torch.Tensor, relevance: torch.Tensor) ->
     return spread.reshape(pre_pool.shape)
 
 
+def global_max_winner_takes_all(features: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """Give each channel's relevance ``(B, C)`` to the position of its maximum in ``features``."""
+    spread = torch.zeros_like(features).flatten(2)
+    winners = features.flatten(2).argmax(dim=2, keepdim=True)
+    spread.scatter_(2, winners, relevance[..., None])
+    return spread.reshape(features.shape)
+
+
 def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Sequence[float]] = None,
                  high: Optional[Sequence[float]] = None,
                  model: Optional[MotionClassifier] = None):
@@ -142,8 +151,12 @@ def propagate(network: InterpretationNetwork, flow: torch.Tensor, low: torch.Ten
     """LRP through an interpretation network: z+ everywhere, z^beta on the first convolution."""
     logits, activations = network.forward(flow, keep=True)
     features = activations[-1]
-    relevance = zplus_linear(features.flatten(1), network.fc_weight[0], logits)
-    relevance = relevance.reshape(features.shape)
+    read = head_features(features, network.head)
+    relevance = zplus_linear(read, network.fc_weight[0], logits)
+    if network.head == "fc":
+        relevance = relevance.reshape(features.shape)
+    else:  # a global max-pool: each channel's relevance goes to its maximum's position
+        relevance = global_max_winner_takes_all(features, relevance)
     for index in reversed(range(len(network.blocks))):
         block = network.blocks[index]
         x = activations[index]

@@ -41,13 +41,19 @@ class MotionClassifier(nn.Module):
         Kernel sizes (zero padding keeps the spatial size until each max-pool halves it).
     norm : {"batch", "instance"}
         Normalisation of every block.
+    head : {"fc", "max"}
+        ``fc``: the linear layer reads the flattened last feature map (the paper's classifier);
+        ``max``: it reads each channel's global maximum, so a small salient object counts the
+        same wherever it is (translation invariance, far fewer weights).
     """
 
     def __init__(self, input_size: Sequence[int] = (96, 176), channels: Sequence[int] = (16, 32, 64),
-                 kernel_sizes: Sequence[int] = (5, 3, 3), norm: str = "batch"):
+                 kernel_sizes: Sequence[int] = (5, 3, 3), norm: str = "batch", head: str = "fc"):
         super().__init__()
         if norm not in ("batch", "instance"):
             raise ValueError(f"model.norm must be 'batch' or 'instance', got {norm!r}")
+        if head not in ("fc", "max"):
+            raise ValueError(f"model.head must be 'fc' or 'max', got {head!r}")
         if len(channels) != 3 or len(kernel_sizes) != 3:
             raise ValueError("model.channels and model.kernel_sizes need 3 values (3 blocks)")
         if any(k % 2 == 0 for k in kernel_sizes):
@@ -58,6 +64,7 @@ class MotionClassifier(nn.Module):
                              f"2x2 max-pools), got {list(input_size)}")
         self.input_size = (height, width)
         self.norm = norm
+        self.head = head
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         previous = 2
@@ -66,7 +73,8 @@ class MotionClassifier(nn.Module):
             self.norms.append(nn.BatchNorm2d(out_channels) if norm == "batch"
                               else nn.InstanceNorm2d(out_channels, affine=True))
             previous = out_channels
-        self.fc = nn.Linear(previous * (height // 8) * (width // 8), 1)
+        self.fc = nn.Linear(previous * (height // 8) * (width // 8) if head == "fc" else previous,
+                            1)
         # Per-channel range of the training flows (pixels at input_size), for LRP's z^beta rule
         # with bounds=dataset; NaN until set by training.
         self.register_buffer("input_low", torch.full((2,), float("nan")))
@@ -76,14 +84,20 @@ class MotionClassifier(nn.Module):
         """What a checkpoint must match to be loaded into this model."""
         return {"input_size": list(self.input_size),
                 "channels": [conv.out_channels for conv in self.convs],
-                "kernel_sizes": [conv.kernel_size[0] for conv in self.convs], "norm": self.norm}
+                "kernel_sizes": [conv.kernel_size[0] for conv in self.convs], "norm": self.norm,
+                "head": self.head}
 
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
         check_model_input(flow, self.input_size)
         x = flow
         for conv, norm in zip(self.convs, self.norms):
             x = F.max_pool2d(F.relu(norm(conv(x))), 2)
-        return self.fc(x.flatten(1))[:, 0]
+        return self.fc(head_features(x, self.head))[:, 0]
+
+
+def head_features(x: torch.Tensor, head: str) -> torch.Tensor:
+    """What the linear layer reads: the flattened map (``fc``) or channel maxima (``max``)."""
+    return x.flatten(1) if head == "fc" else x.amax(dim=(2, 3))
 
 
 def check_model_input(flow: torch.Tensor, input_size: Tuple[int, int]) -> None:
@@ -135,6 +149,7 @@ class InterpretationNetwork:
     blocks: List[FoldedBlock]
     fc_weight: torch.Tensor
     fc_bias: torch.Tensor
+    head: str = "fc"
 
     def forward(self, flow: torch.Tensor, keep: bool = False):
         """Logits ``(B,)``; with ``keep`` also the input of every layer, for LRP."""
@@ -144,7 +159,7 @@ class InterpretationNetwork:
             activations.append(x)
             x = F.relu(F.max_pool2d(block.pre_activation(x), 2))
         activations.append(x)
-        logits = x.flatten(1) @ self.fc_weight[0] + self.fc_bias[0]
+        logits = head_features(x, self.head) @ self.fc_weight[0] + self.fc_bias[0]
         return (logits, activations) if keep else logits
 
 
@@ -193,14 +208,16 @@ def fold(model: MotionClassifier, flow: Optional[torch.Tensor] = None) -> Interp
         blocks.append(block)
         if x is not None:
             x = F.relu(F.max_pool2d(block.pre_activation(x), 2))
-    return InterpretationNetwork(blocks, model.fc.weight.clone(), model.fc.bias.clone())
+    return InterpretationNetwork(blocks, model.fc.weight.clone(), model.fc.bias.clone(),
+                                 model.head)
 
 
 def build_model(model_cfg, task_cfg) -> MotionClassifier:
     """The classifier a config describes (``model`` group, normalisation from ``task.norm``)."""
     return MotionClassifier(input_size=list(model_cfg.input_size),
                             channels=list(model_cfg.channels),
-                            kernel_sizes=list(model_cfg.kernel_sizes), norm=task_cfg.norm)
+                            kernel_sizes=list(model_cfg.kernel_sizes), norm=task_cfg.norm,
+                            head=model_cfg.get("head", "fc"))
 
 
 def save_checkpoint(path, model: MotionClassifier, task: str, config: dict, **extra) -> None:
@@ -239,6 +256,7 @@ def load_classifier(path, expected_task: Optional[str] = None) -> MotionClassifi
     checkpoint = load_checkpoint(path, expected_task)
     architecture = checkpoint["architecture"]
     model = MotionClassifier(architecture["input_size"], architecture["channels"],
-                             architecture["kernel_sizes"], architecture["norm"])
+                             architecture["kernel_sizes"], architecture["norm"],
+                             architecture.get("head", "fc"))
     model.load_state_dict(checkpoint["model_state"])
     return model.eval()

@@ -301,3 +301,27 @@ def test_relevance_api_on_one_flow_field():
     np.testing.assert_array_equal(relevance_map, maps[0])
     with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
         lrp.relevance(model, flow[..., :1])
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_max_head_folds_and_conserves_relevance(norm):
+    torch.manual_seed(13)
+    model = MotionClassifier(INPUT, channels=(4, 6, 8), norm=norm, head="max").eval()
+    with torch.no_grad():
+        model.fc.weight.mul_(3)
+    flow = random_flow(batch=3, seed=14)
+    with torch.no_grad():
+        torch.testing.assert_close(fold(model, flow).forward(flow), model(flow), atol=1e-5,
+                                   rtol=1e-5)
+    result = lrp.lrp(model, flow)
+    torch.testing.assert_close(result.per_channel.sum(dim=(1, 2, 3)), result.logits, rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_global_max_gives_each_channel_relevance_to_its_winner():
+    features = torch.tensor([[[[1.0, 3.0], [2.0, 0.0]], [[5.0, 0.0], [0.0, 4.0]]]])
+    relevance = torch.tensor([[0.6, -0.2]])
+    expected = torch.tensor([[[[0.0, 0.6], [0.0, 0.0]], [[-0.2, 0.0], [0.0, 0.0]]]])
+    torch.testing.assert_close(lrp.global_max_winner_takes_all(features, relevance), expected)
+    with pytest.raises(ValueError, match="model.head"):
+        MotionClassifier(head="mean")
