@@ -61,7 +61,7 @@ def bench_dis() -> list:
     for preset in ("ultrafast", "fast", "medium"):
         estimate = make_flow_estimator({"name": "dis", "preset": preset})
         target = "<= 30 ms" if preset == "medium" else ""
-        rows.append((f"DIS flow ({preset})", source, median_ms(lambda: estimate(image0, image1)),
+        rows.append((f"DIS flow ({preset})", source, median_ms(lambda e=estimate: e(image0, image1)),
                      target))
     return rows
 
@@ -83,7 +83,7 @@ def bench_classifier() -> list:
         flow = torch.randn(1, 2, *defaults.input_size)
         rows.append((f"classifier forward + LRP, 1 frame ({norm} norm)",
                      f"{defaults.input_size[0]}x{defaults.input_size[1]} flow",
-                     median_ms(lambda: lrp(model, flow)), "<= 40 ms"))
+                     median_ms(lambda m=model, f=flow: lrp(m, f)), "<= 40 ms"))
     model = MotionClassifier(defaults.input_size, defaults.channels, defaults.kernel_sizes)
     optimizer = torch.optim.AdamW(model.parameters())
     batch, labels = torch.randn(32, 2, *defaults.input_size), (torch.rand(32) > 0.5).float()

@@ -149,7 +149,7 @@ def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Seque
 def propagate(network: InterpretationNetwork, flow: torch.Tensor, low: torch.Tensor,
               high: torch.Tensor) -> Attribution:
     """LRP through an interpretation network: z+ everywhere, z^beta on the first convolution."""
-    logits, activations = network.forward(flow, keep=True)
+    logits, activations, pre_pools = network.forward(flow, keep=True)
     features = activations[-1]
     read = head_features(features, network.head)
     relevance = zplus_linear(read, network.fc_weight[0], logits)
@@ -160,7 +160,7 @@ def propagate(network: InterpretationNetwork, flow: torch.Tensor, low: torch.Ten
     for index in reversed(range(len(network.blocks))):
         block = network.blocks[index]
         x = activations[index]
-        relevance = maxpool_winner_takes_all(block.pre_activation(x), relevance)
+        relevance = maxpool_winner_takes_all(pre_pools[index], relevance)
         if index == 0:
             relevance = zbeta_conv(block, x, low, high, relevance)
         else:

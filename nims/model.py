@@ -152,15 +152,17 @@ class InterpretationNetwork:
     head: str = "fc"
 
     def forward(self, flow: torch.Tensor, keep: bool = False):
-        """Logits ``(B,)``; with ``keep`` also the input of every layer, for LRP."""
-        activations = []
+        """Logits ``(B,)``; with ``keep`` also, for LRP, the input of every block plus the final
+        feature map, and every block's convolution output (before its max-pool)."""
+        activations, pre_pools = [], []
         x = flow
         for block in self.blocks:
             activations.append(x)
-            x = F.relu(F.max_pool2d(block.pre_activation(x), 2))
+            pre_pools.append(block.pre_activation(x))
+            x = F.relu(F.max_pool2d(pre_pools[-1], 2))
         activations.append(x)
         logits = head_features(x, self.head) @ self.fc_weight[0] + self.fc_bias[0]
-        return (logits, activations) if keep else logits
+        return (logits, activations, pre_pools) if keep else logits
 
 
 def _norm_statistics(norm: nn.Module, z: torch.Tensor):

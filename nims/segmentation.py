@@ -336,9 +336,9 @@ def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, a
     """Light step 2: points moving like the relevant flow.
 
     The candidate points (:func:`projection_candidates` for each mode of
-    :func:`relevant_flow_modes`) split into connected components; the remaining pixels form one
-    more region, so the largest region is normally the background and the selection keeps the
-    components more relevant than it.
+    :func:`relevant_flow_modes`) and the other pixels are split into connected components, all
+    candidate regions; the largest is normally the background, and the selection keeps the
+    regions more relevant than it.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
