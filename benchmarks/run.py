@@ -61,8 +61,8 @@ def bench_dis() -> list:
     for preset in ("ultrafast", "fast", "medium"):
         estimate = make_flow_estimator({"name": "dis", "preset": preset})
         target = "<= 30 ms" if preset == "medium" else ""
-        rows.append((f"DIS flow ({preset})", source, median_ms(lambda e=estimate: e(image0, image1)),
-                     target))
+        milliseconds = median_ms(lambda e=estimate: e(image0, image1))
+        rows.append((f"DIS flow ({preset})", source, milliseconds, target))
     return rows
 
 

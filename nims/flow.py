@@ -65,7 +65,8 @@ def read_flow(path) -> np.ndarray:
     if path.suffix == ".flo":
         flow = cv2.readOpticalFlow(str(path))
         if flow is None:
-            raise ValueError(f"{path} is not a readable Middlebury .flo file (bad tag or truncated)")
+            raise ValueError(f"{path} is not a readable Middlebury .flo file "
+                             "(bad tag or truncated)")
     elif path.suffix == ".npy":
         flow = np.load(path, allow_pickle=False)
     else:
@@ -245,8 +246,9 @@ def farneback_estimator(pyr_scale: float = 0.5, levels: int = 5, winsize: int = 
 def _require_contrib(backend: str) -> None:
     if not hasattr(cv2, "optflow"):
         raise ImportError(
-            f"flow={backend} needs OpenCV's contrib modules: install opencv-contrib-python-headless "
-            "(and uninstall opencv-python / opencv-python-headless, which shadow it)"
+            f"flow={backend} needs OpenCV's contrib modules: install "
+            "opencv-contrib-python-headless (and uninstall opencv-python / "
+            "opencv-python-headless, which shadow it)"
         )
 
 
@@ -308,7 +310,7 @@ def raft_estimator(weights: Optional[str] = None, iterations: int = 20, device: 
     try:
         import torch
         from torchvision.models.optical_flow import raft_large
-    except Exception as error:  # torchvision's import can fail with RuntimeError, not only ImportError
+    except Exception as error:  # torchvision fails with RuntimeError too, not only ImportError
         raise ImportError(
             "flow=raft needs torchvision matching your torch: pip install -r requirements-raft.txt "
             f"({type(error).__name__}: {error})"

@@ -47,7 +47,8 @@ class MotionClassifier(nn.Module):
         same wherever it is (translation invariance, far fewer weights).
     """
 
-    def __init__(self, input_size: Sequence[int] = (96, 176), channels: Sequence[int] = (16, 32, 64),
+    def __init__(self, input_size: Sequence[int] = (96, 176),
+                 channels: Sequence[int] = (16, 32, 64),
                  kernel_sizes: Sequence[int] = (5, 3, 3), norm: str = "batch", head: str = "fc"):
         super().__init__()
         if norm not in ("batch", "instance"):
@@ -247,8 +248,9 @@ def load_checkpoint(path, expected_task: Optional[str] = None,
         raise ValueError(f"{path} is a classifier of task {checkpoint.get('task')!r}, not "
                          f"{expected_task!r}: pass task={checkpoint.get('task')} or another "
                          "checkpoint")
-    if expected_architecture is not None and checkpoint.get("architecture") != expected_architecture:
-        raise ValueError(f"{path} has architecture {checkpoint.get('architecture')}, the config "
+    found = checkpoint.get("architecture")
+    if expected_architecture is not None and found != expected_architecture:
+        raise ValueError(f"{path} has architecture {found}, the config "
                          f"asks for {expected_architecture}: set model.* to match it")
     return checkpoint
 

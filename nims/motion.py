@@ -66,7 +66,8 @@ def robust_scale(residuals: np.ndarray, method: str = "mad") -> float:
 
     For more than :data:`SCALE_SAMPLE` residuals the scale is computed on an evenly strided
     subset of at least that many: the MAD's relative standard error is then under 2.5% while
-    its cost no longer grows with the image size. The result is floored at :data:`MIN_SCALE` so that exact fits stay defined.
+    its cost no longer grows with the image size. The result is floored at :data:`MIN_SCALE`
+    so that exact fits stay defined.
     """
     residuals = np.asarray(residuals)
     if residuals.size == 0:

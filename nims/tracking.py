@@ -92,7 +92,8 @@ def tracking_run(cfg: DictConfig, job_type: str, folder: Path) -> Iterator[Track
     from nims.report import resolved_config
 
     with wandb.init(project=logger.project, entity=logger.entity,
-                    group=logger.group or _sweep_group(), job_type=job_type, config=resolved_config(cfg),
+                    group=logger.group or _sweep_group(), job_type=job_type,
+                    config=resolved_config(cfg),
                     dir=str(folder), mode=logger.mode, name=folder.name,
                     settings=wandb.Settings(silent=True)) as run:
         yield WandbTracker(run)
