@@ -38,7 +38,7 @@ from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.figures import frame_figure
 from nims.model import load_classifier
-from nims.pipeline import oracle_mask, sequence_results
+from nims.pipeline import oracle_mask, relevance_flow_correlation, sequence_results
 from nims.report import (markdown_table, run_dir, write_csv, write_json, write_resolved_config,
                          write_summary)
 from nims.tracking import tracking_run
@@ -134,6 +134,9 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
             frame_figure(davis.read_image(frames[index]), flows[index], results[index],
                          folder / "figures" / f"{sequence}_{index:05d}.png",
                          f"{sequence} frame {index}")
+    correlations = [relevance_flow_correlation(r.relevance, f) for r, f in zip(results, flows)]
+    write_json(folder / "classification" / f"{sequence}.correlation.json",
+               {"relevance_flow_correlation": float(np.nanmean(correlations))})
     return [r.logit for r in results if np.isfinite(r.logit)]
 
 
@@ -222,6 +225,9 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
             row.update({"oracle_J": oracle_row["J"], "oracle_F": oracle_row["F"]})
         rates = [json.loads((folder / "classification" / f"{s}.json").read_text())[
             "salient_rate"] for s in done]
+        correlations = [json.loads((folder / "classification" / f"{s}.correlation.json")
+                                   .read_text())["relevance_flow_correlation"] for s in done]
+        summary["relevance_flow_correlation"] = float(np.nanmean(correlations))
         oracle = metrics.dataset_summary(oracle_sequence)
         summary.update({"classified_salient": float(np.mean(rates)),
                         **{f"oracle_{key}": value for key, value in oracle.items()}})
@@ -263,6 +269,8 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
             labels.append(label)
             logits.append(result.logit)
             rows.append({"video": video, "frame": frame, "label": label, "logit": result.logit,
+                         "relevance_flow_correlation": relevance_flow_correlation(
+                             result.relevance, flows[frame]),
                          "J": metrics.jaccard(result.mask, truth) if label else float("nan"),
                          "oracle_J": metrics.jaccard(oracle_mask(result.segmentation, truth),
                                                      truth) if label else float("nan")})
@@ -274,6 +282,8 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
                     "J_mean_all_salient": float(np.mean(salient)) if salient else 0.0,
                     "oracle_J_mean_all_salient": float(np.nanmean([r["oracle_J"] for r in rows]))
                     if salient else 0.0,
+                    "relevance_flow_correlation": float(np.nanmean(
+                        [r["relevance_flow_correlation"] for r in rows])),
                     "test_frames": len(rows), "salient_frames": len(salient)})
     write_csv(folder / "per_frame.csv", rows)
     write_json(folder / "summary.json", summary)

@@ -185,3 +185,30 @@ def test_dominant_motion_mask_finds_an_independent_mover():
     assert otsu_threshold(np.zeros(5)) == 0.0
     with pytest.raises(ValueError, match="method.threshold"):
         dominant_motion_mask(flows[0], threshold=-1.0)
+
+
+def test_relevance_flow_correlation():
+    from nims.pipeline import relevance_flow_correlation
+
+    flows, _ = moving_square_flows(1)
+    magnitude = np.linalg.norm(flows[0], axis=2)
+    assert relevance_flow_correlation(2 * magnitude + 1, flows[0]) == pytest.approx(1.0)
+    assert relevance_flow_correlation(-magnitude, flows[0]) == pytest.approx(-1.0)
+    assert np.isnan(relevance_flow_correlation(np.zeros_like(magnitude), flows[0]))
+
+
+@pytest.mark.parametrize("task, norm", [("independent", "batch"), ("crowd", "instance")])
+def test_nims_on_the_test_videos_of_a_synthetic_set(tmp_path, compose_config, task, norm):
+    path = tmp_path / f"{task}.pt"
+    save_checkpoint(path, classifier(norm), task, {})
+    cfg = compose_config("evaluate", [f"task={task}", f"dataset={task}_synth", "logger=none",
+                                      "dataset.videos=4", "dataset.frames=3",
+                                      "dataset.size=[64,112]", "dataset.flow_source=analytic",
+                                      f"dataset.cache_dir={tmp_path / 'cache'}",
+                                      f"checkpoint={path}"])
+    evaluate.run(cfg)
+    summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
+    assert summary["test_frames"] == 3
+    for key in ("frame_accuracy", "J_mean_detected_salient", "J_mean_all_salient",
+                "oracle_J_mean_all_salient", "relevance_flow_correlation"):
+        assert key in summary
