@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
+from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
@@ -157,6 +159,10 @@ def run(cfg: DictConfig) -> Optional[float]:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         start_epoch, best_ap, history = state["epoch"], state["best_val_ap"], state["history"]
+        previous_best = Path(str(cfg.resume)).parent / "best.pt"
+        if previous_best.is_file() and previous_best.resolve() != (folder / "best.pt").resolve():
+            # The best so far may stay the best: keep it beside the continued run.
+            shutil.copyfile(previous_best, folder / "best.pt")
         log.info("resumed from %s at epoch %d", cfg.resume, start_epoch)
     if not torch.isfinite(model.input_low).all():
         model.input_low, model.input_high = flow_bounds(loaders["train"])

@@ -9,7 +9,7 @@ import torch
 from nims import train
 from nims.model import load_checkpoint, load_classifier
 
-TINY = ["dataset.videos=10", "dataset.frames_per_video=6", "model.input_size=[32,48]",
+TINY = ["dataset=synthetic_scenes", "dataset.videos=10", "dataset.frames_per_video=6", "model.input_size=[32,48]",
         "model.channels=[4,8,8]", "train.batch_size=8", "train.lr=3e-3", "train.progress=false",
         "logger=none"]
 
@@ -119,3 +119,15 @@ def test_flip_augmentation_mirrors_the_motion():
         int(horizontally.sum()), 4, 3))
     assert torch.equal(augmented[~horizontally, 0, :, :3], torch.ones(
         int((~horizontally).sum()), 4, 3))
+
+
+def test_training_on_a_task_set(tmp_path, compose_config):
+    # The default dataset of a task is its synthetic set: generated, cached, then trained on.
+    cfg = compose_config("train", ["dataset.videos=6", "dataset.frames=3", "dataset.size=[64,112]",
+                                   "dataset.flow_source=analytic",
+                                   f"dataset.cache_dir={tmp_path / 'cache'}",
+                                   "model.input_size=[32,48]", "model.channels=[4,8,8]",
+                                   "train.epochs=1", "train.progress=false", "logger=none"])
+    assert cfg.dataset.name == "independent_synth"
+    train.run(cfg)
+    assert load_classifier(tmp_path / "run1" / "best.pt").head == "max"
