@@ -251,6 +251,47 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     return summary["J&F"]
 
 
+def unet_on_synthetic(cfg: DictConfig, folder: Path, tracker) -> float:
+    """The supervised U-Net on the test videos of a synthetic set: J over the salient frames,
+    and over those where it finds something (its own detection, the analogue of NIMS's
+    protocol)."""
+    import torch
+
+    from nims.data.synthetic_sets import SyntheticFrames, build_set
+    from nims.lrp import to_model_input
+    from nims.unet import load_unet
+
+    model = load_unet(cfg.checkpoint, expected_task=cfg.task.name)
+    test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
+    rows = []
+    for video in sorted(set(test.videos)):
+        arrays = test.video_arrays(video)
+        flows = [np.asarray(f, dtype=np.float32) for f in arrays["flows"]]
+        with torch.no_grad():
+            logits = model(to_model_input(flows, model.input_size)).numpy()
+        for frame, (flow, logit) in enumerate(zip(flows, logits)):
+            mask = cv2.resize((logit > 0).astype(np.uint8), flow.shape[1::-1],
+                              interpolation=cv2.INTER_NEAREST).astype(bool)
+            truth = np.asarray(arrays["masks"][frame])
+            label = int(arrays["labels"][frame])
+            rows.append({"video": video, "frame": frame, "label": label,
+                         "detected": bool(mask.any()),
+                         "J": metrics.jaccard(mask, truth) if label else float("nan")})
+    salient = [r["J"] for r in rows if r["label"]]
+    detected = [r["J"] for r in rows if r["label"] and r["detected"]]
+    summary = {"J_mean_all_salient": float(np.mean(salient)) if salient else 0.0,
+               "J_mean_detected_salient": float(np.mean(detected)) if detected else 0.0,
+               "test_frames": len(rows), "salient_frames": len(salient)}
+    write_csv(folder / "per_frame.csv", rows)
+    write_json(folder / "summary.json", summary)
+    table = f"# Supervised U-Net on {cfg.dataset.name} (test videos)\n\n" + \
+        markdown_table([summary])
+    (folder / "summary.md").write_text(table)
+    tracker.summary(summary)
+    print(table)
+    return summary["J_mean_all_salient"]
+
+
 def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     """Classifier and NIMS on the test videos of a synthetic task set."""
     from nims.data.synthetic_sets import build_set, SyntheticFrames
@@ -342,6 +383,8 @@ def run(cfg: DictConfig) -> Optional[float]:
         if cfg.dataset.name == "davis2016":
             return run_davis(cfg, folder, tracker)
         if cfg.dataset.name in ("crowd_synth", "independent_synth"):
+            if cfg.method.name == "unet":
+                return unet_on_synthetic(cfg, folder, tracker)
             return run_synthetic(cfg, folder, tracker)
         if cfg.dataset.name == "video":
             return run_video(cfg, folder, tracker)

@@ -131,3 +131,31 @@ def test_training_on_a_task_set(tmp_path, compose_config):
     assert cfg.dataset.name == "independent_synth"
     train.run(cfg)
     assert load_classifier(tmp_path / "run1" / "best.pt").head == "max"
+
+
+def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
+    from nims import evaluate
+    from nims.unet import UNet, load_unet
+
+    data = ["task=crowd", "dataset.videos=6", "dataset.frames=3", "dataset.size=[64,112]",
+            "dataset.flow_source=analytic", "dataset.salient_fraction=1.0",
+            f"dataset.cache_dir={tmp_path / 'cache'}"]
+    cfg = compose_config("train", data + ["model=unet", "model.input_size=[32,48]",
+                                          "model.channels=[4,8]", "train.epochs=2",
+                                          "train.progress=false", "logger=none"])
+    train.run(cfg)
+    rows = history(tmp_path / "run1")
+    assert len(rows) == 2 and "val_J_mean_salient" in rows[0]
+    unet = load_unet(tmp_path / "run1" / "best.pt", expected_task="crowd")
+    assert isinstance(unet, UNet) and unet(torch.zeros(1, 2, 32, 48)).shape == (1, 32, 48)
+    train.run(compose_config("train", TINY + ["train.epochs=1"]))
+    with pytest.raises(ValueError, match="not a U-Net"):
+        load_unet(tmp_path / "run2" / "best.pt")
+    result = compose_config("evaluate", data + ["dataset=crowd_synth", "method=unet",
+                                                "logger=none",
+                                                f"checkpoint={tmp_path / 'run1' / 'best.pt'}"])
+    evaluate.run(result)
+    summary = json.loads((tmp_path / "run3" / "summary.json").read_text())
+    assert 0 <= summary["J_mean_all_salient"] <= 1 and summary["salient_frames"] > 0
+    with pytest.raises(ValueError, match="U-Net"):
+        UNet((30, 48))

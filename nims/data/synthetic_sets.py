@@ -180,6 +180,28 @@ class SyntheticFrames(Dataset):
         return torch.from_numpy(flow.transpose(2, 0, 1).copy()), torch.tensor(
             float(self.labels[index]))
 
+    def mask(self, index: int) -> torch.Tensor:
+        """The salient objects' mask of a frame at ``input_size``, ``(h, w)`` float 0/1."""
+        import cv2
+
+        video, frame = self.items[index]
+        mask = np.asarray(self.video_arrays(video)["masks"][frame], dtype=np.uint8)
+        resized = cv2.resize(mask, self.input_size[::-1], interpolation=cv2.INTER_NEAREST)
+        return torch.from_numpy(resized.astype(np.float32))
+
+
+class MaskedFrames(Dataset):
+    """A split as ``(flow, mask)`` pairs, for the supervised U-Net."""
+
+    def __init__(self, frames: SyntheticFrames):
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int):
+        return self.frames[index][0], self.frames.mask(index)
+
 
 def build_synthetic_frames(dataset_cfg, flow_cfg, input_size, progress: bool = True
                            ) -> Dict[str, SyntheticFrames]:
