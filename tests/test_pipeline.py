@@ -212,3 +212,18 @@ def test_nims_on_the_test_videos_of_a_synthetic_set(tmp_path, compose_config, ta
     for key in ("frame_accuracy", "J_mean_detected_salient", "J_mean_all_salient",
                 "oracle_J_mean_all_salient", "relevance_flow_correlation"):
         assert key in summary
+
+
+@pytest.mark.parametrize("method", ["nims", "dominant_motion"])
+def test_parallax_set_reports_wrongly_salient_parallax(tmp_path, compose_config, checkpoint,
+                                                       method):
+    cfg = compose_config("evaluate", ["dataset=parallax_synth", f"method={method}",
+                                      "dataset.videos=3", "dataset.frames=2",
+                                      "dataset.size=[64,112]", "dataset.flow_source=analytic",
+                                      f"dataset.cache_dir={tmp_path / 'cache'}", "logger=none",
+                                      f"checkpoint={checkpoint}"])
+    evaluate.run(cfg)
+    summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
+    assert summary["test_frames"] == 6  # every video of the test set
+    assert 0 <= summary["others_marked_salient"] <= 1
+    assert 0 <= summary["J_mean_all_salient"] <= 1

@@ -27,6 +27,7 @@ class IndependentConfig:
     salient_fraction: float = 0.5
     movers: Tuple[int, int] = (1, 2)
     poles: Tuple[int, int] = (2, 5)
+    pole_depth: Tuple[float, float] = (2.5, 8.0)    # ahead of the camera's final position
     forward: Tuple[float, float] = (0.08, 0.3)   # camera translation along its view
     sideways: Tuple[float, float] = (0.05, 0.2)  # lateral translation, either direction
     yaw_rate: float = 0.01
@@ -58,7 +59,7 @@ def independent_video(config: IndependentConfig, seed: int, salient: bool):
     for _ in range(int(rng.integers(config.poles[0], config.poles[1] + 1))):
         # Near static objects stay in view for the whole video: placed ahead of the camera's
         # final position, within the field of view.
-        depth = travelled + rng.uniform(2.5, 8.0)
+        depth = travelled + rng.uniform(*config.pole_depth)
         lateral = rng.uniform(-0.5, 0.5) * depth * width / focal
         if rng.random() < 0.25:  # a fence: wide and low
             size_x, size_y = rng.uniform(2.0, 5.0), rng.uniform(0.8, 1.3)

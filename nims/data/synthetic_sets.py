@@ -6,7 +6,8 @@ under ``<cache_dir>/<name>-<key>/`` where ``key`` hashes the generator version, 
 config and, for ``flow_source=estimated``, the flow backend's config: a set made with other
 parameters or another flow is never reused silently. Each video folder holds ``frames.npy``
 (T+1, H, W, 3) uint8 BGR, ``flows.npy`` (T, H, W, 2) float16 pixels, ``masks.npy`` (T, H, W)
-bool (the salient objects' visible pixels) and ``labels.npy`` (T,) uint8; ``manifest.json``
+bool (the salient objects' visible pixels), ``others.npy`` (the other objects': walkers of the
+crowd, near static objects) and ``labels.npy`` (T,) uint8; ``manifest.json``
 (written last) records the key, the config, the counts and the video splits.
 Frames are read back through memory maps: the set is streamed from disk, never held in RAM.
 """
@@ -27,31 +28,35 @@ from torch.utils.data import Dataset
 
 from nims.data.crowd import CrowdConfig, crowd_video
 from nims.data.independent import IndependentConfig, independent_video
-from nims.data.render import SALIENT, cast, shade, surface_flow
+from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
 from nims.flow import make_flow_estimator, resize_flow
 
-GENERATOR_VERSION = 2  # bump whenever a generator changes what it draws
+GENERATOR_VERSION = 3  # bump whenever a generator changes what it draws or stores
 GENERATORS = {"crowd_synth": (CrowdConfig, crowd_video),
-              "independent_synth": (IndependentConfig, independent_video)}
+              "independent_synth": (IndependentConfig, independent_video),
+              # Independent motion where a near static object has the strongest flow.
+              "parallax_synth": (IndependentConfig, independent_video)}
 SPLITS = ("train", "val", "test")
 
 
 def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
     """Frames, flows (exact, or estimated from the frames), salient masks and labels."""
-    frames, flows, masks = [], [], []
+    frames, flows, masks, others = [], [], [], []
     for time, (current, following) in enumerate(pairs):
         hits = cast(cameras[time], current)
         frames.append(shade(hits, current))
         flows.append(surface_flow(hits, cameras[time], cameras[time + 1], following))
-        kinds = np.array([surface.kind for surface in current])
-        masks.append((hits.index >= 0) & (kinds[np.maximum(hits.index, 0)] == SALIENT))
+        kinds = np.array([surface.kind for surface in current])[np.maximum(hits.index, 0)]
+        masks.append((hits.index >= 0) & (kinds == SALIENT))
+        others.append((hits.index >= 0) & (kinds == OTHER_OBJECT))
     last = pairs[-1][1]
     frames.append(shade(cast(cameras[len(pairs)], last), last))
     if estimator is not None:
         flows = [estimator(frames[t], frames[t + 1]) for t in range(len(pairs))]
     masks = np.stack(masks)
     return {"frames": np.stack(frames), "flows": np.stack(flows).astype(np.float16),
-            "masks": masks, "labels": (masks.sum(axis=(1, 2)) >= min_visible).astype(np.uint8)}
+            "masks": masks, "others": np.stack(others),
+            "labels": (masks.sum(axis=(1, 2)) >= min_visible).astype(np.uint8)}
 
 
 def generator_config(dataset_cfg):
@@ -151,23 +156,25 @@ class SyntheticFrames(Dataset):
     """
 
     def __init__(self, folder: Path, split: str, input_size: Sequence[int]):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in SPLITS + ("all",):
+            raise ValueError(f"split must be one of {SPLITS + ('all',)}, got {split!r}")
         self.folder = Path(folder)
         self.manifest = json.loads((self.folder / "manifest.json").read_text())
         self.input_size = tuple(int(v) for v in input_size)
-        self.items = [(video, frame) for video in self.manifest["splits"][split]
+        videos = range(self.manifest["videos"]) if split == "all" else \
+            self.manifest["splits"][split]
+        self.items = [(video, frame) for video in videos
                       for frame in range(len(self.manifest["labels"][video]))]
         self.labels = [self.manifest["labels"][video][frame] for video, frame in self.items]
         self.videos = [video for video, _ in self.items]
         self._maps: Dict[int, Dict[str, np.ndarray]] = {}
 
     def video_arrays(self, video: int) -> Dict[str, np.ndarray]:
-        """Memory maps of one video's arrays (frames, flows, masks, labels)."""
+        """Memory maps of one video's arrays (frames, flows, masks, others, labels)."""
         if video not in self._maps:
             base = self.folder / f"video_{video:04d}"
-            self._maps[video] = {name: np.load(base / f"{name}.npy", mmap_mode="r")
-                                 for name in ("frames", "flows", "masks", "labels")}
+            self._maps[video] = {path.stem: np.load(path, mmap_mode="r")
+                                 for path in base.glob("*.npy")}
         return self._maps[video]
 
     def __len__(self) -> int:
