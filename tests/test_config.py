@@ -84,3 +84,16 @@ def test_train_config_composes_for_each_task(composer, task, norm):
     assert composer("train", ["lrp_rules=zplus_zbeta_dataset"]).attribution.rules.bounds == \
         "dataset"
     assert composer("train", ["attribution=integrated_gradients"]).attribution.baseline == "zero"
+
+
+def test_every_entry_point_config_composes(composer):
+    assert composer("generate", ["dataset=independent_synth"]).dataset.name == "independent_synth"
+    assert composer("ablate").ablation.region == "gt"
+    assert composer("demo", ["task=crowd"]).step2.name == "light"
+    evaluate = composer("evaluate", ["method=dominant_motion"])
+    assert evaluate.method.threshold == "otsu"
+    assert composer("evaluate", ["dataset=parallax_synth"]).dataset.eval_split == "all"
+    unet = composer("train", ["model=unet", "task=crowd"])
+    assert unet.model.name == "unet" and unet.dataset.name == "crowd_synth"
+    assert composer("evaluate").checkpoint == "checkpoints/independent.pt"
+    assert composer("evaluate", ["task=crowd"]).checkpoint == "checkpoints/crowd.pt"
