@@ -251,6 +251,17 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     return summary["J&F"]
 
 
+def write_results(folder: Path, tracker, rows, summary: dict, title: str) -> None:
+    """``per_frame.csv``, ``summary.json`` and ``summary.md`` of a run; the table is printed and
+    the summary logged."""
+    write_csv(folder / "per_frame.csv", rows)
+    write_json(folder / "summary.json", summary)
+    table = f"# {title}\n\n" + markdown_table([summary])
+    (folder / "summary.md").write_text(table)
+    tracker.summary(summary)
+    print(table)
+
+
 def nan_mean(values) -> float:
     """Mean of the finite values, NaN when there is none (no warning)."""
     finite = [v for v in values if np.isfinite(v)]
@@ -289,13 +300,8 @@ def dominant_motion_on_synthetic(cfg: DictConfig, folder: Path, tracker) -> floa
     summary = {"J_mean_all_salient": float(np.mean(salient)) if salient else 0.0,
                "others_marked_salient": nan_mean([r["others_marked_salient"] for r in rows]),
                "test_frames": len(rows), "salient_frames": len(salient)}
-    write_csv(folder / "per_frame.csv", rows)
-    write_json(folder / "summary.json", summary)
-    table = f"# Dominant-motion baseline on {cfg.dataset.name} ({split} videos)\n\n" + \
-        markdown_table([summary])
-    (folder / "summary.md").write_text(table)
-    tracker.summary(summary)
-    print(table)
+    write_results(folder, tracker, rows, summary,
+                  f"Dominant-motion baseline on {cfg.dataset.name} ({split} videos)")
     return summary["J_mean_all_salient"]
 
 
@@ -330,13 +336,8 @@ def unet_on_synthetic(cfg: DictConfig, folder: Path, tracker) -> float:
     summary = {"J_mean_all_salient": float(np.mean(salient)) if salient else 0.0,
                "J_mean_detected_salient": float(np.mean(detected)) if detected else 0.0,
                "test_frames": len(rows), "salient_frames": len(salient)}
-    write_csv(folder / "per_frame.csv", rows)
-    write_json(folder / "summary.json", summary)
-    table = f"# Supervised U-Net on {cfg.dataset.name} (test videos)\n\n" + \
-        markdown_table([summary])
-    (folder / "summary.md").write_text(table)
-    tracker.summary(summary)
-    print(table)
+    write_results(folder, tracker, rows, summary,
+                  f"Supervised U-Net on {cfg.dataset.name} (test videos)")
     return summary["J_mean_all_salient"]
 
 
@@ -377,12 +378,7 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
                         [r["relevance_flow_correlation"] for r in rows])),
                     "others_marked_salient": nan_mean([r["others_marked_salient"] for r in rows]),
                     "test_frames": len(rows), "salient_frames": len(salient)})
-    write_csv(folder / "per_frame.csv", rows)
-    write_json(folder / "summary.json", summary)
-    table = f"# NIMS on {cfg.dataset.name} (test videos)\n\n" + markdown_table([summary])
-    (folder / "summary.md").write_text(table)
-    tracker.summary(summary)
-    print(table)
+    write_results(folder, tracker, rows, summary, f"NIMS on {cfg.dataset.name} ({split} videos)")
     return summary["J_mean_detected_salient"]
 
 

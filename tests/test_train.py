@@ -9,7 +9,8 @@ import torch
 from nims import train
 from nims.model import load_checkpoint, load_classifier
 
-TINY = ["dataset=synthetic_scenes", "dataset.videos=10", "dataset.frames_per_video=6", "model.input_size=[32,48]",
+TINY = ["dataset=synthetic_scenes", "dataset.videos=10", "dataset.frames_per_video=6",
+        "model.input_size=[32,48]",
         "model.channels=[4,8,8]", "train.batch_size=8", "train.lr=3e-3", "train.progress=false",
         "logger=none"]
 
