@@ -23,7 +23,7 @@ test: install  ## run the default test suite (no slow tests)
 test-all: install  ## run every test, slow ones included
 	WANDB_MODE=disabled $(PYTHON) -m pytest -m ""
 
-demo: install  ## NIMS's non-learned core on one frame (DAVIS=<root> for a real sequence)
+demo: install  ## NIMS end to end on built-in data (DAVIS=<root> for a real sequence)
 	$(PYTHON) demo.py $(if $(DAVIS),dataset.root=$(DAVIS))
 
 bench: install  ## speed benchmarks (medians on this machine)
