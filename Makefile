@@ -29,6 +29,7 @@ demo: install  ## NIMS end to end on built-in data (DAVIS=<root> for a real sequ
 bench: install  ## speed benchmarks (medians on this machine)
 	$(PYTHON) -m benchmarks.run
 
-clean:  ## remove run outputs and caches
-	rm -rf outputs/evaluate outputs/demo outputs/train outputs/multirun wandb .pytest_cache
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+clean:  ## remove run outputs and Python caches (keeps cache/: generated sets and flows)
+	find outputs -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf wandb .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path "./.venv/*" -exec rm -rf {} +
