@@ -15,9 +15,12 @@
 - ``dataset=video dataset.input=<file or folder>``: saliency maps, masks, ``overlay.mp4`` and
   ``contact_sheet.png``; no ground truth.
 - ``figures=[[blackswan,10]]`` draws the paper's Fig. 4/5 panels for chosen DAVIS frames.
-- ``dataset=crowd_synth|independent_synth``: on the test videos, the classifier's frame
-  accuracy and AP, and J as the paper computes it (salient frames classified salient) and over
-  all salient frames.
+- ``dataset=crowd_synth|independent_synth|parallax_synth``: on the test videos (every video of
+  the parallax set), the classifier's frame accuracy and AP, J as the paper computes it
+  (salient frames classified salient) and over all salient frames, and the share of the other
+  objects' pixels (crowd members, near static objects) marked salient.
+- ``method=dominant_motion`` runs the flow-only baseline and ``method=unet`` the supervised
+  U-Net (synthetic sets) through the same measures.
 """
 
 from __future__ import annotations
