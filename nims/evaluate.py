@@ -41,7 +41,8 @@ from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.figures import frame_figure
 from nims.model import load_classifier
-from nims.pipeline import oracle_mask, relevance_flow_correlation, sequence_results
+from nims.pipeline import oracle_mask, sequence_results
+from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import (markdown_table, run_dir, write_csv, write_json, write_resolved_config,
                          write_summary)
 from nims.tracking import tracking_run
@@ -50,10 +51,25 @@ log = logging.getLogger(__name__)
 
 
 def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
-    """``dataset.sequences`` when given, else the sequences of ``dataset.split``."""
+    """``dataset.sequences`` when given, else the sequences of ``dataset.split`` present under
+    ``root``: a partial copy of DAVIS evaluates what it holds and names what it lacks in one
+    line (``dataset.strict=true`` makes a missing sequence an error)."""
     if cfg.dataset.get("sequences"):
         return [str(name) for name in cfg.dataset.sequences]
-    return davis.split_sequences(root, cfg.dataset.split, cfg.dataset.resolution)
+    names = davis.split_sequences(root, cfg.dataset.split, cfg.dataset.resolution)
+    images = root / "JPEGImages" / cfg.dataset.resolution
+    present = [name for name in names if (images / name).is_dir()]
+    missing = [name for name in names if name not in present]
+    if missing and (cfg.dataset.get("strict", False) or not present):
+        raise FileNotFoundError(f"{len(missing)} of the {len(names)} {cfg.dataset.split} "
+                                f"sequences are missing under {images} ({', '.join(missing)}): "
+                                "complete the copy or list dataset.sequences"
+                                + (", or set dataset.strict=false" if present else ""))
+    if missing:
+        log.warning("%d of the %d %s sequences are not under %s and are skipped (%s); "
+                    "dataset.strict=true makes this an error", len(missing), len(names),
+                    cfg.dataset.split, images, ", ".join(missing))
+    return present
 
 
 def score_sequence(root: Path, sequence: str, predictions: Path, resolution: str = "480p",
@@ -121,9 +137,11 @@ def _write_saliency(path: Path, saliency: np.ndarray) -> None:
 
 def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
                      folder: Path) -> List[float]:
-    """NIMS on one sequence: masks, saliency, oracle masks and figures; returns the logits."""
+    """NIMS on one sequence: masks, saliency, oracle masks, figures and the relevance
+    diagnostic (``classification/<sequence>.relevance.json``); returns the logits."""
     model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
     results = sequence_results(model, flows, cfg, len(frames))
+    quality = []
     for index, (result, annotation_path) in enumerate(zip(results, annotations)):
         name = f"{index:05d}.png"
         _write_mask(folder / "Segmentations" / "480p" / "nims" / sequence / name, result.mask)
@@ -131,6 +149,8 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
         _write_mask(folder / "Segmentations" / "480p" / "oracle" / sequence / name,
                     oracle_mask(result.segmentation, truth))
         _write_saliency(folder / "saliency" / sequence / name, result.saliency)
+        if index < len(flows):
+            quality.append(relevance_quality(result.relevance, truth))
     for figure_sequence, figure_frame in cfg.get("figures") or []:
         if figure_sequence == sequence and 0 <= int(figure_frame) < len(flows):
             index = int(figure_frame)
@@ -138,8 +158,9 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
                          folder / "figures" / f"{sequence}_{index:05d}.png",
                          f"{sequence} frame {index}")
     correlations = [relevance_flow_correlation(r.relevance, f) for r, f in zip(results, flows)]
-    write_json(folder / "classification" / f"{sequence}.correlation.json",
-               {"relevance_flow_correlation": float(np.nanmean(correlations))})
+    write_json(folder / "classification" / f"{sequence}.relevance.json",
+               {"relevance_flow_correlation": float(np.nanmean(correlations)),
+                **mean_quality(quality)})
     return [r.logit for r in results if np.isfinite(r.logit)]
 
 
@@ -228,14 +249,20 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
             row.update({"oracle_J": oracle_row["J"], "oracle_F": oracle_row["F"]})
         rates = [json.loads((folder / "classification" / f"{s}.json").read_text())[
             "salient_rate"] for s in done]
-        correlations = [json.loads((folder / "classification" / f"{s}.correlation.json")
-                                   .read_text())["relevance_flow_correlation"] for s in done]
-        summary["relevance_flow_correlation"] = float(np.nanmean(correlations))
+        diagnostics = [json.loads((folder / "classification" / f"{s}.relevance.json")
+                                  .read_text()) for s in done]
+        for key in diagnostics[0]:
+            summary[key] = nan_mean([d[key] for d in diagnostics])
         oracle = metrics.dataset_summary(oracle_sequence)
         summary.update({"classified_salient": float(np.mean(rates)),
                         **{f"oracle_{key}": value for key, value in oracle.items()}})
         oracle_table = "\nOracle selection (upper bound of step 2's regions):\n\n" + \
-            markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
+            markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"]) + \
+            "\nRelevance before step 2 (pointing game, share of positive relevance on the " \
+            "object, the object's share of the frame):\n\n" + \
+            markdown_table([summary], ["relevance_pointing", "relevance_share_inside",
+                                       "relevance_object_share", "relevance_flow_correlation",
+                                       "classified_salient"])
     rows = sequence_rows(per_sequence)
     write_csv(folder / "per_frame.csv", per_frame)
     write_csv(folder / "per_sequence.csv", rows)
@@ -365,6 +392,7 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
             rows.append({"video": video, "frame": frame, "label": label, "logit": result.logit,
                          "relevance_flow_correlation": relevance_flow_correlation(
                              result.relevance, flows[frame]),
+                         **relevance_quality(result.relevance, truth),
                          "J": metrics.jaccard(result.mask, truth) if label else float("nan"),
                          "oracle_J": metrics.jaccard(oracle_mask(result.segmentation, truth),
                                                      truth) if label else float("nan"),
@@ -379,6 +407,7 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
                     if salient else 0.0,
                     "relevance_flow_correlation": float(np.nanmean(
                         [r["relevance_flow_correlation"] for r in rows])),
+                    **mean_quality(rows),
                     "others_marked_salient": nan_mean([r["others_marked_salient"] for r in rows]),
                     "test_frames": len(rows), "salient_frames": len(salient)})
     write_results(folder, tracker, rows, summary, f"NIMS on {cfg.dataset.name} ({split} videos)")

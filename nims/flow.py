@@ -316,7 +316,7 @@ def raft_estimator(weights: Optional[str] = None, iterations: int = 20, device: 
             f"({type(error).__name__}: {error})"
         ) from error
     model = raft_large(weights=None, progress=False)
-    model.load_state_dict(torch.load(weights_path, map_location=device))
+    model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
     model = model.eval().to(device)
 
     def to_tensor(image: np.ndarray) -> "torch.Tensor":

@@ -10,7 +10,11 @@ interpretation network (:func:`nims.model.fold`), starting from the logit:
 - max-pool: winner takes all; ReLU: relevance passes unchanged.
 
 Biases are left out of every rule, so relevance is conserved layer to layer: the input
-relevance sums to the starting logit. Bounds are, per channel, the sample's own minimum and
+relevance sums to the starting value. The paper starts from the logit (``start="logit"``).
+LRP is linear in that value, so a frame with a negative logit gets the mirror image of its
+evidence for "salient" and step 2 then picks the least relevant regions; ``start="unit"``
+(our default, beyond the paper) starts from 1: the evidence for "salient" whatever the
+decision, the logit's map divided by the logit. Bounds are, per channel, the sample's own minimum and
 maximum (``bounds="sample"``) or fixed values (``bounds="fixed"``, e.g. dataset statistics).
 
 Other attributions, picked with ``attribution=``: ``gradient_x_input`` and
@@ -146,13 +150,22 @@ def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Seque
     return low_tensor, high_tensor
 
 
+START_VALUES = ("logit", "unit")
+
+
 def propagate(network: InterpretationNetwork, flow: torch.Tensor, low: torch.Tensor,
-              high: torch.Tensor) -> Attribution:
-    """LRP through an interpretation network: z+ everywhere, z^beta on the first convolution."""
+              high: torch.Tensor, start: str = "logit") -> Attribution:
+    """LRP through an interpretation network: z+ everywhere, z^beta on the first convolution.
+
+    ``start``: the relevance of the output, ``logit`` (the paper) or ``unit`` (1 per sample).
+    """
+    if start not in START_VALUES:
+        raise ValueError(f"lrp_rules.start must be one of {START_VALUES}, got {start!r}")
     logits, activations, pre_pools = network.forward(flow, keep=True)
     features = activations[-1]
     read = head_features(features, network.head)
-    relevance = zplus_linear(read, network.fc_weight[0], logits)
+    relevance = zplus_linear(read, network.fc_weight[0],
+                             logits if start == "logit" else torch.ones_like(logits))
     if network.head == "fc":
         relevance = relevance.reshape(features.shape)
     else:  # a global max-pool: each channel's relevance goes to its maximum's position
@@ -174,7 +187,8 @@ def lrp(model: MotionClassifier, flow: torch.Tensor, rules=None, **_: object) ->
     """LRP relevance of a flow batch ``(B, 2, h, w)`` for the "salient" logit.
 
     ``rules`` is the ``lrp_rules`` config node: ``first_layer`` (``zbeta``), ``other_layers``
-    (``zplus``), ``bounds`` (``sample`` | ``dataset`` | ``fixed``) with ``low`` / ``high``.
+    (``zplus``), ``bounds`` (``sample`` | ``dataset`` | ``fixed``) with ``low`` / ``high``, and
+    ``start`` (``logit`` | ``unit``, see :func:`propagate`).
     """
     rules = dict(rules or {})
     if rules.get("first_layer", "zbeta") != "zbeta" or rules.get("other_layers",
@@ -185,7 +199,7 @@ def lrp(model: MotionClassifier, flow: torch.Tensor, rules=None, **_: object) ->
     model.eval()
     lower, upper = input_bounds(flow, rules.get("bounds", "sample"), rules.get("low"),
                                 rules.get("high"), model)
-    return propagate(fold(model, flow), flow, lower, upper)
+    return propagate(fold(model, flow), flow, lower, upper, rules.get("start", "logit"))
 
 
 @ATTRIBUTIONS.register("gradient_x_input")

@@ -239,9 +239,13 @@ def load_checkpoint(path, expected_task: Optional[str] = None,
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors, containers and primitive types only; a pickle that would run
+        # code (a crafted or foreign file) is refused before anything in it executes.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({error})") from error
+        raise ValueError(f"{path} is not a readable NIMS checkpoint: it is corrupt, or holds "
+                         "objects other than tensors and plain types, which are never "
+                         f"unpickled ({type(error).__name__}: {str(error)[:200]})") from error
     if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
         raise ValueError(f"{path} is not a NIMS classifier checkpoint (no model_state)")
     if expected_task is not None and checkpoint.get("task") != expected_task:

@@ -67,19 +67,6 @@ def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> Fr
     return FrameResult(float(logit), relevance, segmentation, saliency, mask)
 
 
-def relevance_flow_correlation(relevance: np.ndarray, flow: np.ndarray) -> float:
-    """Pearson correlation between a relevance map and the flow magnitude, over the pixels.
-
-    Near 1: the attribution mostly tracks how fast things move (what the paper observed for
-    integrated gradients) rather than which motion is salient. NaN for a constant map.
-    """
-    magnitude = np.linalg.norm(flow, axis=2).ravel()
-    values = relevance.ravel()
-    if values.std() == 0 or magnitude.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(values, magnitude)[0, 1])
-
-
 def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
     """The best selection step 2's candidate regions allow: the regions mostly inside the
     ground truth (more than half of their pixels). Tells a segmentation loss (the regions

@@ -7,8 +7,10 @@ Two methods, registered in :data:`STEP2_METHODS` and picked by the ``step2`` con
 - ``hierarchical``: affine motion layers peeled off one by one with a robust fit, then
   connected components of each layer (used for the independent-motion task).
 
-Both return candidate regions; :func:`select_salient_regions` keeps those whose mean relevance
-beats the mean relevance of the largest candidate region (R_sal, possibly empty or several).
+Both return candidate regions; :func:`select_salient_regions` keeps those more relevant than
+the largest candidate region (R_sal, possibly empty or several): by mean relevance alone (the
+paper) or also by their share of the frame's relevance (our default).
+:data:`SELECTION_RULES` lists the choices (``step2.selection``).
 All maps are at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
 """
 
@@ -84,8 +86,18 @@ def _non_negative_int(value: int, key: str) -> int:
     return int(value)
 
 
-def select_salient_regions(candidate_regions: np.ndarray, relevance: np.ndarray):
-    """Keep the regions whose mean relevance beats that of the largest region.
+SELECTION_RULES = ("paper", "relevance_mass")
+
+
+def select_salient_regions(candidate_regions: np.ndarray, relevance: np.ndarray,
+                           rule: str = "relevance_mass", min_share: float = 0.1):
+    """Keep the candidate regions that are more relevant than the largest (background) region.
+
+    ``rule="paper"``: regions whose mean relevance beats that of the largest region. Mean
+    relevance favours tiny regions: a few pixels under one relevance blob outscore the object
+    it sits on. ``rule="relevance_mass"`` (our default, beyond the paper) also asks a region to
+    hold at least ``min_share`` of the frame's positive relevance, so R_sal is made of the
+    regions that carry the classifier's evidence, not of specks that happen to touch it.
 
     Parameters
     ----------
@@ -93,16 +105,24 @@ def select_salient_regions(candidate_regions: np.ndarray, relevance: np.ndarray)
         Labels 1..K, 0 for pixels outside every region.
     relevance : array, shape (H, W)
         Relevance map.
+    rule : {"paper", "relevance_mass"}
+    min_share : float in [0, 1)
+        ``relevance_mass`` only: the least share of the frame's positive relevance (summed over
+        the region's pixels) a salient region holds.
 
     Returns
     -------
     region_scores : array, shape (K + 1,)
         Mean relevance per label (NaN for label 0 and empty labels).
     salient_labels : array of int
-        Labels scoring strictly above the largest region (never the largest region itself);
-        empty when there is no region or all scores tie (e.g. constant relevance).
+        Labels kept (never the largest region itself); empty when there is no region or all
+        scores tie (e.g. constant relevance).
     salient_mask : array, shape (H, W), bool
     """
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"step2.selection must be one of {SELECTION_RULES}, got {rule!r}")
+    if not 0 <= min_share < 1:
+        raise ValueError(f"step2.min_share must be in [0, 1), got {min_share}")
     labels = candidate_regions.ravel()
     count = int(labels.max(initial=0)) + 1
     sizes = np.bincount(labels, minlength=count)
@@ -116,6 +136,10 @@ def select_salient_regions(candidate_regions: np.ndarray, relevance: np.ndarray)
     largest = 1 + int(np.argmax(sizes[1:]))
     keep = np.zeros(count, dtype=bool)
     keep[1:] = np.nan_to_num(scores[1:], nan=-np.inf) > scores[largest]
+    if rule == "relevance_mass":
+        positive = np.clip(relevance, 0, None)
+        mass = np.bincount(labels, weights=positive.ravel(), minlength=count)
+        keep &= mass > min_share * positive.sum()
     return scores, np.flatnonzero(keep), keep[candidate_regions]
 
 
@@ -231,18 +255,21 @@ def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
 def hierarchical_step(flow: np.ndarray, relevance: np.ndarray, beta: float = 1.6,
                       scale: str = "std", min_outliers: int = 50, min_region: int = 50,
                       max_layers: int = 32, connectivity: int = 8,
-                      epsilon: float = HUBER_EPSILON, **_: object) -> Segmentation:
+                      epsilon: float = HUBER_EPSILON, selection: str = "relevance_mass",
+                      min_share: float = 0.1, **_: object) -> Segmentation:
     """Hierarchical step 2: motion layers -> connected components -> salient regions.
 
     Parameters are those of :func:`motion_layers` plus ``min_region`` (pixels; smaller
-    connected components are not candidates) and ``connectivity`` (4 or 8).
+    connected components are not candidates), ``connectivity`` (4 or 8), and ``selection`` and
+    ``min_share`` of :func:`select_salient_regions`.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
     layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
     candidate_regions = connected_regions(layers, _non_negative_int(min_region, "step2.min_region"),
                                           connectivity)
-    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance)
+    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance,
+                                                                  selection, min_share)
     return Segmentation(candidate_regions, scores, salient_labels, salient_mask, layers, motions)
 
 
@@ -332,7 +359,8 @@ def projection_candidates(flow: np.ndarray, mode: np.ndarray, alpha1: float, alp
 @STEP2_METHODS.register("light")
 def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, alpha2: float = 4.0,
                projection: str = "normalised", modes: int = 1, min_region: int = 50,
-               connectivity: int = 8, seed: int = 0, **_: object) -> Segmentation:
+               connectivity: int = 8, seed: int = 0, selection: str = "relevance_mass",
+               min_share: float = 0.1, **_: object) -> Segmentation:
     """Light step 2: points moving like the relevant flow.
 
     The candidate points (:func:`projection_candidates` for each mode of
@@ -351,7 +379,8 @@ def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, a
     candidate_regions = connected_regions(candidates.astype(np.int32) + 1,
                                           _non_negative_int(min_region, "step2.min_region"),
                                           connectivity)
-    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance)
+    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance,
+                                                                  selection, min_share)
     return Segmentation(candidate_regions, scores, salient_labels, salient_mask)
 
 

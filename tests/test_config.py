@@ -17,11 +17,28 @@ def composer():
     GlobalHydra.instance().clear()
 
 
-def test_paper_thresholds_are_the_defaults(composer):
+def test_defaults_are_the_measured_best(composer):
     cfg = composer("evaluate")
-    assert (cfg.alpha1, cfg.alpha2, cfg.beta, cfg.lam) == (-0.01, 4.0, 1.6, 0.15)
-    assert cfg.step2.beta == 1.6 and cfg.saliency.lam == 0.15
+    assert (cfg.alpha1, cfg.alpha2, cfg.beta, cfg.lam) == (-0.01, 4.0, 1.2, 0.15)
+    assert cfg.step2.beta == 1.2 and cfg.saliency.lam == 0.15
     assert cfg.step2.scale == "std" and cfg.step2.min_outliers == 50
+    assert cfg.step2.selection == "relevance_mass" and cfg.attribution.rules.start == "unit"
+    assert cfg.checkpoint == "checkpoints/independent.pt"
+
+
+@pytest.mark.parametrize("entry", ["evaluate", "demo", "train"])
+@pytest.mark.parametrize("task", ["independent", "crowd"])
+def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
+    cfg = composer(entry, ["experiment=paper", f"task={task}"])
+    assert (cfg.alpha1, cfg.alpha2, cfg.beta, cfg.lam) == (-0.01, 4.0, 1.6, 0.15)
+    assert cfg.step2.selection == "paper" and cfg.attribution.rules.start == "logit"
+    assert cfg.model.head == "fc"
+    if entry != "train":
+        assert cfg.checkpoint == f"checkpoints/{task}_paper.pt"
+    if task == "independent":
+        assert cfg.step2.beta == 1.6 and cfg.step2.scale == "std"
+    else:
+        assert (cfg.step2.alpha1, cfg.step2.alpha2) == (-0.01, 4.0)
 
 
 @pytest.mark.parametrize("task, norm, step2", [("independent", "batch", "hierarchical"),

@@ -101,9 +101,26 @@ def test_missing_sequence_and_missing_root_are_named(davis_root, tmp_path, compo
         evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
     with pytest.raises(FileNotFoundError, match="dataset.root"):
         evaluate.run(compose_config("evaluate", overrides(tmp_path / "nowhere", predictions)))
-    with pytest.raises(FileNotFoundError, match="bmx-trees"):
+    # No sequence list: the split's sequences present under the root, strictly on request.
+    with pytest.raises(FileNotFoundError, match="bmx-trees.*dataset.strict=false"):
+        evaluate.run(compose_config("evaluate", [f"dataset.root={davis_root}",
+                                                 f"predictions={predictions}", "logger=none",
+                                                 "dataset.strict=true"]))
+    with pytest.raises(FileNotFoundError, match="car-shadow"):
         evaluate.run(compose_config("evaluate", [f"dataset.root={davis_root}",
                                                  f"predictions={predictions}", "logger=none"]))
+
+
+def test_a_partial_davis_copy_scores_the_sequences_it_holds(davis_root, tmp_path,
+                                                            compose_config, caplog):
+    present = ["blackswan", "car-shadow", "libby", "parkour"]
+    predictions = copy_annotations(davis_root, tmp_path / "results", sequences=present)
+    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"predictions={predictions}",
+                                      "logger=none"], output_dir=tmp_path / "run")
+    assert evaluate.run(cfg) == 1.0
+    assert "16 of the 20 val sequences" in caplog.text and "bmx-trees" in caplog.text
+    rows = (tmp_path / "run" / "per_sequence.csv").read_text().splitlines()
+    assert sorted(row.split(",")[0] for row in rows[1:]) == present
 
 
 def test_unreadable_mask_names_the_file(davis_root, tmp_path, compose_config):

@@ -167,6 +167,21 @@ def test_relevance_is_conserved(norm):
     torch.testing.assert_close(sums, result.logits, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_unit_start_is_the_logit_map_divided_by_the_logit(norm):
+    model = random_model(norm, seed=4)
+    flow = random_flow(batch=4, seed=5)
+    from_logit = lrp.lrp(model, flow, {"start": "logit"})
+    unit = lrp.lrp(model, flow, {"start": "unit"})
+    torch.testing.assert_close(unit.logits, from_logit.logits)
+    torch.testing.assert_close(unit.per_channel.sum(dim=(1, 2, 3)), torch.ones(4), rtol=1e-4,
+                               atol=1e-6)
+    expected = from_logit.per_channel / from_logit.logits[:, None, None, None]
+    torch.testing.assert_close(unit.per_channel, expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="lrp_rules.start"):
+        lrp.lrp(model, flow, {"start": "decision"})
+
+
 def relevance_with_norm_passed_through(model, flow):
     """LRP on the original network: relevance crosses each normalisation unchanged, the rules
     use the unfolded convolution weights."""
@@ -325,3 +340,33 @@ def test_global_max_gives_each_channel_relevance_to_its_winner():
     torch.testing.assert_close(lrp.global_max_winner_takes_all(features, relevance), expected)
     with pytest.raises(ValueError, match="model.head"):
         MotionClassifier(head="mean")
+
+
+class _RunsCodeWhenUnpickled:
+    """What a crafted checkpoint holds: unpickling it would call ``marker.touch()``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unread(tmp_path):
+    from nims.model import load_checkpoint
+
+    marker = tmp_path / "code_ran"
+    crafted = tmp_path / "crafted.pt"
+    torch.save({"model_state": {}, "payload": _RunsCodeWhenUnpickled(marker)}, crafted)
+    with pytest.raises(ValueError, match="crafted.pt.*never unpickled"):
+        load_checkpoint(crafted)
+    assert not marker.exists()
+
+
+def test_shipped_checkpoints_load_as_plain_weights():
+    from pathlib import Path
+
+    from nims.model import load_classifier
+
+    for path in sorted(Path("checkpoints").glob("*.pt")):
+        assert load_classifier(path).input_size == (96, 176)

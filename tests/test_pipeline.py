@@ -188,7 +188,7 @@ def test_dominant_motion_mask_finds_an_independent_mover():
 
 
 def test_relevance_flow_correlation():
-    from nims.pipeline import relevance_flow_correlation
+    from nims.relevance_quality import relevance_flow_correlation
 
     flows, _ = moving_square_flows(1)
     magnitude = np.linalg.norm(flows[0], axis=2)

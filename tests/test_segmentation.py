@@ -128,6 +128,31 @@ def test_selection_keeps_regions_more_relevant_than_the_largest():
     assert np.array_equal(mask, regions == 2)
 
 
+def test_relevance_mass_drops_specks_the_paper_rule_keeps():
+    # A 100-pixel object holds most of the relevance; a 2-pixel speck under the relevance
+    # peak has the highest mean. The paper's rule keeps both, relevance_mass only the object.
+    regions = np.ones((20, 20), dtype=np.int32)   # background: 298 pixels, relevance 0
+    regions[5:15, 5:15] = 2                       # object: 0.5 per pixel, 50 in all (~83%)
+    regions[0, 0:2] = 3                           # speck: 5 per pixel, 10 in all (~17%)
+    relevance = np.select([regions == 2, regions == 3], [0.5, 5.0], default=0.0)
+    relevance[19, 19] = -3.0                      # negative relevance counts for nothing
+    _, paper, _ = select_salient_regions(regions, relevance, "paper")
+    assert paper.tolist() == [2, 3]
+    _, mass, mask = select_salient_regions(regions, relevance, "relevance_mass", min_share=0.2)
+    assert mass.tolist() == [2] and np.array_equal(mask, regions == 2)
+    # At a 10% share the speck's 1/6 of the mass is enough again.
+    assert select_salient_regions(regions, relevance, min_share=0.1)[1].tolist() == [2, 3]
+    assert select_salient_regions(regions, relevance, min_share=0.0)[1].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("rule, share, key", [("other", 0.1, "step2.selection"),
+                                              ("relevance_mass", 1.0, "step2.min_share"),
+                                              ("relevance_mass", -0.1, "step2.min_share")])
+def test_bad_selection_settings_are_named(rule, share, key):
+    with pytest.raises(ValueError, match=key):
+        select_salient_regions(np.ones((3, 3), dtype=np.int32), np.ones((3, 3)), rule, share)
+
+
 @pytest.mark.parametrize("relevance_value", [0.0, 1.0])
 def test_constant_relevance_selects_nothing(relevance_value):
     regions = np.repeat(np.arange(1, 5), 5).reshape(2, 10)
