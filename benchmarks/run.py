@@ -155,10 +155,12 @@ def bench_end_to_end() -> list:
     estimate = make_flow_estimator(cfg.flow)
     frames, _ = davis.check_sequence(BLACKSWAN, "blackswan")
     images = [davis.read_image(path) for path in frames[:21]]
-    start = time.perf_counter()
-    flows = [estimate(images[i], images[i + 1]) for i in range(20)]
-    run_frames(model, flows, cfg, batch_size=10)
-    per_frame = 1000 * (time.perf_counter() - start) / 20
+
+    def sequence():
+        flows = [estimate(images[i], images[i + 1]) for i in range(20)]
+        run_frames(model, flows, cfg, batch_size=10)
+
+    per_frame = median_ms(sequence, repeats=3, warmup=1) / 20
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [("NIMS end to end per frame, evaluate.py defaults (DIS + classifier + LRP + step 2 "
              "+ saliency)", f"blackswan 854x480, {1000 / per_frame:.1f} frames/s, peak "

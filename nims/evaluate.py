@@ -54,10 +54,20 @@ def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
     """``dataset.sequences`` when given, else the sequences of ``dataset.split`` present under
     ``root``: a partial copy of DAVIS evaluates what it holds and names what it lacks in one
     line (``dataset.strict=true`` makes a missing sequence an error)."""
-    if cfg.dataset.get("sequences"):
-        return [str(name) for name in cfg.dataset.sequences]
-    names = davis.split_sequences(root, cfg.dataset.split, cfg.dataset.resolution)
     images = root / "JPEGImages" / cfg.dataset.resolution
+    if cfg.dataset.get("sequences"):
+        names = [str(name) for name in cfg.dataset.sequences]
+        available = sorted(p.name for p in images.iterdir() if p.is_dir()) \
+            if images.is_dir() else []
+        for name in names:
+            # A name is a folder of the dataset, never a path: "../x" would read and write
+            # outside the dataset and the run folder.
+            if name not in available:
+                raise FileNotFoundError(
+                    f"dataset.sequences: {name!r} is not a sequence folder of {images} "
+                    f"(available: {', '.join(available) or 'none'})")
+        return names
+    names = davis.split_sequences(root, cfg.dataset.split, cfg.dataset.resolution)
     present = [name for name in names if (images / name).is_dir()]
     missing = [name for name in names if name not in present]
     if missing and (cfg.dataset.get("strict", False) or not present):
@@ -455,7 +465,16 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     folder = run_dir(cfg)
+    print(f"run folder: {folder}", flush=True)
     write_resolved_config(cfg, folder)
+    try:
+        return _run_in(cfg, folder)
+    finally:
+        print(f"results in {folder}", flush=True)
+
+
+def _run_in(cfg: DictConfig, folder: Path) -> Optional[float]:
+    """The evaluation ``cfg`` asks for, written to ``folder``."""
     with tracking_run(cfg, "eval", folder) as tracker:
         if cfg.get("predictions"):
             return score_folder(cfg, folder, tracker)

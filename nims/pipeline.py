@@ -58,8 +58,16 @@ def run_frames(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
 
 
 def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> FrameResult:
-    """Step 2 and the saliency map of one frame whose relevance is known."""
+    """Step 2 and the saliency map of one frame whose relevance is known.
+
+    With ``cfg.saliency.gate`` a frame the classifier calls non-salient (logit <= 0) gets an
+    empty R_sal, hence a zero saliency map and an empty mask; its candidate regions are kept
+    (the oracle still reads them).
+    """
     segmentation = segment(flow, relevance, cfg.step2)
+    if cfg.saliency.get("gate", False) and not logit > 0:
+        segmentation.salient_labels = np.zeros(0, dtype=np.int64)
+        segmentation.salient_mask = np.zeros_like(segmentation.salient_mask)
     initial = segmentation.layer_motions[0] if segmentation.layer_motions else None
     saliency = saliency_map(flow, segmentation.salient_mask, lam=float(cfg.saliency.lam),
                             initial=initial).saliency

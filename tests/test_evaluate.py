@@ -210,3 +210,12 @@ def test_slurm_launcher_config_composes():
     GlobalHydra.instance().clear()
     assert cfg.hydra.launcher.partition == "cpu" and cfg.hydra.launcher.cpus_per_task == 4
     assert "SlurmLauncher" in cfg.hydra.launcher._target_
+
+
+@pytest.mark.parametrize("name", ["../DAVIS/JPEGImages/480p/blackswan", "blackswan/..", "nosuch"])
+def test_sequence_names_stay_inside_the_dataset(davis_root, tmp_path, compose_config, name):
+    predictions = copy_annotations(davis_root, tmp_path / "results")
+    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"predictions={predictions}",
+                                      f"dataset.sequences=[{name}]", "logger=none"])
+    with pytest.raises(FileNotFoundError, match="not a sequence folder.*available: blackswan"):
+        evaluate.run(cfg)

@@ -53,6 +53,23 @@ def test_pipeline_outputs_per_frame():
         assert ((result.saliency >= 0) & (result.saliency < 1)).all()
 
 
+def test_gate_empties_frames_called_non_salient():
+    from nims.pipeline import nims_frame
+
+    flows, truth = moving_square_flows(1)
+    relevance = np.where(truth, 1.0, 0.0)
+    open_cfg = OmegaConf.merge(PIPELINE, {"saliency": {"gate": False}})
+    gated_cfg = OmegaConf.merge(PIPELINE, {"saliency": {"gate": True}})
+    found = nims_frame(flows[0], relevance, -0.5, open_cfg)
+    assert found.mask.sum() > 0.9 * truth.sum()
+    for logit in (-0.5, 0.0):
+        gated = nims_frame(flows[0], relevance, logit, gated_cfg)
+        assert not gated.mask.any() and not gated.saliency.any()
+        assert gated.segmentation.candidate_regions.max() >= 2  # the regions stay for the oracle
+    kept = nims_frame(flows[0], relevance, 0.5, gated_cfg)
+    assert np.array_equal(kept.mask, found.mask)
+
+
 def test_last_frame_without_flow_is_empty():
     flows, _ = moving_square_flows(2)
     results = sequence_results(classifier(), flows, PIPELINE, n_frames=3)
