@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -43,8 +44,8 @@ from nims.figures import frame_figure
 from nims.model import load_classifier
 from nims.pipeline import oracle_mask, sequence_results
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
-from nims.report import (markdown_table, run_dir, write_csv, write_json, write_resolved_config,
-                         write_summary)
+from nims.report import (atomic_write_text, markdown_table, run_dir, write_csv, write_json,
+                         write_resolved_config, write_summary)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,23 @@ def sequence_rows(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> List[
             for name, result in per_sequence.items()]
 
 
-def _write_mask(path: Path, mask: np.ndarray) -> None:
+def _write_png(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` as PNG and write it atomically (temporary file, then rename): a full
+    disk or a killed run never leaves a truncated PNG that a resume would trust."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), mask.astype(np.uint8) * 255):
-        raise OSError(f"could not write {path}")
+    encoded, data = cv2.imencode(".png", image)
+    if not encoded:
+        raise OSError(f"could not encode {path}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data.tobytes())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    _write_png(path, mask.astype(np.uint8) * 255)
 
 
 def sequence_done(folder: Path, method: str, sequence: str, n_frames: int) -> bool:
@@ -141,8 +155,7 @@ def sequence_done(folder: Path, method: str, sequence: str, n_frames: int) -> bo
 
 
 def _write_saliency(path: Path, saliency: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.round(saliency * 65535).astype(np.uint16))
+    _write_png(path, np.round(saliency * 65535).astype(np.uint16))
 
 
 def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
@@ -277,7 +290,7 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     write_csv(folder / "per_frame.csv", per_frame)
     write_csv(folder / "per_sequence.csv", rows)
     table = write_summary(folder, summary, table_title) + oracle_table
-    (folder / "summary.md").write_text(table)
+    atomic_write_text(folder / "summary.md", table)
     tracker.summary(summary)
     tracker.table("per_sequence", rows)
     figures = sorted((folder / "figures").glob("*.png"))
@@ -297,7 +310,7 @@ def write_results(folder: Path, tracker, rows, summary: dict, title: str) -> Non
     write_csv(folder / "per_frame.csv", rows)
     write_json(folder / "summary.json", summary)
     table = f"# {title}\n\n" + markdown_table([summary])
-    (folder / "summary.md").write_text(table)
+    atomic_write_text(folder / "summary.md", table)
     tracker.summary(summary)
     print(table)
 
@@ -441,9 +454,7 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
                              (2 * width, height))
     for index, (frame, result) in enumerate(zip(frames, results)):
         _write_mask(folder / "masks" / f"{index:05d}.png", result.mask)
-        saliency_path = folder / "saliency" / f"{index:05d}.png"
-        saliency_path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(saliency_path), np.round(result.saliency * 65535).astype(np.uint16))
+        _write_saliency(folder / "saliency" / f"{index:05d}.png", result.saliency)
         heat = cv2.applyColorMap((255 * result.saliency).astype(np.uint8), cv2.COLORMAP_MAGMA)
         writer.write(np.hstack([cv2.cvtColor(overlay(frame, result.mask), cv2.COLOR_RGB2BGR),
                                 heat]))
@@ -466,11 +477,51 @@ def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     folder = run_dir(cfg)
     print(f"run folder: {folder}", flush=True)
+    if cfg.get("resume"):
+        check_resume_config(cfg, folder)
     write_resolved_config(cfg, folder)
     try:
         return _run_in(cfg, folder)
     finally:
         print(f"results in {folder}", flush=True)
+
+
+# Keys that change how a run is carried out, not what it computes: a resume may change them.
+RESUME_FREE_KEYS = ("resume", "num_workers", "threads", "progress", "figures", "batch_size",
+                    "logger", "dataset.sequences")
+
+
+def _flatten(node, prefix: str = "") -> Dict[str, object]:
+    if isinstance(node, dict):
+        flat = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: node}
+
+
+def check_resume_config(cfg: DictConfig, folder: Path) -> None:
+    """Refuse ``resume=true`` into a run folder whose ``config.yaml`` computes something else:
+    the skipped sequences would keep the old config's results under the new config's name."""
+    from omegaconf import OmegaConf
+
+    from nims.report import resolved_config
+
+    saved_path = folder / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    current = _flatten(resolved_config(cfg))
+    differing = sorted(key for key in set(saved) | set(current)
+                       if saved.get(key) != current.get(key)
+                       and not any(key == free or key.startswith(free + ".")
+                                   for free in RESUME_FREE_KEYS))
+    if differing:
+        shown = ", ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
+                          for key in differing[:8])
+        raise ValueError(f"resume=true into {folder}, made with another config ({shown}"
+                         f"{', ...' if len(differing) > 8 else ''}): use the same settings "
+                         "or a new run folder")
 
 
 def _run_in(cfg: DictConfig, folder: Path) -> Optional[float]:

@@ -57,12 +57,32 @@ def check_flow(flow: np.ndarray, name: str = "flow") -> np.ndarray:
     return flow
 
 
+FLO_TAG = 202021.25  # the float32 that opens every Middlebury .flo file ("PIEH")
+
+
+def _check_flo_header(path: Path) -> None:
+    """Refuse a ``.flo`` whose header does not match its length (a truncated file, or a header
+    claiming a size that would make the reader allocate gigabytes)."""
+    with path.open("rb") as handle:
+        header = handle.read(12)
+    if len(header) < 12:
+        raise ValueError(f"{path} is not a readable Middlebury .flo file (no 12-byte header)")
+    tag = np.frombuffer(header[:4], "<f4")[0]
+    width, height = (int(v) for v in np.frombuffer(header[4:], "<i4"))
+    expected = 12 + 8 * width * height
+    if tag != FLO_TAG or width <= 0 or height <= 0 or path.stat().st_size != expected:
+        raise ValueError(f"{path} is not a readable Middlebury .flo file: its header says "
+                         f"{width}x{height} ({expected} bytes) but the file has "
+                         f"{path.stat().st_size} bytes, or the tag is wrong; re-create it")
+
+
 def read_flow(path) -> np.ndarray:
     """Read a Middlebury ``.flo`` or a numpy ``.npy`` flow file as ``(H, W, 2)`` float32 pixels."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"flow file {path} does not exist")
     if path.suffix == ".flo":
+        _check_flo_header(path)
         flow = cv2.readOpticalFlow(str(path))
         if flow is None:
             raise ValueError(f"{path} is not a readable Middlebury .flo file "

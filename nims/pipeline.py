@@ -46,8 +46,13 @@ def run_frames(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
                batch_size: int = 16) -> List[FrameResult]:
     """NIMS on flow fields ``(H, W, 2)`` (pixels): one result per flow.
 
-    ``cfg`` provides ``attribution``, ``step2`` and ``saliency`` (``lam``, ``mask_threshold``).
+    ``cfg`` provides ``attribution``, ``step2`` and ``saliency`` (``lam``, ``mask_threshold``,
+    optionally ``gate``).
     """
+    threshold = float(cfg.saliency.mask_threshold)
+    if not 0 <= threshold < 1:
+        raise ValueError(f"saliency.mask_threshold must be in [0, 1) (phi lies in [0, 1)), got "
+                         f"{threshold}: every mask would be empty")
     results = []
     for start in range(0, len(flows), batch_size):
         batch = list(flows[start : start + batch_size])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import os
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -36,17 +39,41 @@ def resolved_config(cfg: DictConfig) -> dict:
                                   resolve=True)
 
 
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: an
+    interrupted write leaves the old file or none, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
 def write_resolved_config(cfg: DictConfig, folder: Path) -> Path:
     """Save the fully resolved config (without Hydra's own node) as ``config.yaml``."""
-    path = folder / "config.yaml"
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
-    return path
+    return atomic_write_text(folder / "config.yaml",
+                             OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
+
+
+def _json_safe(data):
+    """``data`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_json_safe(value) for value in data]
+    return data
 
 
 def write_json(path: Path, data) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    return path
+    """Write ``data`` as strict JSON (NaN written as null), atomically."""
+    return atomic_write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=False,
+                                              allow_nan=False) + "\n")
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
@@ -54,12 +81,11 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
     columns: List[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _format(value: object) -> str:
@@ -85,7 +111,7 @@ def write_summary(folder: Path, summary: Dict[str, float], title: str) -> str:
     write_json(folder / "summary.json", summary)
     table = f"# {title}\n\n" + markdown_table([summary], [c for c in SUMMARY_COLUMNS
                                                           if c in summary])
-    (folder / "summary.md").write_text(table)
+    atomic_write_text(folder / "summary.md", table)
     return table
 
 
@@ -93,7 +119,8 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
     """One row per job folder of a multirun: its overrides and its ``summary.json``.
 
     Jobs that failed or have not finished (no summary) get a row with ``status`` saying so,
-    so a partial sweep still reports what it has.
+    so a partial sweep still reports what it has; a job whose ``failures.json`` names sequences
+    is ``incomplete``, with their names (its means cover the other sequences only).
     """
     sweep = Path(sweep)
     if not sweep.is_dir():
@@ -112,9 +139,13 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
             key, _, value = str(override).partition("=")
             row[key.lstrip("+~")] = value
         summary_file = job / "summary.json"
+        failures_file = job / "failures.json"
+        failed = json.loads(failures_file.read_text()) if failures_file.is_file() else {}
         if summary_file.is_file():
             row.update(json.loads(summary_file.read_text()))
-            row["status"] = "done"
+            # A job that lost sequences averages over the survivors: not comparable.
+            row["status"] = (f"incomplete: failed {', '.join(sorted(failed))}" if failed
+                             else "done")
         else:
             row["status"] = "no summary (failed or unfinished)"
         rows.append(row)

@@ -224,6 +224,9 @@ def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
     beta = _positive(beta, "step2.beta")
     min_outliers = _non_negative_int(min_outliers, "step2.min_outliers")
     max_layers = _non_negative_int(max_layers, "step2.max_layers")
+    if max_layers < 1:
+        raise ValueError("step2.max_layers must be >= 1: with no layer fitted every pixel is "
+                         "one leftover region and nothing can be salient")
     if scale not in ("std", "mad"):
         raise ValueError(f"step2.scale must be 'std' or 'mad', got {scale!r}")
     height, width = flow.shape[:2]

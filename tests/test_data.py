@@ -162,7 +162,7 @@ def test_flow_cache_computes_once_and_separates_backends(davis_root, tmp_path):
     sequence = davis.FrameSequence(frames[:3])
     flows = sequence_flows(sequence, DIS, tmp_path, "davis2016", "blackswan")
     assert len(flows) == 2 and flows[0].shape == (480, 854, 2)
-    cached = sorted((tmp_path / "flows" / "davis2016").glob("dis-*/blackswan/*.flo"))
+    cached = sorted((tmp_path / "flows" / "davis2016").glob("dis-*/blackswan-*/*.flo"))
     assert len(cached) == 2
     stamps = [os.path.getmtime(p) for p in cached]
     again = sequence_flows(sequence, DIS, tmp_path, "davis2016", "blackswan")
@@ -172,11 +172,10 @@ def test_flow_cache_computes_once_and_separates_backends(davis_root, tmp_path):
     fast.preset = "fast"
     sequence_flows(sequence, fast, tmp_path, "davis2016", "blackswan")
     assert len(list((tmp_path / "flows" / "davis2016").glob("dis-*"))) == 2
-    small = davis.FrameSequence(frames[:2])
-    small.__class__ = type("Resized", (davis.FrameSequence,), {
-        "__getitem__": lambda self, i: cv2.resize(davis.read_image(self.paths[i]), (427, 240))})
+    meta = cached[0].parent / "meta.json"
+    meta.write_text(meta.read_text().replace("[480, 854]", "[240, 427]"))
     with pytest.raises(ValueError, match="flow cache"):
-        sequence_flows(small, DIS, tmp_path, "davis2016", "blackswan")
+        sequence_flows(sequence, DIS, tmp_path, "davis2016", "blackswan")
 
 
 def test_precomputed_flows_are_read_from_the_users_folder():

@@ -113,7 +113,14 @@ def image_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Pat
     files = _numbered_files(folder, (".jpg", ".jpeg", ".png"))
     if not files:
         raise FileNotFoundError(f"sequence {sequence!r}: no NNNNN.jpg frame in {folder}")
-    return [files[index] for index in sorted(files)]
+    expected = list(range(min(files), min(files) + len(files)))
+    if sorted(files) != expected:
+        # A gap would pair every later frame with its neighbour's annotation.
+        missing = sorted(set(range(min(files), max(files) + 1)) - set(files))
+        raise FileNotFoundError(
+            f"sequence {sequence!r}: frames are not consecutive in {folder} "
+            f"(missing {missing[:5]}): restore them or remove the sequence")
+    return [files[index] for index in expected]
 
 
 def read_mask(path: Path, shape=None) -> np.ndarray:
@@ -137,11 +144,43 @@ def read_mask(path: Path, shape=None) -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read a frame as ``(H, W, 3)`` uint8 BGR, with a clear error for unreadable files."""
+    """Read a frame as ``(H, W, 3)`` uint8 BGR, with a clear error for unreadable files.
+
+    A truncated file is refused: OpenCV would decode it partly, fill the rest with grey and
+    only warn on stderr, so the frame is first decoded in full by Pillow, which raises.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as decoded:
+            decoded.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot read image {path}: missing, truncated or not an image "
+                         f"({error}); restore the file") from error
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read image {path}: missing, truncated or not an image")
     return image
+
+
+def _detect_first_index(files: Dict[int, Path], n_frames: int, folder: Path) -> str:
+    """``"0"`` or ``"1"``: the numbering under which every scored frame (1 .. n_frames - 2
+    in annotation numbers) has a file; an error when both or neither fit."""
+    scored = range(1, n_frames - 1)
+    fits = [offset for offset in ("0", "1")
+            if all(frame + int(offset) in files for frame in scored)]
+    if len(fits) == 1:
+        return fits[0]
+    if not fits:
+        return "0"  # the caller names the first missing frame
+    # Both fit: only the unscored ends can tell (00000 or one past the last annotation).
+    if 0 in files and n_frames not in files:
+        return "0"
+    if n_frames in files and 0 not in files:
+        return "1"
+    raise ValueError(f"predictions in {folder}: files numbered 0..{max(files)} fit both "
+                     f"numberings of the {n_frames} annotations; set predictions_first_index="
+                     "0 (file 00000 is annotation 00000) or 1")
 
 
 def prediction_paths(folder: Path, sequence: str, n_frames: int,
@@ -155,8 +194,10 @@ def prediction_paths(folder: Path, sequence: str, n_frames: int,
     n_frames : int
         Number of annotated frames.
     first_index : {"auto", "0", "1"}
-        Number of the file matching annotation 00000. ``auto``: 1 when there is no 00000.png
-        but a file numbered ``n_frames`` (one past the last annotation), else 0.
+        Number of the file matching annotation 00000. ``auto``: the numbering under which
+        every scored frame has a file; when both fit, 1 if there is no 00000.png but a file
+        numbered ``n_frames`` (one past the last annotation), 0 in the opposite case, an
+        error when both or neither end is there.
 
     Returns
     -------
@@ -176,7 +217,7 @@ def prediction_paths(folder: Path, sequence: str, n_frames: int,
     files = _numbered_files(sequence_folder, (".png",))
     first_index = str(first_index)
     if first_index == "auto":
-        first_index = "1" if 0 not in files and n_frames in files else "0"
+        first_index = _detect_first_index(files, n_frames, sequence_folder)
     if first_index not in ("0", "1"):
         raise ValueError(f"predictions_first_index must be auto, 0 or 1, got {first_index!r}")
     offset = int(first_index)

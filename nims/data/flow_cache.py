@@ -1,17 +1,21 @@
 """Optical flow of a sequence, computed once per (dataset, sequence, backend, parameters).
 
 Flows are stored as Middlebury ``.flo`` under
-``<cache_dir>/flows/<dataset>/<backend>-<key>/<sequence>/NNNNN.flo`` (flow of frame NNNNN ->
-NNNNN+1), ``key`` hashing the backend's whole config; ``meta.json`` beside them records that
-config and the frame size. A second run reads them; a cache written by another backend or
-parameters lives in another folder, and one of another frame size is refused, so nothing is
-reused silently. ``flow=precomputed`` reads the user's own folder in the same layout.
+``<cache_dir>/flows/<dataset>/<backend>-<key>/<sequence>-<frames>/NNNNN.flo`` (flow of frame
+NNNNN -> NNNNN+1), ``key`` hashing the backend's whole config and ``frames`` the frames'
+identity (:func:`frames_identity`: their resolved paths, sizes and modification times, or their
+pixels); ``meta.json`` beside them records the config and the frame size. A second run reads
+them; another backend, other parameters, another dataset root or other frames under the same
+sequence name land in another folder, and a cache of another frame size is refused, so nothing
+is reused silently. Each file is written to a temporary name and renamed: an interrupted run
+leaves no truncated ``.flo``. ``flow=precomputed`` reads the user's own folder in the same layout.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import List, Sequence
 
@@ -19,6 +23,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from nims.flow import load_precomputed_flow, make_flow_estimator, read_flow, write_flow
+from nims.report import atomic_write_text
 
 
 def backend_key(flow_cfg) -> str:
@@ -26,6 +31,28 @@ def backend_key(flow_cfg) -> str:
         else dict(flow_cfg)
     text = json.dumps(config, sort_keys=True)
     return f"{config['name']}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def frames_identity(frames: Sequence[np.ndarray]) -> str:
+    """A short hash that changes when the frames do.
+
+    Frames read from files (an object with ``paths``, e.g. :class:`nims.data.davis.FrameSequence`)
+    are identified by each file's resolved path, size and modification time (cheap, and
+    another root or a replaced frame changes it); frames in memory by their pixels.
+    """
+    digest = hashlib.sha1()
+    paths = getattr(frames, "paths", None)
+    if paths is not None:
+        for path in paths:
+            status = Path(path).stat()
+            digest.update(f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}\n"
+                          .encode())
+    else:
+        for frame in frames:
+            frame = np.ascontiguousarray(frame)
+            digest.update(f"{frame.shape}{frame.dtype}".encode())
+            digest.update(frame.tobytes())
+    return digest.hexdigest()[:12]
 
 
 def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: str,
@@ -52,7 +79,8 @@ def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: s
     estimator = make_flow_estimator(flow_cfg)
     if cache_dir is None:
         return [estimator(frames[i], frames[i + 1]) for i in range(count)]
-    folder = Path(str(cache_dir)) / "flows" / dataset / backend_key(flow_cfg) / sequence
+    folder = (Path(str(cache_dir)) / "flows" / dataset / backend_key(flow_cfg)
+              / f"{sequence}-{frames_identity(frames)}")
     folder.mkdir(parents=True, exist_ok=True)
     size = list(frames[0].shape[:2])
     meta_path = folder / "meta.json"
@@ -64,14 +92,23 @@ def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: s
     else:
         config = OmegaConf.to_container(flow_cfg, resolve=True) if OmegaConf.is_config(
             flow_cfg) else dict(flow_cfg)
-        meta_path.write_text(json.dumps({"flow": config, "size": size}))
+        atomic_write_text(meta_path, json.dumps({"flow": config, "size": size}))
     flows = []
     for index in range(count):
         path = folder / f"{index:05d}.flo"
         if path.is_file():
-            flows.append(read_flow(path))
+            try:
+                flows.append(read_flow(path))
+            except ValueError as error:
+                raise ValueError(f"cached flow {path} is unreadable ({error}): delete it (or "
+                                 f"{folder}) to compute it again") from error
         else:
             flow = estimator(frames[index], frames[index + 1])
-            write_flow(path, flow)
+            temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.flo")
+            try:
+                write_flow(temporary, flow)
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
             flows.append(flow)
     return flows

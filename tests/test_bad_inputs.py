@@ -1,0 +1,179 @@
+"""The catalogue of bad inputs that once gave a wrong result with exit code 0, on tiny data made
+here: each must now give a clear error naming the file or key, or the right result."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from nims import evaluate
+from nims.data import davis
+from nims.data.flow_cache import sequence_flows
+from nims.flow import read_flow, write_flow
+from nims.model import load_checkpoint
+from nims.report import collect_sweep, write_json
+
+SIZE = (120, 200)  # (height, width) of the tiny DAVIS frames
+DIS = {"name": "dis", "preset": "medium", "variational_refinement_iterations": None}
+
+
+def tiny_davis(root, sequences=("square",), frames=5):
+    """A DAVIS layout with textured frames and a square moving 3 px per frame."""
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8), (0, 0), 1.5)
+    for sequence in sequences:
+        images = root / "JPEGImages" / "480p" / sequence
+        annotations = root / "Annotations" / "480p" / sequence
+        images.mkdir(parents=True)
+        annotations.mkdir(parents=True)
+        for index in range(frames):
+            frame = background.copy()
+            mask = np.zeros(SIZE, dtype=np.uint8)
+            x = 40 + 3 * index
+            frame[40:80, x:x + 40] = 255 - background[40:80, 60:100]
+            mask[40:80, x:x + 40] = 255
+            cv2.imwrite(str(images / f"{index:05d}.jpg"), frame)
+            cv2.imwrite(str(annotations / f"{index:05d}.png"), mask)
+    return root
+
+
+def run_evaluate(compose_config, root, *extra, output_dir=None):
+    cfg = compose_config("evaluate", [f"dataset.root={root}", "logger=none", "progress=false",
+                                      f"dataset.cache_dir={root.parent / 'cache'}", *extra],
+                         output_dir=output_dir)
+    return evaluate.run(cfg)
+
+
+class _RunsCodeWhenUnpickled:
+    """What a crafted checkpoint holds: unpickling it would call ``marker.touch()``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_1_a_checkpoint_that_would_run_code_is_refused_unread(tmp_path):
+    marker = tmp_path / "code_ran"
+    crafted = tmp_path / "crafted.pt"
+    torch.save({"model_state": {}, "payload": _RunsCodeWhenUnpickled(marker)}, crafted)
+    with pytest.raises(ValueError, match="crafted.pt.*never unpickled"):
+        load_checkpoint(crafted)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../outside", "square/..", "nosuch"])
+def test_2_sequence_names_cannot_leave_the_dataset(tmp_path, compose_config, name):
+    root = tiny_davis(tmp_path / "DAVIS")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with pytest.raises(FileNotFoundError, match="not a sequence folder.*available: square"):
+        run_evaluate(compose_config, root, f"dataset.sequences=[{name}]")
+    assert list(outside.iterdir()) == []
+
+
+def test_3_a_truncated_frame_is_refused_by_name(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    frame = root / "JPEGImages" / "480p" / "square" / "00002.jpg"
+    frame.write_bytes(frame.read_bytes()[:600])
+    with pytest.raises(ValueError, match=r"00002\.jpg.*truncated"):
+        davis.read_image(frame)
+    with pytest.raises(RuntimeError, match="every sequence failed.*00002.jpg"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]")
+
+
+def test_4_a_gap_in_frame_numbers_is_refused(tmp_path):
+    root = tiny_davis(tmp_path / "DAVIS", frames=6)
+    (root / "JPEGImages" / "480p" / "square" / "00002.jpg").unlink()
+    (root / "Annotations" / "480p" / "square" / "00005.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"frames are not consecutive.*missing \[2\]"):
+        davis.check_sequence(root, "square")
+
+
+def test_5_numbering_is_detected_from_every_scored_frame(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS", frames=6)
+    results = tmp_path / "results" / "square"
+    results.mkdir(parents=True)
+    annotations = davis.annotation_paths(root, "square")
+    # Numbered from 00001, the (unscored) last frame left out: 00001..00005 for 6 frames.
+    for index, path in enumerate(annotations[:-1]):
+        (results / f"{index + 1:05d}.png").write_bytes(path.read_bytes())
+    score = ["dataset.sequences=[square]", f"predictions={results.parent}"]
+    with pytest.raises(ValueError, match="predictions_first_index"):
+        run_evaluate(compose_config, root, *score)
+    assert run_evaluate(compose_config, root, *score, "predictions_first_index=1") == 1.0
+    # Without the first frame 00001, only the 1-based numbering has every scored frame.
+    (results / "00001.png").unlink()
+    assert run_evaluate(compose_config, root, *score) == 1.0
+
+
+def test_6_the_flow_cache_knows_the_frames(tmp_path):
+    first = tiny_davis(tmp_path / "first")
+    second = tiny_davis(tmp_path / "second")
+    frame = second / "JPEGImages" / "480p" / "square" / "00001.jpg"
+    image = davis.read_image(frame)
+    cv2.imwrite(str(frame), np.roll(image, 5, axis=1))
+    cache = tmp_path / "cache"
+
+    def flows(root):
+        paths = davis.image_paths(root, "square")
+        return sequence_flows(davis.FrameSequence(paths), DIS, cache, "davis2016", "square")
+
+    one, two = flows(first), flows(second)
+    assert not np.allclose(one[0], two[0])  # another root: its own flows, not the cached ones
+    assert len(list((cache / "flows" / "davis2016").glob("dis-*/square-*"))) == 2
+    in_memory = [davis.read_image(p) for p in davis.image_paths(first, "square")]
+    clip = sequence_flows(in_memory, DIS, cache, "video", "clip")
+    other = sequence_flows(in_memory[::-1], DIS, cache, "video", "clip")
+    assert not np.allclose(clip[0], other[0])  # two clips of the same name
+
+
+def test_7_resume_with_another_config_is_refused(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    run_folder = tmp_path / "run"
+    run_evaluate(compose_config, root, "dataset.sequences=[square]", output_dir=run_folder)
+    # Same computation, other execution settings: resumed.
+    run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
+                 "batch_size=2", output_dir=run_folder)
+    with pytest.raises(ValueError, match=r"another config \(beta: 1.2 -> 1.6"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
+                     "beta=1.6", output_dir=run_folder)
+
+
+def test_8_a_sweep_job_that_lost_a_sequence_is_incomplete(tmp_path):
+    for job, failures in (("0", {}), ("1", {"libby": "ValueError: ..."})):
+        write_json(tmp_path / job / "summary.json", {"J&F": 0.5})
+        write_json(tmp_path / job / "failures.json", failures)
+    rows = collect_sweep(tmp_path)
+    assert [row["status"] for row in rows] == ["done", "incomplete: failed libby"]
+
+
+@pytest.mark.parametrize("override, key", [("saliency.mask_threshold=1.5", "mask_threshold"),
+                                           ("step2.max_layers=0", "max_layers")])
+def test_9_impossible_settings_are_refused(tmp_path, compose_config, override, key):
+    root = tiny_davis(tmp_path / "DAVIS")
+    with pytest.raises(RuntimeError, match=key):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", override)
+
+
+def test_a_flo_header_that_lies_is_refused(tmp_path):
+    path = write_flow(tmp_path / "flow.flo", np.zeros((4, 5, 2), np.float32))
+    data = bytearray(path.read_bytes())
+    data[4:12] = np.array([100000, 100000], "<i4").tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"flow.flo.*100000x100000"):
+        read_flow(path)
+    path.write_bytes(bytes(data[:20]))
+    with pytest.raises(ValueError, match="flow.flo"):
+        read_flow(path)
+
+
+def test_json_has_no_nan(tmp_path):
+    path = write_json(tmp_path / "summary.json", {"AP": float("nan"), "rows": [float("inf"), 1.0]})
+    assert json.loads(path.read_text()) == {"AP": None, "rows": [None, 1.0]}
+    assert not list(tmp_path.glob(".*tmp"))  # the temporary file is gone
