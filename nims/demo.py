@@ -14,6 +14,7 @@ R_sal, saliency), ``layers_NNNNN.png`` and ``candidate_regions_NNNNN.png`` (step
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 def demo_video(cfg: DictConfig):
     """Frames (BGR), ground-truth masks and a description of the demo's input."""
     root = Path(str(cfg.dataset.root))
+    default_root = Path(os.environ.get("NIMS_DATA", "data")) / "DAVIS"
+    if root != default_root and not (root / "JPEGImages").is_dir():
+        # A root the user named must be one: a typo must not silently demo synthetic data.
+        raise FileNotFoundError(f"dataset.root={root} holds no JPEGImages/ folder (DAVIS "
+                                "layout): fix the path, or leave dataset.root out to demo on "
+                                "a built-in synthetic video")
     if (root / "JPEGImages").is_dir():
         frame_paths, annotation_paths = davis.check_sequence(root, cfg.demo.sequence)
         count = min(len(frame_paths), int(cfg.demo.frames) + 1)

@@ -44,8 +44,8 @@ from nims.figures import frame_figure
 from nims.model import load_classifier
 from nims.pipeline import oracle_mask, sequence_results
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
-from nims.report import (atomic_write_text, markdown_table, run_dir, write_csv, write_json,
-                         write_resolved_config, write_summary)
+from nims.report import (atomic_write_text, markdown_table, require_positive_ints, run_dir,
+                         write_csv, write_json, write_resolved_config, write_summary)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -475,6 +475,7 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
 
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
+    require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
     folder = run_dir(cfg)
     print(f"run folder: {folder}", flush=True)
     if cfg.get("resume"):

@@ -39,6 +39,15 @@ def resolved_config(cfg: DictConfig) -> dict:
                                   resolve=True)
 
 
+def require_positive_ints(cfg: DictConfig, keys: Sequence[str]) -> None:
+    """Refuse a run whose count settings (``batch_size``, ``threads``...) are not integers
+    >= 1, naming the key, before any work starts."""
+    for key in keys:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: an
     interrupted write leaves the old file or none, never half of one."""

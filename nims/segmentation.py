@@ -388,6 +388,20 @@ def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, a
 
 
 def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
-    """Run the step 2 method a ``step2`` config node names on one frame."""
+    """Run the step 2 method a ``step2`` config node names on one frame.
+
+    A key the method does not take (e.g. a misspelt ``+step2.betta=1``) is an error naming it,
+    never silently ignored.
+    """
+    import inspect
+
     options = dict(step2_cfg)
-    return STEP2_METHODS.get(options.pop("name"))(flow, relevance, **options)
+    name = options.pop("name")
+    method = STEP2_METHODS.get(name)
+    accepted = [parameter for parameter in inspect.signature(method).parameters
+                if parameter not in ("flow", "relevance", "_")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
+                         f"; its settings are {', '.join(accepted)}")
+    return method(flow, relevance, **options)

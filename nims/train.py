@@ -27,7 +27,8 @@ from tqdm import tqdm
 from nims.data.scenes import build_scenes
 from nims.data.synthetic_sets import GENERATORS, build_synthetic_frames
 from nims.model import build_model, load_checkpoint, save_checkpoint
-from nims.report import resolved_config, run_dir, write_csv, write_json, write_resolved_config
+from nims.report import (require_positive_ints, resolved_config, run_dir, write_csv, write_json,
+                         write_resolved_config)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def relevance_figure(model, dataset, count: int = 4) -> np.ndarray:
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``train.py``: the classifier (``model=classifier``, returns the best
     validation AP) or the supervised U-Net (``model=unet``, returns the best validation J)."""
+    require_positive_ints(cfg, ("train.batch_size", "train.threads", "train.epochs"))
     if cfg.model.name == "unet":
         return run_unet(cfg)
     folder = run_dir(cfg)

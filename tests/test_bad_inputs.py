@@ -177,3 +177,28 @@ def test_json_has_no_nan(tmp_path):
     path = write_json(tmp_path / "summary.json", {"AP": float("nan"), "rows": [float("inf"), 1.0]})
     assert json.loads(path.read_text()) == {"AP": None, "rows": [None, 1.0]}
     assert not list(tmp_path.glob(".*tmp"))  # the temporary file is gone
+
+
+def test_a_misspelt_step2_key_is_named(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    with pytest.raises(RuntimeError, match=r"no setting step2\.betta.*beta"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", "+step2.betta=1")
+
+
+def test_the_demo_refuses_a_dataset_root_that_is_not_one(tmp_path, compose_config):
+    from nims import demo
+
+    cfg = compose_config("demo", [f"dataset.root={tmp_path / 'typo'}"])
+    with pytest.raises(FileNotFoundError, match="typo holds no JPEGImages"):
+        demo.run(cfg)
+
+
+@pytest.mark.parametrize("entry, key", [("evaluate", "batch_size"), ("evaluate", "num_workers"),
+                                        ("evaluate", "threads"), ("train", "train.batch_size"),
+                                        ("train", "train.threads")])
+def test_counts_below_one_are_named(tmp_path, compose_config, entry, key):
+    from nims import train
+
+    run = evaluate.run if entry == "evaluate" else train.run
+    with pytest.raises(ValueError, match=rf"{key} must be an integer >= 1, got 0"):
+        run(compose_config(entry, [f"{key}=0", "logger=none"]))

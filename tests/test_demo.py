@@ -13,8 +13,9 @@ def shipped_like_checkpoint(tmp_path, task="independent", norm="batch"):
     return path
 
 
-def test_demo_on_a_built_in_synthetic_video(tmp_path, compose_config):
-    cfg = compose_config("demo", [f"dataset.root={tmp_path / 'no-davis'}", "demo.frames=4",
+def test_demo_on_a_built_in_synthetic_video(tmp_path, compose_config, monkeypatch):
+    monkeypatch.setenv("NIMS_DATA", str(tmp_path / "no-davis"))  # the default root: absent
+    cfg = compose_config("demo", ["demo.frames=4",
                                   f"demo.cache_dir={tmp_path / 'cache'}",
                                   f"checkpoint={shipped_like_checkpoint(tmp_path)}"])
     result = demo.run(cfg)
@@ -37,8 +38,9 @@ def test_demo_on_a_real_davis_sequence_with_the_crowd_task(davis_root, tmp_path,
     assert len(result["J_per_frame"]) == 3
 
 
-def test_demo_trains_a_classifier_when_none_is_shipped(tmp_path, compose_config):
-    cfg = compose_config("demo", [f"dataset.root={tmp_path / 'no-davis'}", "demo.frames=3",
+def test_demo_trains_a_classifier_when_none_is_shipped(tmp_path, compose_config, monkeypatch):
+    monkeypatch.setenv("NIMS_DATA", str(tmp_path / "no-davis"))
+    cfg = compose_config("demo", ["demo.frames=3",
                                   f"demo.cache_dir={tmp_path / 'cache'}",
                                   f"checkpoint={tmp_path / 'missing.pt'}",
                                   "demo.train_videos=6"])

@@ -133,6 +133,9 @@ def cast(camera: Camera, surfaces: Sequence[Surface]) -> Hits:
     return Hits(index, alpha, beta, depth)
 
 
+REMAP_COLUMNS = 1024
+
+
 def shade(hits: Hits, surfaces: Sequence[Surface], sky: Tuple[int, int, int] = (200, 170, 140)
           ) -> np.ndarray:
     """Colour every pixel from its surface's texture (bilinear, tiled); ``(H, W, 3)`` uint8."""
@@ -146,11 +149,17 @@ def shade(hits: Hits, surfaces: Sequence[Surface], sky: Tuple[int, int, int] = (
         texture_height, texture_width = surface.texture.shape[:2]
         u = (hits.alpha[mask] * np.linalg.norm(surface.axis_u) * surface.texture_scale)
         v = (hits.beta[mask] * np.linalg.norm(surface.axis_v) * surface.texture_scale)
-        map_x = np.mod(u, texture_width).astype(np.float32)[None]
-        map_y = np.mod(v, texture_height).astype(np.float32)[None]
-        colours = cv2.remap(surface.texture, map_x, map_y, cv2.INTER_LINEAR,
+        # cv2.remap takes maps under 32767 columns: the points are laid out in rows of 1024.
+        count = u.size
+        rows = -(-count // REMAP_COLUMNS)
+        map_x = np.zeros(rows * REMAP_COLUMNS, dtype=np.float32)
+        map_y = np.zeros(rows * REMAP_COLUMNS, dtype=np.float32)
+        map_x[:count] = np.mod(u, texture_width)
+        map_y[:count] = np.mod(v, texture_height)
+        colours = cv2.remap(surface.texture, map_x.reshape(rows, REMAP_COLUMNS),
+                            map_y.reshape(rows, REMAP_COLUMNS), cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_WRAP)
-        image[mask] = colours[0]
+        image[mask] = colours.reshape(-1, 3)[:count]
     return image
 
 
