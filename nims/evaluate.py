@@ -28,7 +28,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -168,7 +171,7 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
     for index, (result, annotation_path) in enumerate(zip(results, annotations)):
         name = f"{index:05d}.png"
         _write_mask(folder / "Segmentations" / "480p" / "nims" / sequence / name, result.mask)
-        truth = davis.read_mask(annotation_path, result.mask.shape)
+        truth = davis.read_mask(annotation_path, result.mask.shape, "the frames'")
         _write_mask(folder / "Segmentations" / "480p" / "oracle" / sequence / name,
                     oracle_mask(result.segmentation, truth))
         _write_saliency(folder / "saliency" / sequence / name, result.saliency)
@@ -206,6 +209,27 @@ def dominant_motion_on_sequence(cfg: DictConfig, frames, flows, sequence: str,
     return []
 
 
+def read_run_json(path: Path) -> dict:
+    """A JSON file this run (or the run it resumes) wrote, with a clear error when it is not."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is missing or unreadable ({error}): delete it and run again "
+                         "(resume=true recomputes its sequence)") from error
+
+
+def check_flow_sizes(flows, frame_size, sequence: str, flow_cfg) -> None:
+    """Every flow must have the frames' size: a flow of another size would be blamed on the
+    annotation later."""
+    for index, flow in enumerate(flows):
+        if flow.shape[:2] != tuple(frame_size):
+            where = (f"{flow_cfg.get('root')}/{sequence}/{index:05d}.flo"
+                     if flow_cfg.get("name") == "precomputed" else f"flow {index}")
+            raise ValueError(f"sequence {sequence!r}: {where} is {flow.shape[1]}x"
+                             f"{flow.shape[0]}, the frames are {frame_size[1]}x{frame_size[0]}:"
+                             " flows must be computed on the frames at this resolution")
+
+
 def segment_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -> None:
     """Run the configured method on one DAVIS sequence and write its outputs."""
     import torch
@@ -217,6 +241,7 @@ def segment_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -
         return
     flows = sequence_flows(davis.FrameSequence(frames), cfg.flow, cfg.dataset.cache_dir,
                            "davis2016", sequence)
+    check_flow_sizes(flows, davis.read_image(frames[0]).shape[:2], sequence, cfg.flow)
     if cfg.method.name == "nims":
         logits = nims_on_sequence(cfg, frames, annotations, flows, sequence, folder)
     else:
@@ -225,6 +250,28 @@ def segment_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -
     write_json(folder / "classification" / f"{sequence}.json",
                {"logits": logits, "salient_rate": rate})
     log.info("%s: %d frames done", sequence, len(frames))
+
+
+@contextmanager
+def workers_stopped_on_signal():
+    """SIGTERM stops the run like Ctrl-C (SIGINT), and either one kills the worker processes
+    too: without this, loky's workers outlive the parent for minutes and keep writing into the
+    run folder."""
+    from joblib.externals.loky import get_reusable_executor
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
+    try:
+        yield
+    except BaseException:
+        get_reusable_executor().shutdown(wait=False, kill_workers=True)
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
@@ -245,10 +292,11 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
         except Exception as error:  # reported by name below; the other sequences go on
             return sequence, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
 
-    jobs = Parallel(n_jobs=int(cfg.num_workers), backend="loky", return_as="generator")(
-        delayed(guarded)(sequence) for sequence in sequences)
-    outcomes = list(tqdm(jobs, total=len(sequences), desc="sequences",
-                         disable=not cfg.get("progress", True)))
+    with workers_stopped_on_signal():
+        jobs = Parallel(n_jobs=int(cfg.num_workers), backend="loky", return_as="generator")(
+            delayed(guarded)(sequence) for sequence in sequences)
+        outcomes = list(tqdm(jobs, total=len(sequences), desc="sequences",
+                             disable=not cfg.get("progress", True)))
     failures = {sequence: message for sequence, message in outcomes if message}
     write_json(folder / "failures.json", failures)
     for sequence, message in failures.items():
@@ -270,14 +318,14 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
                                                            cfg.dataset.resolution, "0")
         for row, oracle_row in zip(per_frame, oracle_frames):
             row.update({"oracle_J": oracle_row["J"], "oracle_F": oracle_row["F"]})
-        rates = [json.loads((folder / "classification" / f"{s}.json").read_text())[
-            "salient_rate"] for s in done]
-        diagnostics = [json.loads((folder / "classification" / f"{s}.relevance.json")
-                                  .read_text()) for s in done]
+        rates = [read_run_json(folder / "classification" / f"{s}.json")["salient_rate"]
+                 for s in done]
+        diagnostics = [read_run_json(folder / "classification" / f"{s}.relevance.json")
+                       for s in done]
         for key in diagnostics[0]:
             summary[key] = nan_mean([d[key] for d in diagnostics])
         oracle = metrics.dataset_summary(oracle_sequence)
-        summary.update({"classified_salient": float(np.mean(rates)),
+        summary.update({"classified_salient": nan_mean(rates),
                         **{f"oracle_{key}": value for key, value in oracle.items()}})
         oracle_table = "\nOracle selection (upper bound of step 2's regions):\n\n" + \
             markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"]) + \
@@ -317,7 +365,7 @@ def write_results(folder: Path, tracker, rows, summary: dict, title: str) -> Non
 
 def nan_mean(values) -> float:
     """Mean of the finite values, NaN when there is none (no warning)."""
-    finite = [v for v in values if np.isfinite(v)]
+    finite = [v for v in values if v is not None and np.isfinite(v)]  # JSON null is NaN
     return float(np.mean(finite)) if finite else float("nan")
 
 

@@ -11,9 +11,8 @@ import csv
 import json
 from pathlib import Path
 
-import torch
-
-from nims.model import load_checkpoint
+from nims.model import load_checkpoint, save_atomically
+from nims.report import write_json
 
 
 def export(source: Path, destination: Path) -> Path:
@@ -22,14 +21,14 @@ def export(source: Path, destination: Path) -> Path:
     shipped = {key: checkpoint[key] for key in ("model_state", "architecture", "task", "config")}
     shipped["trained_epochs"] = checkpoint.get("epoch")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(shipped, destination)
+    save_atomically(shipped, destination)
     record = {"source_run": str(run), "best_epoch": checkpoint.get("epoch"),
               "test_metrics": json.loads((run / "test_metrics.json").read_text())
               if (run / "test_metrics.json").is_file() else None}
     if (run / "metrics.csv").is_file():
         with (run / "metrics.csv").open() as handle:
             record["training_log"] = list(csv.DictReader(handle))
-    destination.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(destination.with_suffix(".json"), record)
     return destination
 
 

@@ -226,8 +226,23 @@ def build_model(model_cfg, task_cfg) -> MotionClassifier:
 def save_checkpoint(path, model: MotionClassifier, task: str, config: dict, **extra) -> None:
     """Save weights with what is needed to rebuild and check them: architecture, task, the
     resolved config, plus ``extra`` (epoch, optimiser state, metrics...)."""
-    torch.save({"model_state": model.state_dict(), "architecture": model.architecture(),
-                "task": task, "config": config, **extra}, path)
+    save_atomically({"model_state": model.state_dict(), "architecture": model.architecture(),
+                     "task": task, "config": config, **extra}, path)
+
+
+def save_atomically(data: dict, path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a run killed while
+    saving leaves the previous checkpoint, never a truncated one that a resume would read."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(data, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_checkpoint(path, expected_task: Optional[str] = None,
@@ -248,6 +263,9 @@ def load_checkpoint(path, expected_task: Optional[str] = None,
                          f"unpickled ({type(error).__name__}: {str(error)[:200]})") from error
     if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
         raise ValueError(f"{path} is not a NIMS classifier checkpoint (no model_state)")
+    if expected_task is not None and checkpoint.get("task") is None:
+        raise ValueError(f"{path} records no task: it was not written by train.py or "
+                         "nims.export; export it with python -m nims.export")
     if expected_task is not None and checkpoint.get("task") != expected_task:
         raise ValueError(f"{path} is a classifier of task {checkpoint.get('task')!r}, not "
                          f"{expected_task!r}: pass task={checkpoint.get('task')} or another "
@@ -266,5 +284,10 @@ def load_classifier(path, expected_task: Optional[str] = None) -> MotionClassifi
     model = MotionClassifier(architecture["input_size"], architecture["channels"],
                              architecture["kernel_sizes"], architecture["norm"],
                              architecture.get("head", "fc"))
-    model.load_state_dict(checkpoint["model_state"])
+    try:
+        model.load_state_dict(checkpoint["model_state"])
+    except RuntimeError as error:  # shapes or names that do not fit the recorded architecture
+        raise ValueError(f"{path}: the weights do not match its recorded architecture "
+                         f"{architecture} ({str(error).splitlines()[0][:200]}); the file is "
+                         "damaged or was edited: export the checkpoint again") from error
     return model.eval()

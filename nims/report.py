@@ -20,16 +20,19 @@ def run_dir(cfg: DictConfig) -> Path:
     from hydra.core.hydra_config import HydraConfig
 
     own = OmegaConf.select(cfg, "hydra.runtime.output_dir", default=None)
-    if own:
-        path = Path(own)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    if not HydraConfig.initialized():
+    if not own and not HydraConfig.initialized():
         raise RuntimeError(
             "no Hydra run folder: call through the entry point, or set the Hydra config "
             "(HydraConfig.instance().set_config(cfg)) as the tests do")
-    path = Path(HydraConfig.get().runtime.output_dir)
-    path.mkdir(parents=True, exist_ok=True)
+    path = Path(own or HydraConfig.get().runtime.output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create the run folder {path} ({error.strerror}): set "
+                      "hydra.run.dir=<a writable folder>") from error
+    if not os.access(path, os.W_OK):
+        raise OSError(f"the run folder {path} is not writable: set hydra.run.dir=<a writable "
+                      "folder>")
     return path
 
 

@@ -33,7 +33,7 @@ def tiny_davis(root, sequences=("square",), frames=5):
         for index in range(frames):
             frame = background.copy()
             mask = np.zeros(SIZE, dtype=np.uint8)
-            x = 40 + 3 * index
+            x = 40 + (3 * index) % 100
             frame[40:80, x:x + 40] = 255 - background[40:80, 60:100]
             mask[40:80, x:x + 40] = 255
             cv2.imwrite(str(images / f"{index:05d}.jpg"), frame)
@@ -202,3 +202,183 @@ def test_counts_below_one_are_named(tmp_path, compose_config, entry, key):
     run = evaluate.run if entry == "evaluate" else train.run
     with pytest.raises(ValueError, match=rf"{key} must be an integer >= 1, got 0"):
         run(compose_config(entry, [f"{key}=0", "logger=none"]))
+
+
+def test_a_two_frame_sequence_fails_alone_by_name(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS", sequences=("square",))
+    tiny_davis(tmp_path / "other", sequences=("short",), frames=2)
+    for kind in ("JPEGImages", "Annotations"):
+        (tmp_path / "other" / kind / "480p" / "short").rename(root / kind / "480p" / "short")
+    run_folder = tmp_path / "run"
+    with pytest.raises(RuntimeError, match=r"1 sequence\(s\) failed \(short\)"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square,short]",
+                     output_dir=run_folder)
+    failures = json.loads((run_folder / "failures.json").read_text())
+    assert list(failures) == ["short"] and "at least 3" in failures["short"]
+    assert "square" in (run_folder / "per_sequence.csv").read_text()
+
+
+def test_a_frame_of_another_size_is_named(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    frame = root / "JPEGImages" / "480p" / "square" / "00003.jpg"
+    cv2.imwrite(str(frame), cv2.resize(davis.read_image(frame), (100, 60)))
+    with pytest.raises(RuntimeError, match=r"00003\.jpg is 100x60, its first frame 200x120"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]")
+
+
+def test_an_annotation_of_another_size_is_blamed_on_itself(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    annotation = root / "Annotations" / "480p" / "square" / "00001.png"
+    cv2.imwrite(str(annotation), np.zeros((60, 100), np.uint8))
+    with pytest.raises(RuntimeError, match=r"00001\.png has size 100x60, expected 200x120 "
+                                           r"\(the frames'\)"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]")
+
+
+def test_a_precomputed_flow_of_another_size_is_named(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    flows = tmp_path / "flows" / "square"
+    for index in range(4):
+        write_flow(flows / f"{index:05d}.flo", np.zeros((60, 100, 2), np.float32))
+    with pytest.raises(RuntimeError, match=r"square/00000\.flo is 100x60, the frames are 200x120"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", "flow=precomputed",
+                     f"flow.root={flows.parent}")
+
+
+def test_checkpoints_that_do_not_fit_are_named(tmp_path):
+    from nims.model import MotionClassifier, load_classifier, save_checkpoint
+
+    model = MotionClassifier((32, 48), (4, 8, 8), (5, 3, 3), "batch", "max")
+    path = tmp_path / "edited.pt"
+    save_checkpoint(path, model, "independent", {})
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["architecture"]["channels"] = [4, 8, 16]
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="edited.pt: the weights do not match"):
+        load_classifier(path)
+    del checkpoint["task"]
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="edited.pt records no task"):
+        load_classifier(path, expected_task="independent")
+
+
+def test_a_damaged_classification_file_is_named_on_resume(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    run_folder = tmp_path / "run"
+    run_evaluate(compose_config, root, "dataset.sequences=[square]", output_dir=run_folder)
+    (run_folder / "classification" / "square.relevance.json").write_text('{"relev')
+    with pytest.raises(ValueError, match=r"square\.relevance\.json is missing or unreadable.*"
+                                         r"delete it"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
+                     output_dir=run_folder)
+
+
+def test_a_run_folder_that_cannot_be_made_is_named(tmp_path, compose_config):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    root = tiny_davis(tmp_path / "DAVIS")
+    with pytest.raises(OSError, match="cannot create the run folder.*hydra.run.dir"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]",
+                     output_dir=blocker / "run")
+
+
+def test_a_video_cut_short_is_reported(tmp_path, caplog):
+    from nims.data.video import read_frames
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    frames = list(read_frames(path))
+    assert 0 < len(frames) < 20
+    assert "announces 20 frames" in caplog.text and "clip.avi" in caplog.text
+
+
+def _loky_workers(pid):
+    """Pids of the loky worker processes below ``pid`` (Linux /proc)."""
+    from pathlib import Path
+
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            for child in children.read_text().split():
+                stack.append(int(child))
+                cmdline = Path(f"/proc/{child}/cmdline")
+                if cmdline.exists() and b"loky" in cmdline.read_bytes():
+                    found.append(int(child))
+    return found
+
+
+def _running(pid):
+    from pathlib import Path
+
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_sigterm_stops_the_workers_too(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs Linux /proc to list the worker processes")
+    names = ("a", "b", "c", "d")
+    root = tiny_davis(tmp_path / "DAVIS", sequences=names, frames=60)
+    run_folder = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "evaluate.py", f"dataset.root={root}",
+         f"dataset.sequences=[{','.join(names)}]", "num_workers=2", "logger=none",
+         "progress=false", f"dataset.cache_dir={tmp_path / 'cache'}",
+         f"hydra.run.dir={run_folder}"],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        workers = []
+        while time.time() < deadline and not (workers and list(
+                run_folder.glob("Segmentations/480p/nims/*/*.png"))):
+            workers = _loky_workers(process.pid) or workers
+            time.sleep(0.1)
+        assert workers, "the run never started its workers"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) != 0
+        time.sleep(1.0)
+        assert not [pid for pid in workers if _running(pid)]
+    finally:
+        process.kill()
+
+
+def test_a_truncated_cached_flow_is_named_with_what_to_do(tmp_path):
+    root = tiny_davis(tmp_path / "DAVIS")
+    sequence = davis.FrameSequence(davis.image_paths(root, "square"))
+    sequence_flows(sequence, DIS, tmp_path / "cache", "davis2016", "square")
+    cached = sorted((tmp_path / "cache").rglob("00001.flo"))[0]
+    cached.write_bytes(cached.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cached flow .*00001\.flo is unreadable.*delete it"):
+        sequence_flows(sequence, DIS, tmp_path / "cache", "davis2016", "square")
+
+
+def test_a_full_disk_leaves_no_empty_file(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    from nims.evaluate import _write_mask
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError, match="No space left"):
+        _write_mask(tmp_path / "masks" / "00000.png", np.ones((4, 4), bool))
+    assert list((tmp_path / "masks").iterdir()) == []

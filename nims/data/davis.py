@@ -123,13 +123,14 @@ def image_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Pat
     return [files[index] for index in expected]
 
 
-def read_mask(path: Path, shape=None) -> np.ndarray:
+def read_mask(path: Path, shape=None, reference: str = "the annotation's") -> np.ndarray:
     """Read a mask PNG as ``(H, W)`` bool (any nonzero pixel, in any channel, is foreground).
 
     Raises
     ------
     ValueError
-        When the file cannot be decoded or its size differs from ``shape`` ``(H, W)``.
+        When the file cannot be decoded or its size differs from ``shape`` ``(H, W)``, whose
+        origin ``reference`` names in the message.
     """
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
@@ -139,7 +140,7 @@ def read_mask(path: Path, shape=None) -> np.ndarray:
     mask = mask != 0
     if shape is not None and mask.shape != tuple(shape):
         raise ValueError(f"mask {path} has size {mask.shape[1]}x{mask.shape[0]}, expected "
-                         f"{shape[1]}x{shape[0]} (the annotation's)")
+                         f"{shape[1]}x{shape[0]} ({reference})")
     return mask
 
 
@@ -240,6 +241,10 @@ def check_sequence(root: Path, sequence: str, resolution: str = "480p"):
     """
     frames = image_paths(root, sequence, resolution)
     annotations = annotation_paths(root, sequence, resolution)
+    if len(frames) < 3:
+        raise ValueError(f"sequence {sequence!r} has {len(frames)} frame(s) in "
+                         f"{frames[0].parent}: the DAVIS protocol scores all but the first and "
+                         "last, so a sequence needs at least 3")
     if len(frames) != len(annotations):
         raise ValueError(
             f"sequence {sequence!r}: {len(frames)} frames in {frames[0].parent} but "

@@ -103,7 +103,14 @@ def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: s
                 raise ValueError(f"cached flow {path} is unreadable ({error}): delete it (or "
                                  f"{folder}) to compute it again") from error
         else:
-            flow = estimator(frames[index], frames[index + 1])
+            following = frames[index + 1]
+            if list(following.shape[:2]) != size:
+                paths = getattr(frames, "paths", None)
+                name = paths[index + 1] if paths is not None else f"frame {index + 1}"
+                raise ValueError(f"sequence {sequence!r}: {name} is {following.shape[1]}x"
+                                 f"{following.shape[0]}, its first frame {size[1]}x{size[0]}: "
+                                 "every frame of a sequence must have one size")
+            flow = estimator(frames[index], following)
             temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.flo")
             try:
                 write_flow(temporary, flow)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterator, List, Optional
 
 import cv2
 import numpy as np
 
+log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
@@ -69,6 +71,7 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
     if not capture.isOpened():
         raise ValueError(f"OpenCV cannot open video {source}: unknown container or codec; "
                          "convert it (e.g. to H.264 mp4) or extract its frames into a folder")
+    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     try:
         index = 0
         while max_frames is None or count < max_frames:
@@ -81,5 +84,9 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
             index += 1
     finally:
         capture.release()
+    if (max_frames is None or count < max_frames) and 0 < index < announced:
+        log.warning("video %s announces %d frames but only %d could be decoded: it is cut "
+                    "short or damaged; the frames after %d are missing", source, announced,
+                    index, index - 1)
     if count == 0:
         raise ValueError(f"video {source} holds no readable frame")
