@@ -166,7 +166,9 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
     """NIMS on one sequence: masks, saliency, oracle masks, figures and the relevance
     diagnostic (``classification/<sequence>.relevance.json``); returns the logits."""
     model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
-    results = sequence_results(model, flows, cfg, len(frames))
+    # A bar per sequence only when sequences run one at a time (workers' bars would interleave).
+    bar = sequence if cfg.get("progress", True) and int(cfg.num_workers) == 1 else None
+    results = sequence_results(model, flows, cfg, len(frames), progress=bar)
     quality = []
     for index, (result, annotation_path) in enumerate(zip(results, annotations)):
         name = f"{index:05d}.png"
@@ -239,8 +241,10 @@ def segment_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -
     if cfg.resume and sequence_done(folder, cfg.method.name, sequence, len(frames)):
         log.info("%s: already written, skipped (resume=true)", sequence)
         return
+    show = f"{sequence} flow" if cfg.get("progress", True) and int(cfg.num_workers) == 1 \
+        else None
     flows = sequence_flows(davis.FrameSequence(frames), cfg.flow, cfg.dataset.cache_dir,
-                           "davis2016", sequence)
+                           "davis2016", sequence, progress=show)
     check_flow_sizes(flows, davis.read_image(frames[0]).shape[:2], sequence, cfg.flow)
     if cfg.method.name == "nims":
         logits = nims_on_sequence(cfg, frames, annotations, flows, sequence, folder)
@@ -250,6 +254,18 @@ def segment_sequence(cfg: DictConfig, root: Path, sequence: str, folder: Path) -
     write_json(folder / "classification" / f"{sequence}.json",
                {"logits": logits, "salient_rate": rate})
     log.info("%s: %d frames done", sequence, len(frames))
+
+
+def earlier_sequences(folder: Path, root: Path, method: str, resolution: str,
+                      selected: Sequence[str]) -> List[str]:
+    """Sequences outside ``selected`` whose results an earlier run left complete in
+    ``folder`` (a resume with a subset keeps them in the summary)."""
+    classification = folder / "classification"
+    names = sorted(path.name[:-len(".json")] for path in classification.glob("*.json")
+                   if not path.name.endswith(".relevance.json")) \
+        if classification.is_dir() else []
+    return [name for name in names if name not in selected and sequence_done(
+        folder, method, name, len(davis.annotation_paths(root, name, resolution)))]
 
 
 @contextmanager
@@ -302,6 +318,9 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     for sequence, message in failures.items():
         log.error("sequence %s failed: %s", sequence, message.splitlines()[0])
     done = [s for s in sequences if s not in failures]
+    if cfg.resume:
+        # The sequences an earlier run wrote into this folder stay in the summary.
+        done += earlier_sequences(folder, root, method, cfg.dataset.resolution, sequences)
     if not done:
         reasons = "; ".join(f"{s}: {m.splitlines()[0]}" for s, m in failures.items())
         raise RuntimeError(f"every sequence failed ({reasons}); see {folder / 'failures.json'}")
@@ -346,6 +365,9 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
         tracker.images("figures", [cv2.imread(str(p))[..., ::-1] for p in figures],
                        [p.stem for p in figures])
     print(table)
+    print(markdown_table([{"Sequence": row["sequence"], **{
+        f"{key[0]}-{key[2:].capitalize()}": row[key] for key in row if key != "sequence"}}
+        for row in rows]))
     if failures:
         raise RuntimeError(f"{len(failures)} sequence(s) failed ({', '.join(failures)}): the "
                            f"others' results are in {folder}; details in failures.json")
@@ -494,9 +516,11 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
     model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
     source = Path(str(cfg.dataset.input))
     frames = list(read_frames(source, cfg.dataset.max_frames, int(cfg.dataset.step)))
+    show = "flow" if cfg.get("progress", True) else None
     flows = sequence_flows(frames, cfg.flow, cfg.dataset.cache_dir, "video",
-                           f"{source.stem}-step{cfg.dataset.step}")
-    results = sequence_results(model, flows, cfg, len(frames))
+                           f"{source.stem}-step{cfg.dataset.step}", progress=show)
+    results = sequence_results(model, flows, cfg, len(frames),
+                               progress="NIMS" if show else None)
     height, width = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(folder / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10,
                              (2 * width, height))
@@ -524,7 +548,7 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
-    folder = run_dir(cfg)
+    folder = resumed_folder(cfg) or run_dir(cfg)
     print(f"run folder: {folder}", flush=True)
     if cfg.get("resume"):
         check_resume_config(cfg, folder)
@@ -533,6 +557,19 @@ def run(cfg: DictConfig) -> Optional[float]:
         return _run_in(cfg, folder)
     finally:
         print(f"results in {folder}", flush=True)
+
+
+def resumed_folder(cfg: DictConfig) -> Optional[Path]:
+    """The run folder ``resume=<folder>`` names (None for ``resume=false|true``: ``true``
+    continues in this job's own folder, e.g. with ``hydra.run.dir=<old run>``)."""
+    resume = cfg.get("resume")
+    if isinstance(resume, bool) or resume is None or str(resume).lower() in ("true", "false"):
+        return None
+    folder = Path(str(resume))
+    if not (folder / "config.yaml").is_file():
+        raise FileNotFoundError(f"resume={folder}: not a run folder of evaluate.py (no "
+                                "config.yaml); give the folder a run printed as its run folder")
+    return folder
 
 
 # Keys that change how a run is carried out, not what it computes: a resume may change them.

@@ -43,22 +43,28 @@ class FrameResult:
 
 
 def run_frames(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
-               batch_size: int = 16) -> List[FrameResult]:
+               batch_size: int = 16, progress: Optional[str] = None) -> List[FrameResult]:
     """NIMS on flow fields ``(H, W, 2)`` (pixels): one result per flow.
 
     ``cfg`` provides ``attribution``, ``step2`` and ``saliency`` (``lam``, ``mask_threshold``,
-    optionally ``gate``).
+    optionally ``gate``). ``progress``: the label of a progress bar over the frames (none when
+    None).
     """
+    from tqdm import tqdm
+
     threshold = float(cfg.saliency.mask_threshold)
     if not 0 <= threshold < 1:
         raise ValueError(f"saliency.mask_threshold must be in [0, 1) (phi lies in [0, 1)), got "
                          f"{threshold}: every mask would be empty")
     results = []
-    for start in range(0, len(flows), batch_size):
-        batch = list(flows[start : start + batch_size])
-        attribution, maps = relevance_maps(model, batch, cfg.attribution)
-        for flow, relevance, logit in zip(batch, maps, attribution.logits.tolist()):
-            results.append(nims_frame(flow, relevance, logit, cfg))
+    with tqdm(total=len(flows), desc=progress, unit="frame", leave=False,
+              disable=progress is None) as bar:
+        for start in range(0, len(flows), batch_size):
+            batch = list(flows[start : start + batch_size])
+            attribution, maps = relevance_maps(model, batch, cfg.attribution)
+            for flow, relevance, logit in zip(batch, maps, attribution.logits.tolist()):
+                results.append(nims_frame(flow, relevance, logit, cfg))
+                bar.update()
     return results
 
 
@@ -104,11 +110,12 @@ def empty_result(shape) -> FrameResult:
 
 
 def sequence_results(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
-                     n_frames: Optional[int] = None) -> List[FrameResult]:
+                     n_frames: Optional[int] = None,
+                     progress: Optional[str] = None) -> List[FrameResult]:
     """Results for every frame of a sequence of ``n_frames`` frames from its ``n_frames - 1``
     forward flows: the last frame has no forward flow and gets :func:`empty_result` (the DAVIS
-    protocol does not score last frames)."""
-    results = run_frames(model, flows, cfg, int(cfg.get("batch_size", 16)))
+    protocol does not score last frames). ``progress`` as in :func:`run_frames`."""
+    results = run_frames(model, flows, cfg, int(cfg.get("batch_size", 16)), progress)
     n_frames = len(flows) + 1 if n_frames is None else n_frames
     results += [empty_result(flows[0].shape[:2])] * (n_frames - len(flows))
     return results

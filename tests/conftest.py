@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -55,3 +57,27 @@ def compose_config(tmp_path):
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+TINY_SIZE = (120, 200)  # (height, width) of the tiny DAVIS frames
+
+
+def tiny_davis(root, sequences=("square",), frames=5):
+    """A DAVIS layout with textured frames and a square moving 3 px per frame."""
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (*TINY_SIZE, 3), dtype=np.uint8)
+    background = cv2.GaussianBlur(noise, (0, 0), 1.5)
+    for sequence in sequences:
+        images = root / "JPEGImages" / "480p" / sequence
+        annotations = root / "Annotations" / "480p" / sequence
+        images.mkdir(parents=True)
+        annotations.mkdir(parents=True)
+        for index in range(frames):
+            frame = background.copy()
+            mask = np.zeros(TINY_SIZE, dtype=np.uint8)
+            x = 40 + (3 * index) % 100
+            frame[40:80, x:x + 40] = 255 - background[40:80, 60:100]
+            mask[40:80, x:x + 40] = 255
+            cv2.imwrite(str(images / f"{index:05d}.jpg"), frame)
+            cv2.imwrite(str(annotations / f"{index:05d}.png"), mask)
+    return root

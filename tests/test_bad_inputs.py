@@ -16,29 +16,9 @@ from nims.data.flow_cache import sequence_flows
 from nims.flow import read_flow, write_flow
 from nims.model import load_checkpoint
 from nims.report import collect_sweep, write_json
+from tests.conftest import tiny_davis
 
-SIZE = (120, 200)  # (height, width) of the tiny DAVIS frames
 DIS = {"name": "dis", "preset": "medium", "variational_refinement_iterations": None}
-
-
-def tiny_davis(root, sequences=("square",), frames=5):
-    """A DAVIS layout with textured frames and a square moving 3 px per frame."""
-    rng = np.random.default_rng(0)
-    background = cv2.GaussianBlur(rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8), (0, 0), 1.5)
-    for sequence in sequences:
-        images = root / "JPEGImages" / "480p" / sequence
-        annotations = root / "Annotations" / "480p" / sequence
-        images.mkdir(parents=True)
-        annotations.mkdir(parents=True)
-        for index in range(frames):
-            frame = background.copy()
-            mask = np.zeros(SIZE, dtype=np.uint8)
-            x = 40 + (3 * index) % 100
-            frame[40:80, x:x + 40] = 255 - background[40:80, 60:100]
-            mask[40:80, x:x + 40] = 255
-            cv2.imwrite(str(images / f"{index:05d}.jpg"), frame)
-            cv2.imwrite(str(annotations / f"{index:05d}.png"), mask)
-    return root
 
 
 def run_evaluate(compose_config, root, *extra, output_dir=None):

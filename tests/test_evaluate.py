@@ -219,3 +219,26 @@ def test_slurm_launcher_config_composes():
     assert cfg.hydra.launcher.partition == "cpu" and cfg.hydra.launcher.cpus_per_task == 4
     assert "SlurmLauncher" in cfg.hydra.launcher._target_
 
+
+
+def test_resume_a_run_folder_with_a_subset_keeps_the_rest(tmp_path, compose_config, capsys):
+    from tests.conftest import tiny_davis
+
+    root = tiny_davis(tmp_path / "DAVIS", sequences=("one", "two"))
+    common = [f"dataset.root={root}", "logger=none", "progress=false",
+              f"dataset.cache_dir={tmp_path / 'cache'}"]
+    first = tmp_path / "first"
+    evaluate.run(compose_config("evaluate", common + ["dataset.sequences=[one,two]"],
+                                output_dir=first))
+    before = (first / "per_sequence.csv").read_text()
+    capsys.readouterr()
+    evaluate.run(compose_config("evaluate", common + ["dataset.sequences=[one]",
+                                                      f"resume={first}"],
+                                output_dir=tmp_path / "second"))
+    printed = capsys.readouterr().out
+    assert f"run folder: {first}" in printed and "| Sequence | J-Mean" in printed
+    assert "| two |" in printed
+    assert (first / "per_sequence.csv").read_text() == before
+    assert not (tmp_path / "second" / "config.yaml").exists()
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        evaluate.run(compose_config("evaluate", common + [f"resume={tmp_path / 'nowhere'}"]))

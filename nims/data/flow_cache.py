@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -56,7 +56,7 @@ def frames_identity(frames: Sequence[np.ndarray]) -> str:
 
 
 def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: str,
-                   sequence: str) -> List[np.ndarray]:
+                   sequence: str, progress: Optional[str] = None) -> List[np.ndarray]:
     """Forward flows ``(H, W, 2)`` of consecutive frames: ``len(frames) - 1`` fields.
 
     Parameters
@@ -69,7 +69,11 @@ def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: s
         Cache root; None computes without caching.
     dataset, sequence : str
         Names that place the sequence in the cache.
+    progress : str, optional
+        Label of a progress bar over the frames (none when None).
     """
+    from tqdm import tqdm
+
     count = len(frames) - 1
     if count < 1:
         raise ValueError(f"sequence {sequence!r} has {len(frames)} frame(s): flow needs two")
@@ -94,7 +98,8 @@ def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: s
             flow_cfg) else dict(flow_cfg)
         atomic_write_text(meta_path, json.dumps({"flow": config, "size": size}))
     flows = []
-    for index in range(count):
+    for index in tqdm(range(count), desc=progress, unit="frame", leave=False,
+                      disable=progress is None):
         path = folder / f"{index:05d}.flo"
         if path.is_file():
             try:
