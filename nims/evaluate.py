@@ -43,7 +43,8 @@ from tqdm import tqdm
 from nims import metrics
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
-from nims.figures import frame_figure
+from nims.figures import frame_figure, report_strip
+from nims.html_report import write_html_report
 from nims.model import load_classifier
 from nims.pipeline import oracle_mask, sequence_results
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
@@ -170,6 +171,10 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
     bar = sequence if cfg.get("progress", True) and int(cfg.num_workers) == 1 else None
     results = sequence_results(model, flows, cfg, len(frames), progress=bar)
     quality = []
+    # Frames drawn in report.html: evenly spread over the scored ones (1 .. n - 2).
+    count = min(int(cfg.get("report_frames", 4)), len(frames) - 2)
+    strip_frames = set(np.linspace(1, len(frames) - 2, count).round().astype(int).tolist()) \
+        if count > 0 else set()
     for index, (result, annotation_path) in enumerate(zip(results, annotations)):
         name = f"{index:05d}.png"
         _write_mask(folder / "Segmentations" / "480p" / "nims" / sequence / name, result.mask)
@@ -179,6 +184,9 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
         _write_saliency(folder / "saliency" / sequence / name, result.saliency)
         if index < len(flows):
             quality.append(relevance_quality(result.relevance, truth))
+        if index in strip_frames:
+            strip = report_strip(davis.read_image(frames[index]), flows[index], result, truth)
+            _write_png(folder / "report" / sequence / name, strip[..., ::-1])
     for figure_sequence, figure_frame in cfg.get("figures") or []:
         if figure_sequence == sequence and 0 <= int(figure_frame) < len(flows):
             index = int(figure_frame)
@@ -358,6 +366,7 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     write_csv(folder / "per_sequence.csv", rows)
     table = write_summary(folder, summary, table_title) + oracle_table
     atomic_write_text(folder / "summary.md", table)
+    write_html_report(folder, table_title, summary, rows, per_frame)
     tracker.summary(summary)
     tracker.table("per_sequence", rows)
     figures = sorted((folder / "figures").glob("*.png"))
@@ -573,8 +582,8 @@ def resumed_folder(cfg: DictConfig) -> Optional[Path]:
 
 
 # Keys that change how a run is carried out, not what it computes: a resume may change them.
-RESUME_FREE_KEYS = ("resume", "num_workers", "threads", "progress", "figures", "batch_size",
-                    "logger", "dataset.sequences")
+RESUME_FREE_KEYS = ("resume", "num_workers", "threads", "progress", "figures", "report_frames",
+                    "batch_size", "logger", "dataset.sequences")
 
 
 def _flatten(node, prefix: str = "") -> Dict[str, object]:
@@ -639,8 +648,9 @@ def score_folder(cfg: DictConfig, folder: Path, tracker) -> float:
     write_csv(folder / "per_frame.csv", per_frame)
     write_csv(folder / "per_sequence.csv", rows)
     summary = metrics.dataset_summary(per_sequence)
-    table = write_summary(folder, summary, f"DAVIS-2016 {', '.join(sequences)}: "
-                                           f"{Path(cfg.predictions).name}")
+    title = f"DAVIS-2016 {', '.join(sequences)}: {Path(cfg.predictions).name}"
+    table = write_summary(folder, summary, title)
+    write_html_report(folder, title, summary, rows, per_frame)
     tracker.summary(summary)
     tracker.table("per_sequence", rows)
     print(table)

@@ -54,3 +54,35 @@ def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, p
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def _colour_map(values: np.ndarray, low: float, high: float, colour_map: int) -> np.ndarray:
+    """``values`` scaled from [low, high] to an OpenCV colour map, RGB uint8."""
+    scaled = np.clip((values - low) / max(high - low, 1e-12), 0, 1)
+    bgr = cv2.applyColorMap(np.round(255 * scaled).astype(np.uint8), colour_map)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def diverging(values: np.ndarray) -> np.ndarray:
+    """Values in [-1, 1] as RGB uint8: blue (-1), white (0), red (+1)."""
+    v = np.clip(values, -1, 1)
+    rgb = np.stack([np.minimum(1, 1 + v), 1 - np.abs(v), np.minimum(1, 1 - v)], axis=-1)
+    return np.round(255 * rgb).astype(np.uint8)
+
+
+def report_strip(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult,
+                 truth: np.ndarray, width: int = 240) -> np.ndarray:
+    """One frame's stages side by side for the HTML report, ``(h, 5 * width, 3)`` RGB uint8:
+    image, flow (Middlebury colours), relevance (blue negative, red positive, symmetric scale),
+    the mask over the image with the ground truth outlined in green, saliency (magma, 0-1)."""
+    limit = max(float(np.abs(result.relevance).max()), 1e-12)
+    masked = overlay(image_bgr, result.mask)
+    contours, _ = cv2.findContours(truth.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(masked, contours, -1, (40, 220, 40), 2)
+    panels = [cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), flow_to_color(flow),
+              diverging(result.relevance / limit), masked,
+              _colour_map(result.saliency, 0.0, 1.0, cv2.COLORMAP_MAGMA)]
+    height = max(1, round(image_bgr.shape[0] * width / image_bgr.shape[1]))
+    return np.hstack([cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA)
+                      for panel in panels])

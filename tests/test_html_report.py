@@ -1,0 +1,96 @@
+"""report.html of an evaluation run, rendered by a real headless browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from nims import evaluate
+from tests.conftest import tiny_davis
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+def browser() -> str:
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip(f"no headless browser on this machine (looked for {', '.join(BROWSERS)}): "
+                "apt-get install chromium to run this test; .ci/run installs it")
+
+
+def rendered_body(path, fragment=""):
+    """The ``<body>`` tag of the page after its scripts ran, as the browser serialises it."""
+    result = subprocess.run(
+        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+         "--dump-dom", f"file://{path}{fragment}"],
+        capture_output=True, text=True, timeout=120)
+    match = re.search(r"<body[^>]*>", result.stdout)
+    assert match, f"the browser rendered no page: {result.stderr[-2000:]}"
+    return match.group(0)
+
+
+def attribute(body, name):
+    match = re.search(rf'data-{name}="([^"]*)"', body)
+    assert match, f"data-{name} missing from {body}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from tests.conftest import CONFIG_DIR
+
+    tmp_path = tmp_path_factory.mktemp("html")
+    root = tiny_davis(tmp_path / "DAVIS", sequences=("zeta", "alpha"), frames=6)
+    # alpha's ground truth is shifted: its J is lower, so sorting by J puts it first.
+    for path in (root / "Annotations" / "480p" / "alpha").glob("*.png"):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(path), np.roll(mask, 20, axis=1))
+    GlobalHydra.instance().clear()
+    initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR))
+    cfg = compose("evaluate", [f"dataset.root={root}", "dataset.sequences=[zeta,alpha]",
+                               "logger=none", "progress=false",
+                               f"dataset.cache_dir={tmp_path / 'cache'}"],
+                  return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+    HydraConfig.instance().set_config(cfg)
+    evaluate.run(cfg)
+    GlobalHydra.instance().clear()
+    return tmp_path / "run" / "report.html"
+
+
+def test_the_report_is_one_self_contained_file(report):
+    text = report.read_text()
+    assert text.count("data:image/png;base64,") == 2 * 4  # 4 strips per sequence
+    assert "frame 1: J " in text and "<h3 id=\"alpha\">" in text
+    assert "src=\"http" not in text and "href=\"http" not in text
+
+
+def test_a_headless_browser_renders_the_tables_and_images(report):
+    body = rendered_body(report)
+    assert attribute(body, "tables") == "2"
+    assert attribute(body, "sequence-rows") == "2"
+    assert attribute(body, "images-decoded") == "8"
+    assert attribute(body, "first-sequence") == "zeta"  # the run's order
+
+
+def test_the_per_sequence_table_sorts_in_the_browser(report):
+    import csv
+
+    rows = list(csv.DictReader((report.parent / "per_sequence.csv").open()))
+    assert list(rows[0])[1] == "J_mean"
+    assert float(rows[1]["J_mean"]) < float(rows[0]["J_mean"])  # alpha below zeta
+    body = rendered_body(report, "#sort-by-first-measure")  # a click on J_mean
+    assert attribute(body, "first-sequence") == "alpha"
