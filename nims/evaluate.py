@@ -558,6 +558,10 @@ def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
     folder = resumed_folder(cfg) or run_dir(cfg)
+    sweep = sweep_folder()
+    if sweep is not None:
+        print(f"sweep folder: {sweep} (python -m nims.report {sweep} gathers its jobs)",
+              flush=True)
     print(f"run folder: {folder}", flush=True)
     if cfg.get("resume"):
         check_resume_config(cfg, folder)
@@ -566,6 +570,16 @@ def run(cfg: DictConfig) -> Optional[float]:
         return _run_in(cfg, folder)
     finally:
         print(f"results in {folder}", flush=True)
+
+
+def sweep_folder() -> Optional[Path]:
+    """The multirun's sweep folder when this job is part of one, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().sweep.dir)
+    return None
 
 
 def resumed_folder(cfg: DictConfig) -> Optional[Path]:

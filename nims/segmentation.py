@@ -390,18 +390,24 @@ def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, a
 def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     """Run the step 2 method a ``step2`` config node names on one frame.
 
-    A key the method does not take (e.g. a misspelt ``+step2.betta=1``) is an error naming it,
-    never silently ignored.
+    A key no step 2 method takes (e.g. a misspelt ``+step2.betta=1``) is an error naming it,
+    never silently ignored; a key of another method (``beta`` for the light step, as
+    ``experiment=paper`` sets it for both) is left to that method.
     """
     import inspect
 
     options = dict(step2_cfg)
     name = options.pop("name")
     method = STEP2_METHODS.get(name)
-    accepted = [parameter for parameter in inspect.signature(method).parameters
+
+    def settings(function) -> List[str]:
+        return [parameter for parameter in inspect.signature(function).parameters
                 if parameter not in ("flow", "relevance", "_")]
-    unknown = sorted(set(options) - set(accepted))
+
+    known = {key for other in STEP2_METHODS.names() for key in settings(STEP2_METHODS.get(other))}
+    unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
-                         f"; its settings are {', '.join(accepted)}")
-    return method(flow, relevance, **options)
+                         f"; its settings are {', '.join(settings(method))}")
+    accepted = set(settings(method))
+    return method(flow, relevance, **{k: v for k, v in options.items() if k in accepted})

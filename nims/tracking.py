@@ -58,6 +58,19 @@ class WandbTracker(Tracker):
                              for image, caption in zip(images, captions)]})
 
 
+def run_name(folder: Path) -> str:
+    """The W&B run's name: in a multirun, the job's overrides (``beta=1.2,step2.scale=std``),
+    so that a sweep's runs say what they tried; else the run folder's name."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        overrides = HydraConfig.get().job.override_dirname
+        if overrides:
+            return overrides[:128]
+    return folder.name
+
+
 def _sweep_group() -> Optional[str]:
     """Name of the multirun sweep folder, used as the W&B group of its jobs."""
     from hydra.core.hydra_config import HydraConfig
@@ -94,6 +107,6 @@ def tracking_run(cfg: DictConfig, job_type: str, folder: Path) -> Iterator[Track
     with wandb.init(project=logger.project, entity=logger.entity,
                     group=logger.group or _sweep_group(), job_type=job_type,
                     config=resolved_config(cfg),
-                    dir=str(folder), mode=logger.mode, name=folder.name,
+                    dir=str(folder), mode=logger.mode, name=run_name(folder),
                     settings=wandb.Settings(silent=True)) as run:
         yield WandbTracker(run)

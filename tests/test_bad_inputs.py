@@ -120,9 +120,9 @@ def test_7_resume_with_another_config_is_refused(tmp_path, compose_config):
     # Same computation, other execution settings: resumed.
     run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
                  "batch_size=2", output_dir=run_folder)
-    with pytest.raises(ValueError, match=r"another config \(beta: 1.2 -> 1.6"):
+    with pytest.raises(ValueError, match=r"another config \(step2.beta: 1.2 -> 1.6"):
         run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
-                     "beta=1.6", output_dir=run_folder)
+                     "step2.beta=1.6", output_dir=run_folder)
 
 
 def test_8_a_sweep_job_that_lost_a_sequence_is_incomplete(tmp_path):

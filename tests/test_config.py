@@ -19,8 +19,9 @@ def composer():
 
 def test_defaults_are_the_measured_best(composer):
     cfg = composer("evaluate")
-    assert (cfg.alpha1, cfg.alpha2, cfg.beta, cfg.lam) == (-0.01, 4.0, 1.2, 0.15)
     assert cfg.step2.beta == 1.2 and cfg.saliency.lam == 0.15
+    light = composer("evaluate", ["task=crowd"]).step2
+    assert (light.alpha1, light.alpha2) == (-0.01, 4.0)
     assert cfg.step2.scale == "std" and cfg.step2.min_outliers == 50
     assert cfg.step2.selection == "relevance_mass" and cfg.attribution.rules.start == "unit"
     assert cfg.checkpoint == "checkpoints/independent.pt"
@@ -30,7 +31,7 @@ def test_defaults_are_the_measured_best(composer):
 @pytest.mark.parametrize("task", ["independent", "crowd"])
 def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
     cfg = composer(entry, ["experiment=paper", f"task={task}"])
-    assert (cfg.alpha1, cfg.alpha2, cfg.beta, cfg.lam) == (-0.01, 4.0, 1.6, 0.15)
+    assert cfg.saliency.lam == 0.15
     assert cfg.step2.selection == "paper" and cfg.attribution.rules.start == "logit"
     assert cfg.model.head == "fc"
     if entry != "train":
@@ -52,12 +53,22 @@ def test_command_line_beats_the_task_default(composer):
     assert composer("evaluate", ["task=crowd", "step2=hierarchical"]).step2.name == "hierarchical"
 
 
-def test_thresholds_can_be_set_at_top_level_or_in_the_group(composer):
-    assert composer("evaluate", ["beta=1.2"]).step2.beta == 1.2
-    assert composer("evaluate", ["step2.beta=1.3"]).step2.beta == 1.3
-    light = composer("evaluate", ["task=crowd", "alpha2=6", "alpha1=-0.05"]).step2
+def test_each_threshold_has_one_name_its_group(composer):
+    from hydra.errors import ConfigCompositionException
+
+    from nims.report import resolved_config
+
+    cfg = composer("evaluate", ["step2.beta=1.3"])
+    assert cfg.step2.beta == 1.3
+    # What a sweep changed is what the saved config shows: no second name left at 1.2.
+    saved = resolved_config(cfg)
+    assert "beta" not in saved and saved["step2"]["beta"] == 1.3
+    light = composer("evaluate", ["task=crowd", "step2.alpha2=6", "step2.alpha1=-0.05"]).step2
     assert (light.alpha1, light.alpha2) == (-0.05, 6)
-    assert composer("evaluate", ["lam=0.3"]).saliency.lam == 0.3
+    assert composer("evaluate", ["saliency.lam=0.3"]).saliency.lam == 0.3
+    for entry in ("evaluate", "train", "demo", "ablate"):
+        with pytest.raises(ConfigCompositionException, match="beta"):
+            composer(entry, ["beta=1.2"])
 
 
 def test_every_job_gets_its_own_output_folder(composer):
@@ -114,3 +125,21 @@ def test_every_entry_point_config_composes(composer):
     assert unet.model.name == "unet" and unet.dataset.name == "crowd_synth"
     assert composer("evaluate").checkpoint == "checkpoints/independent.pt"
     assert composer("evaluate", ["task=crowd"]).checkpoint == "checkpoints/crowd.pt"
+
+
+def test_wandb_runs_of_a_sweep_are_named_by_their_overrides(composer, tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, open_dict
+
+    from nims.tracking import run_name
+
+    for mode, expected in ((RunMode.RUN, "12-00-00-000001"),
+                           (RunMode.MULTIRUN, "step2.beta=1.6")):
+        cfg = composer("evaluate", ["step2.beta=1.6"])
+        OmegaConf.set_readonly(cfg.hydra, False)
+        with open_dict(cfg):
+            cfg.hydra.job.override_dirname = "step2.beta=1.6"
+            cfg.hydra.mode = mode
+        HydraConfig.instance().set_config(cfg)
+        assert run_name(tmp_path / "12-00-00-000001") == expected

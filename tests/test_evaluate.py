@@ -199,7 +199,7 @@ def test_submitit_local_launcher_runs_a_sweep(davis_root, tmp_path):
     command = [sys.executable, "evaluate.py", "-m", "hydra/launcher=submitit_local",
                "hydra.launcher.timeout_min=10", f"dataset.root={davis_root}",
                f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
-               "beta=1.2,1.6", f"hydra.sweep.dir={sweep}"]
+               "step2.beta=1.2,1.6", f"hydra.sweep.dir={sweep}"]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
     for job in ("0", "1"):
         assert json.loads((sweep / job / "summary.json").read_text())["J&F"] == 1.0
