@@ -28,7 +28,7 @@ from nims.flow import write_flow
 from nims.model import load_classifier
 from nims.pipeline import run_frames
 from nims.report import run_dir, write_json, write_resolved_config
-from nims.visualize import label_image, side_by_side, write_png
+from nims.visualize import label_image, labels_figure, side_by_side, write_png
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,21 @@ def run(cfg: DictConfig) -> dict:
     for index in chosen:
         result = results[index]
         frame_figure(frames[index], flows[index], result, folder / f"figure_{index:05d}.png",
-                     f"{source}, frame {index}: J = {jaccards[index]:.2f}")
-        if result.segmentation.layers is not None:
-            write_png(folder / f"layers_{index:05d}.png", label_image(result.segmentation.layers))
-        write_png(folder / f"candidate_regions_{index:05d}.png",
-                  label_image(result.segmentation.candidate_regions))
-        overview.append(side_by_side([frames[index][..., ::-1], label_image(
-            result.segmentation.candidate_regions), (255 * result.saliency).astype(np.uint8)]))
+                     f"{source}, frame {index}: J = {jaccards[index]:.2f}", truths[index])
+        layers = result.segmentation.layers
+        regions = result.segmentation.candidate_regions
+        if layers is not None:
+            write_png(folder / f"layers_{index:05d}.png", labels_figure(
+                layers, f"{source}, frame {index}: {int(layers.max())} motion layers "
+                "(1 = first peeled)", "layer"))
+        write_png(folder / f"candidate_regions_{index:05d}.png", labels_figure(
+            regions, f"{source}, frame {index}: {int(regions.max())} candidate regions, "
+            f"kept {result.segmentation.salient_labels.tolist()}", "region"))
+        overview.append(side_by_side(
+            [frames[index][..., ::-1], label_image(regions),
+             (255 * result.saliency).astype(np.uint8)],
+            titles=[f"frame {index} (J {jaccards[index]:.2f})",
+                    f"candidate regions ({int(regions.max())})", "saliency (0-1)"]))
     write_flow(folder / "flow.flo", flows[chosen[0]])
     write_png(folder / "overview.png", np.vstack(overview))
     summary = {"source": source, "classifier": model_source, "flow": cfg.flow.name,

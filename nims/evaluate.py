@@ -192,7 +192,7 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
             index = int(figure_frame)
             frame_figure(davis.read_image(frames[index]), flows[index], results[index],
                          folder / "figures" / f"{sequence}_{index:05d}.png",
-                         f"{sequence} frame {index}")
+                         f"{sequence} frame {index}", davis.read_mask(annotations[index]))
     correlations = [relevance_flow_correlation(r.relevance, f) for r, f in zip(results, flows)]
     write_json(folder / "classification" / f"{sequence}.relevance.json",
                {"relevance_flow_correlation": float(np.nanmean(correlations)),
@@ -542,7 +542,9 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
     writer.release()
     chosen = np.linspace(0, len(flows) - 1, min(4, len(flows))).round().astype(int)
     sheet = np.vstack([side_by_side([overlay(frames[i], results[i].mask),
-                                     (255 * results[i].saliency).astype(np.uint8)], height=180)
+                                     (255 * results[i].saliency).astype(np.uint8)], height=180,
+                                    titles=[f"frame {i}: mask (logit {results[i].logit:.2f})",
+                                            f"frame {i}: saliency (0-1)"])
                        for i in chosen])
     write_png(folder / "contact_sheet.png", sheet)
     logits = np.array([r.logit for r in results[:-1]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -23,27 +24,37 @@ def overlay(image_bgr: np.ndarray, mask: np.ndarray, colour=(255, 60, 0)) -> np.
 
 
 def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, path: Path,
-                 title: str = "") -> Path:
-    """Save a one-row figure of a frame's NIMS stages as PNG."""
+                 title: str = "", truth: Optional[np.ndarray] = None) -> Path:
+    """Save a one-row figure of a frame's NIMS stages as PNG: image, flow, relevance (with a
+    colour bar), R_sal over the image (the ground truth outlined in green when given) and the
+    saliency map (with a colour bar); ``title`` names the frame."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    salient = overlay(image_bgr, result.segmentation.salient_mask)
+    if truth is not None:
+        contours, _ = cv2.findContours(truth.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(salient, contours, -1, (40, 220, 40), 2)
     panels = [("image", cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), None),
-              ("optical flow", flow_to_color(flow), None),
+              ("optical flow (hue: direction)", flow_to_color(flow), None),
               (f"relevance (logit {result.logit:.2f})", result.relevance, "RdBu_r"),
-              ("R_sal", overlay(image_bgr, result.segmentation.salient_mask), None),
+              ("R_sal" + (" (ground truth in green)" if truth is not None else ""), salient,
+               None),
               ("saliency map", result.saliency, "magma")]
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.4))
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.6))
     for axis, (name, picture, colour_map) in zip(axes, panels):
         if colour_map == "RdBu_r":
             limit = max(float(np.abs(picture).max()), 1e-12)
-            axis.imshow(picture, cmap=colour_map, vmin=-limit, vmax=limit)
+            shown = axis.imshow(picture, cmap=colour_map, vmin=-limit, vmax=limit)
         elif colour_map is not None:
-            axis.imshow(picture, cmap=colour_map, vmin=0, vmax=1)
+            shown = axis.imshow(picture, cmap=colour_map, vmin=0, vmax=1)
         else:
-            axis.imshow(picture)
+            shown = axis.imshow(picture)
+        if colour_map is not None:
+            figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
         axis.set_title(name, fontsize=9)
         axis.axis("off")
     if title:

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import torch
 
 from nims import demo
@@ -47,3 +48,20 @@ def test_demo_trains_a_classifier_when_none_is_shipped(tmp_path, compose_config,
     result = demo.run(cfg)
     assert result["classifier"] == "trained in this run"
     assert (tmp_path / "run1" / "training" / "best.pt").is_file()
+
+
+def test_label_figures_have_a_title_and_a_legend_at_full_resolution():
+    from nims.visualize import label_image, label_legend, labels_figure, side_by_side
+
+    labels = np.zeros((480, 854), dtype=np.int32)
+    labels[:, 300:] = 1
+    labels[100:200, 400:500] = 2
+    figure = labels_figure(labels, "frame 3: 2 candidate regions", "region")
+    assert figure.shape == (22 + 480 + 22, 854, 3)  # title bar, map, legend
+    np.testing.assert_array_equal(figure[22:502], label_image(labels))
+    legend = label_legend(labels, 854, "region")
+    swatch = label_image(np.arange(3))[2]
+    assert (legend == swatch).all(axis=2).any()  # region 2's colour is in the legend
+    assert (figure[:22] < 128).any()  # the title is written
+    titled = side_by_side([np.zeros((60, 90, 3), np.uint8)] * 2, height=60, titles=["a", "b"])
+    assert titled.shape == (82, 180, 3)
