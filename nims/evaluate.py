@@ -43,6 +43,7 @@ from tqdm import tqdm
 from nims import metrics
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
+from nims.device import resolve_device
 from nims.figures import frame_figure, report_strip
 from nims.html_report import write_html_report
 from nims.model import load_classifier
@@ -166,7 +167,8 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
                      folder: Path) -> List[float]:
     """NIMS on one sequence: masks, saliency, oracle masks, figures and the relevance
     diagnostic (``classification/<sequence>.relevance.json``); returns the logits."""
-    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
+    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
+        resolve_device(cfg.get("device", "cpu")))
     # A bar per sequence only when sequences run one at a time (workers' bars would interleave).
     bar = sequence if cfg.get("progress", True) and int(cfg.num_workers) == 1 else None
     results = sequence_results(model, flows, cfg, len(frames), progress=bar)
@@ -479,7 +481,8 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     from nims.pipeline import run_frames
     from nims.train import classification_metrics
 
-    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
+    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
+        resolve_device(cfg.get("device", "cpu")))
     split = cfg.dataset.get("eval_split", "test")
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), split, model.input_size)
     rows, labels, logits = [], [], []
@@ -522,7 +525,8 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
     from nims.figures import overlay
     from nims.visualize import side_by_side, write_png
 
-    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
+    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
+        resolve_device(cfg.get("device", "cpu")))
     source = Path(str(cfg.dataset.input))
     frames = list(read_frames(source, cfg.dataset.max_frames, int(cfg.dataset.step)))
     show = "flow" if cfg.get("progress", True) else None
@@ -559,6 +563,7 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
+    resolve_device(cfg.get("device", "cpu"))  # a device that is not there fails first
     folder = resumed_folder(cfg) or run_dir(cfg)
     sweep = sweep_folder()
     if sweep is not None:
@@ -599,7 +604,7 @@ def resumed_folder(cfg: DictConfig) -> Optional[Path]:
 
 # Keys that change how a run is carried out, not what it computes: a resume may change them.
 RESUME_FREE_KEYS = ("resume", "num_workers", "threads", "progress", "figures", "report_frames",
-                    "batch_size", "logger", "dataset.sequences")
+                    "batch_size", "device", "logger", "dataset.sequences")
 
 
 def _flatten(node, prefix: str = "") -> Dict[str, object]:

@@ -143,8 +143,8 @@ def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Seque
     if low is None or high is None or len(low) != 2 or len(high) != 2:
         raise ValueError("lrp_rules.bounds=fixed needs lrp_rules.low and lrp_rules.high, two "
                          "values each (u, v channels, pixels at the model's resolution)")
-    low_tensor = torch.tensor(list(low), dtype=flow.dtype).view(1, 2, 1, 1)
-    high_tensor = torch.tensor(list(high), dtype=flow.dtype).view(1, 2, 1, 1)
+    low_tensor = torch.tensor(list(low), dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
+    high_tensor = torch.tensor(list(high), dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
     if (low_tensor >= high_tensor).any():
         raise ValueError(f"lrp_rules.low {list(low)} must be below lrp_rules.high {list(high)}")
     return low_tensor, high_tensor
@@ -276,8 +276,10 @@ def relevance_maps(model: MotionClassifier, flows: Sequence[np.ndarray], attribu
     import cv2
 
     attribution_cfg = attribution_cfg or {"name": "lrp"}
-    batch = to_model_input(flows, model.input_size)
-    result = attribute(model, batch, attribution_cfg)
+    # The batch goes where the model is (CPU, or the GPU of device=cuda); results come back.
+    batch = to_model_input(flows, model.input_size).to(model.fc.weight.device)
+    on_device = attribute(model, batch, attribution_cfg)
+    result = Attribution(on_device.per_channel.cpu(), on_device.logits.cpu())
     maps = [cv2.resize(relevance.numpy(), (flow.shape[1], flow.shape[0]),
                        interpolation=cv2.INTER_LINEAR)
             for relevance, flow in zip(result.relevance, flows)]

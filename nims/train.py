@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from nims.data.scenes import build_scenes
 from nims.data.synthetic_sets import GENERATORS, build_synthetic_frames
+from nims.device import resolve_device
 from nims.model import build_model, load_checkpoint, save_checkpoint
 from nims.report import (require_positive_ints, resolved_config, run_dir, write_csv, write_json,
                          write_resolved_config)
@@ -64,11 +65,12 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> Dict[str, 
 
 @torch.no_grad()
 def predict(model, loader) -> tuple:
-    """Labels and logits of every frame of a loader."""
+    """Labels and logits of every frame of a loader (on the model's device)."""
     model.eval()
+    device = model.fc.weight.device
     labels, logits = [], []
     for flows, targets in loader:
-        logits.append(model(flows).numpy())
+        logits.append(model(flows.to(device)).cpu().numpy())
         labels.append(targets.numpy())
     return np.concatenate(labels), np.concatenate(logits)
 
@@ -148,7 +150,8 @@ def run(cfg: DictConfig) -> Optional[float]:
                                  shuffle=split == "train", generator=generator,
                                  num_workers=int(cfg.train.num_workers))
                for split, data in datasets.items()}
-    model = build_model(cfg.model, cfg.task)
+    device = resolve_device(cfg.train.device, "train.device")
+    model = build_model(cfg.model, cfg.task).to(device)
     config = resolved_config(cfg)
 
     start_epoch, best_ap, history = 0, -1.0, []
@@ -170,7 +173,9 @@ def run(cfg: DictConfig) -> Optional[float]:
             shutil.copyfile(previous_best, folder / "best.pt")
         log.info("resumed from %s at epoch %d", cfg.resume, start_epoch)
     if not torch.isfinite(model.input_low).all():
-        model.input_low, model.input_high = flow_bounds(loaders["train"])
+        low, high = flow_bounds(loaders["train"])
+        model.input_low, model.input_high = low.to(device), high.to(device)
+    log.info("training on %s", device)
 
     loss_function = torch.nn.BCEWithLogitsLoss()
     with tracking_run(cfg, "train", folder) as tracker:
@@ -184,13 +189,13 @@ def run(cfg: DictConfig) -> Optional[float]:
                 if cfg.train.augment:
                     flows = flip_augment(flows, generator)
                 optimizer.zero_grad()
-                logits = model(flows)
-                loss = loss_function(logits, labels)
+                logits = model(flows.to(device))
+                loss = loss_function(logits, labels.to(device))
                 loss.backward()
                 optimizer.step()
                 running += loss.item() * len(labels)
                 seen_labels.append(labels.numpy())
-                seen_logits.append(logits.detach().numpy())
+                seen_logits.append(logits.detach().cpu().numpy())
             seen_labels = np.concatenate(seen_labels)
             row = {"epoch": epoch + 1, "train_loss": running / len(seen_labels)}
             row.update({f"train_{k}": v for k, v in classification_metrics(
@@ -218,7 +223,7 @@ def run(cfg: DictConfig) -> Optional[float]:
         test["best_epoch"] = best["epoch"]
         write_json(folder / "test_metrics.json", test)
         tracker.summary({**test, "best_val_average_precision": best_ap})
-        figure = relevance_figure(model, datasets["test"])
+        figure = relevance_figure(model.cpu(), datasets["test"])
         from nims.visualize import write_png
 
         write_png(folder / "relevance.png", figure)

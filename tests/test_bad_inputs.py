@@ -362,3 +362,16 @@ def test_a_full_disk_leaves_no_empty_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         _write_mask(tmp_path / "masks" / "00000.png", np.ones((4, 4), bool))
     assert list((tmp_path / "masks").iterdir()) == []
+
+
+def test_devices_are_resolved_or_refused_by_key(tmp_path, compose_config):
+    from nims.device import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="train.device must be one of"):
+        resolve_device("gpu", "train.device")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device=cuda but PyTorch sees no CUDA device"):
+            run_evaluate(compose_config, tiny_davis(tmp_path / "DAVIS"), "device=cuda")
