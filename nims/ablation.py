@@ -29,7 +29,8 @@ from nims.flow import check_flow
 from nims.lrp import to_model_input
 from nims.model import MotionClassifier, load_classifier
 from nims.motion import fit_affine
-from nims.report import markdown_table, run_dir, write_csv, write_json, write_resolved_config
+from nims.report import (announce_run_folder, markdown_table, run_dir, write_csv, write_json,
+                         write_resolved_config)
 
 
 def check_region(region: np.ndarray, shape, name: str = "region") -> np.ndarray:
@@ -115,6 +116,7 @@ def region_from_config(region, shape, truth: Optional[np.ndarray]) -> np.ndarray
     return mask
 
 
+@announce_run_folder
 def run(cfg: DictConfig) -> dict:
     """Entry point of ``ablate.py``."""
     folder = run_dir(cfg)

@@ -27,7 +27,7 @@ from nims.figures import frame_figure
 from nims.flow import write_flow
 from nims.model import load_classifier
 from nims.pipeline import run_frames
-from nims.report import run_dir, write_json, write_resolved_config
+from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
 from nims.visualize import label_image, labels_figure, side_by_side, write_png
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def classifier(cfg: DictConfig, folder: Path):
     return load_classifier(folder / "training" / "best.pt"), "trained in this run"
 
 
+@announce_run_folder
 def run(cfg: DictConfig) -> dict:
     folder = run_dir(cfg)
     write_resolved_config(cfg, folder)

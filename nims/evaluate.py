@@ -127,8 +127,9 @@ def score_predictions(root: Path, predictions: Path, sequences: Sequence[str],
 
 
 def sequence_rows(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> List[Dict[str, object]]:
-    """Flatten per-sequence statistics into CSV rows."""
-    return [{"sequence": name, **{f"{measure}_{statistic}": value
+    """Flatten per-sequence statistics into rows with the DAVIS toolkit's column names
+    (``Sequence``, ``J-Mean``, ``J-Recall``, ``J-Decay``, ``F-Mean``, ...)."""
+    return [{"Sequence": name, **{f"{measure}-{statistic.capitalize()}": value
                                   for measure, stats in result.items()
                                   for statistic, value in stats.items()}}
             for name, result in per_sequence.items()]
@@ -376,9 +377,7 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
         tracker.images("figures", [cv2.imread(str(p))[..., ::-1] for p in figures],
                        [p.stem for p in figures])
     print(table)
-    print(markdown_table([{"Sequence": row["sequence"], **{
-        f"{key[0]}-{key[2:].capitalize()}": row[key] for key in row if key != "sequence"}}
-        for row in rows]))
+    print(markdown_table(rows))
     if failures:
         raise RuntimeError(f"{len(failures)} sequence(s) failed ({', '.join(failures)}): the "
                            f"others' results are in {folder}; details in failures.json")
@@ -420,7 +419,8 @@ def dominant_motion_on_synthetic(cfg: DictConfig, folder: Path, tracker) -> floa
     split = cfg.dataset.get("eval_split", "test")
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), split, (8, 8))
     rows = []
-    for video in sorted(set(test.videos)):
+    for video in tqdm(sorted(set(test.videos)), desc="videos",
+                      disable=not cfg.get("progress", True)):
         arrays = test.video_arrays(video)
         for frame in range(len(arrays["labels"])):
             flow = np.asarray(arrays["flows"][frame], dtype=np.float32)
@@ -452,7 +452,8 @@ def unet_on_synthetic(cfg: DictConfig, folder: Path, tracker) -> float:
     model = load_unet(cfg.checkpoint, expected_task=cfg.task.name)
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
     rows = []
-    for video in sorted(set(test.videos)):
+    for video in tqdm(sorted(set(test.videos)), desc="videos",
+                      disable=not cfg.get("progress", True)):
         arrays = test.video_arrays(video)
         flows = [np.asarray(f, dtype=np.float32) for f in arrays["flows"]]
         with torch.no_grad():
@@ -486,7 +487,8 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     split = cfg.dataset.get("eval_split", "test")
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), split, model.input_size)
     rows, labels, logits = [], [], []
-    for video in sorted(set(test.videos)):
+    for video in tqdm(sorted(set(test.videos)), desc="videos",
+                      disable=not cfg.get("progress", True)):
         arrays = test.video_arrays(video)
         flows = [np.asarray(f, dtype=np.float32) for f in arrays["flows"]]
         for frame, result in enumerate(run_frames(model, flows, cfg)):

@@ -8,10 +8,11 @@ import time
 from omegaconf import DictConfig
 
 from nims.data.synthetic_sets import GENERATORS, build_set, contact_sheet, set_statistics
-from nims.report import run_dir, write_json, write_resolved_config
+from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
 from nims.visualize import write_png
 
 
+@announce_run_folder
 def run(cfg: DictConfig) -> dict:
     folder = run_dir(cfg)
     write_resolved_config(cfg, folder)

@@ -90,7 +90,7 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
     summary : dict
         The dataset figures (J&F, J/F Mean, Recall, Decay, and any diagnostic).
     per_sequence : list of dict
-        Rows with ``sequence`` and the per-sequence statistics.
+        Rows with ``Sequence`` and the per-sequence statistics.
     per_frame : list of dict
         Rows with ``sequence``, ``frame``, ``J``, ``F``.
     """
@@ -98,7 +98,7 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
     scores = {(row["sequence"], int(row["frame"])): row for row in per_frame}
     sections = []
     for row in per_sequence:
-        sequence = str(row["sequence"])
+        sequence = str(row["Sequence"])
         strips = sorted((folder / "report" / sequence).glob("*.png"))
         figures = []
         for strip in strips:
@@ -111,7 +111,7 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
                 f'{_cell(score.get("F", float("nan")))}</div></div>')
         sections.append(f"<h3 id=\"{html.escape(sequence)}\">{html.escape(sequence)}</h3>"
                         + "".join(figures))
-    columns = [key for key in per_sequence[0] if key != "sequence"] if per_sequence else []
+    columns = [key for key in per_sequence[0] if key != "Sequence"] if per_sequence else []
     page = (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
@@ -119,7 +119,7 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
         f"<h1>{html.escape(title)}</h1><h2>Summary</h2>"
         + _table([summary], list(summary), "summary")
         + "<h2>Per sequence</h2><p>Click a column header to sort.</p>"
-        + _table(per_sequence, ["sequence", *columns], "per-sequence")
+        + _table(per_sequence, ["Sequence", *columns], "per-sequence")
         + "<h2>Frames</h2><p>Panels, left to right: " + ", ".join(STRIP_PANELS) + ".</p>"
         + "".join(sections) + "</body></html>\n")
     return atomic_write_text(folder / "report.html", page)

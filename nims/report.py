@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +35,22 @@ def run_dir(cfg: DictConfig) -> Path:
         raise OSError(f"the run folder {path} is not writable: set hydra.run.dir=<a writable "
                       "folder>")
     return path
+
+
+def announce_run_folder(run: Callable) -> Callable:
+    """Decorate an entry point's ``run(cfg)`` so that it prints its run folder first and,
+    whatever happens, last: a researcher never has to look for the outputs."""
+
+    @functools.wraps(run)
+    def announced(cfg: DictConfig):
+        folder = run_dir(cfg)
+        print(f"run folder: {folder}", flush=True)
+        try:
+            return run(cfg)
+        finally:
+            print(f"results in {folder}", flush=True)
+
+    return announced
 
 
 def resolved_config(cfg: DictConfig) -> dict:
@@ -175,8 +192,9 @@ def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
     varying = [key for key in (done[0] if done else {})
                if key not in ("job", "status") and key not in SUMMARY_COLUMNS
                and isinstance(done[0][key], str) and len({str(r.get(key)) for r in done}) > 1]
-    if not done or not varying:
-        return None
+    measures = [m for m in ("J_mean", "F_mean", "J&F") if done and m in done[0]]
+    if not done or not varying or not measures:
+        return None  # nothing swept, or nothing scored (e.g. videos without ground truth)
     key = varying[0]
     try:
         done.sort(key=lambda r: float(r[key]))
@@ -184,11 +202,11 @@ def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
     except ValueError:
         positions = list(range(len(done)))
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    for measure in ("J_mean", "F_mean", "J&F"):
-        if measure in done[0]:
-            axis.plot(positions, [r[measure] for r in done], marker="o", label=measure)
+    for measure in measures:
+        axis.plot(positions, [r[measure] for r in done], marker="o", label=measure)
     axis.set_xlabel(key)
     axis.set_ylabel("score")
+    axis.set_title(f"{Path(path).parent.name}: {', '.join(measures)} against {key}", fontsize=9)
     if positions != list(range(len(done))):
         axis.set_xticks(positions)
     else:

@@ -28,8 +28,8 @@ from nims.data.scenes import build_scenes
 from nims.data.synthetic_sets import GENERATORS, build_synthetic_frames
 from nims.device import resolve_device
 from nims.model import build_model, load_checkpoint, save_checkpoint
-from nims.report import (require_positive_ints, resolved_config, run_dir, write_csv, write_json,
-                         write_resolved_config)
+from nims.report import (announce_run_folder, require_positive_ints, resolved_config, run_dir,
+                         write_csv, write_json, write_resolved_config)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -127,13 +127,16 @@ def relevance_figure(model, dataset, count: int = 4) -> np.ndarray:
     flows = torch.stack([dataset[i][0] for i in indices])
     relevance = lrp(model, flows).relevance.numpy()
     rows = []
-    for flow, relevance_map in zip(flows.numpy(), relevance):
+    for index, flow, relevance_map in zip(indices, flows.numpy(), relevance):
         scale = max(float(np.abs(relevance_map).max()), 1e-12)
         heat = (255 * np.clip(relevance_map / scale, 0, 1)).astype(np.uint8)
-        rows.append(side_by_side([flow_to_color(flow.transpose(1, 2, 0)), heat], height=96))
+        rows.append(side_by_side([flow_to_color(flow.transpose(1, 2, 0)), heat], height=96,
+                                 titles=[f"test frame {index}: flow",
+                                         "positive relevance (white: max)"]))
     return np.vstack(rows)
 
 
+@announce_run_folder
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``train.py``: the classifier (``model=classifier``, returns the best
     validation AP) or the supervised U-Net (``model=unet``, returns the best validation J)."""

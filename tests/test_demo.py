@@ -14,13 +14,15 @@ def shipped_like_checkpoint(tmp_path, task="independent", norm="batch"):
     return path
 
 
-def test_demo_on_a_built_in_synthetic_video(tmp_path, compose_config, monkeypatch):
+def test_demo_on_a_built_in_synthetic_video(tmp_path, compose_config, monkeypatch, capsys):
     monkeypatch.setenv("NIMS_DATA", str(tmp_path / "no-davis"))  # the default root: absent
     cfg = compose_config("demo", ["demo.frames=4",
                                   f"demo.cache_dir={tmp_path / 'cache'}",
                                   f"checkpoint={shipped_like_checkpoint(tmp_path)}"])
     result = demo.run(cfg)
     folder = tmp_path / "run1"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"run folder: {folder}" and printed[-1] == f"results in {folder}"
     assert result["source"].startswith("synthetic independent_synth")
     assert result["frames"] == 4 and 0 <= result["J_mean"] <= 1
     for name in ("figure_00000.png", "figure_00003.png", "candidate_regions_00002.png",

@@ -236,9 +236,31 @@ def test_resume_a_run_folder_with_a_subset_keeps_the_rest(tmp_path, compose_conf
                                                       f"resume={first}"],
                                 output_dir=tmp_path / "second"))
     printed = capsys.readouterr().out
-    assert f"run folder: {first}" in printed and "| Sequence | J-Mean" in printed
+    assert f"run folder: {first}" in printed and "| Sequence | J-Mean | J-Recall" in printed
     assert "| two |" in printed
     assert (first / "per_sequence.csv").read_text() == before
     assert not (tmp_path / "second" / "config.yaml").exists()
     with pytest.raises(FileNotFoundError, match="not a run folder"):
         evaluate.run(compose_config("evaluate", common + [f"resume={tmp_path / 'nowhere'}"]))
+
+
+def test_progress_bars_cover_flows_and_frames_unless_silenced(tmp_path, compose_config, capsys):
+    from tests.conftest import tiny_davis
+
+    root = tiny_davis(tmp_path / "DAVIS", sequences=("square",))
+    common = [f"dataset.root={root}", "logger=none", f"dataset.cache_dir={tmp_path / 'cache'}",
+              "dataset.sequences=[square]"]
+    evaluate.run(compose_config("evaluate", common + ["progress=true"]))
+    bars = capsys.readouterr().err
+    assert "sequences" in bars and "square flow" in bars and "square:" in bars
+    evaluate.run(compose_config("evaluate", common + ["progress=false"]))
+    assert "sequences" not in capsys.readouterr().err
+
+
+def test_a_sweep_without_scores_draws_no_empty_plot(tmp_path, recwarn):
+    from nims.report import plot_sweep
+
+    rows = [{"job": 0, "status": "done", "dataset.step": "1", "frames": 10},
+            {"job": 1, "status": "done", "dataset.step": "2", "frames": 5}]
+    assert plot_sweep(rows, tmp_path / "sweep.png") is None
+    assert not (tmp_path / "sweep.png").exists() and not recwarn.list

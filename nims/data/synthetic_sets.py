@@ -257,7 +257,10 @@ def contact_sheet(folder: Path, videos: Optional[Sequence[int]] = None, frames: 
         for frame in range(0, len(flows), step)[:frames]:
             rgb = cv2.cvtColor(np.asarray(images[frame]), cv2.COLOR_BGR2RGB)
             mask = (np.asarray(masks[frame]) * 255).astype(np.uint8)
+            label = "salient" if manifest["labels"][video][frame] else "not salient"
             rows.append(side_by_side([rgb, flow_to_color(np.asarray(flows[frame],
                                                                     dtype=np.float32)), mask],
-                                     height=images.shape[1]))
+                                     height=images.shape[1],
+                                     titles=[f"video {video} frame {frame} ({label})",
+                                             "flow (hue: direction)", "salient mask"]))
     return np.vstack(rows)
