@@ -49,8 +49,9 @@ from nims.html_report import write_html_report
 from nims.model import load_classifier
 from nims.pipeline import oracle_mask, sequence_results
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
-from nims.report import (atomic_write_text, markdown_table, require_positive_ints, run_dir,
-                         write_csv, write_json, write_resolved_config, write_summary)
+from nims.report import (announce_sweep_folder, atomic_write_text, markdown_table,
+                         require_positive_ints, run_dir, write_csv, write_json,
+                         write_resolved_config, write_summary)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -567,10 +568,7 @@ def run(cfg: DictConfig) -> Optional[float]:
     require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
     resolve_device(cfg.get("device", "cpu"))  # a device that is not there fails first
     folder = resumed_folder(cfg) or run_dir(cfg)
-    sweep = sweep_folder()
-    if sweep is not None:
-        print(f"sweep folder: {sweep} (python -m nims.report {sweep} gathers its jobs)",
-              flush=True)
+    announce_sweep_folder()
     print(f"run folder: {folder}", flush=True)
     if cfg.get("resume"):
         check_resume_config(cfg, folder)
@@ -579,16 +577,6 @@ def run(cfg: DictConfig) -> Optional[float]:
         return _run_in(cfg, folder)
     finally:
         print(f"results in {folder}", flush=True)
-
-
-def sweep_folder() -> Optional[Path]:
-    """The multirun's sweep folder when this job is part of one, else None."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return Path(HydraConfig.get().sweep.dir)
-    return None
 
 
 def resumed_folder(cfg: DictConfig) -> Optional[Path]:

@@ -37,6 +37,17 @@ def run_dir(cfg: DictConfig) -> Path:
     return path
 
 
+def announce_sweep_folder() -> None:
+    """In a multirun job, print the sweep folder and how to gather its jobs."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        sweep = HydraConfig.get().sweep.dir
+        print(f"sweep folder: {sweep} (python -m nims.report {sweep} gathers its jobs)",
+              flush=True)
+
+
 def announce_run_folder(run: Callable) -> Callable:
     """Decorate an entry point's ``run(cfg)`` so that it prints its run folder first and,
     whatever happens, last: a researcher never has to look for the outputs."""
@@ -44,6 +55,7 @@ def announce_run_folder(run: Callable) -> Callable:
     @functools.wraps(run)
     def announced(cfg: DictConfig):
         folder = run_dir(cfg)
+        announce_sweep_folder()
         print(f"run folder: {folder}", flush=True)
         try:
             return run(cfg)

@@ -144,7 +144,9 @@ def test_multirun_gives_each_job_its_own_folder(davis_root, tmp_path):
     command = [sys.executable, "evaluate.py", "-m", f"dataset.root={davis_root}",
                f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
                "predictions_first_index=auto,0", f"hydra.sweep.dir={sweep}"]
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True,
+                          timeout=300)
+    assert f"sweep folder: {sweep}" in done.stdout and f"run folder: {sweep / '1'}" in done.stdout
     for job in ("0", "1"):
         assert json.loads((sweep / job / "summary.json").read_text())["J&F"] == 1.0
         assert "predictions_first_index" in (sweep / job / "config.yaml").read_text()
