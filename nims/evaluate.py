@@ -199,7 +199,7 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
                          f"{sequence} frame {index}", davis.read_mask(annotations[index]))
     correlations = [relevance_flow_correlation(r.relevance, f) for r, f in zip(results, flows)]
     write_json(folder / "classification" / f"{sequence}.relevance.json",
-               {"relevance_flow_correlation": float(np.nanmean(correlations)),
+               {"relevance_flow_correlation": nan_mean(correlations),
                 **mean_quality(quality)})
     return [r.logit for r in results if np.isfinite(r.logit)]
 
