@@ -282,3 +282,30 @@ def test_fast_pipeline_matches_the_literal_scikit_learn_one():
     assert literal_salient.sum() == (layers == 2).sum()
     saliency = saliency_map(flow, fast.salient_mask).saliency
     np.testing.assert_allclose(saliency, literal_saliency, atol=2e-3)
+
+
+def test_light_step_picks_the_wrong_way_walker_not_the_crowd():
+    # 100 walkers (6x12 px) moving right over a panning background and one walking the other
+    # way; the relevance is mostly on the wrong-way walker, some on every walker, plus noise.
+    rng = np.random.default_rng(3)
+    height, width = 240, 400
+    flow = np.zeros((height, width, 2), np.float32)
+    flow[..., 0] = 0.5  # camera pan
+    odd = np.zeros((height, width), bool)
+    odd[100:112, 180:186] = True
+    taken = np.zeros_like(odd)
+    taken[96:116, 176:190] = True  # the crowd keeps clear of the wrong-way walker
+    crowd = np.zeros_like(odd)
+    while crowd.sum() < 100 * 72:
+        y, x = int(rng.integers(0, height - 12)), int(rng.integers(0, width - 6))
+        if taken[max(0, y - 2):y + 14, max(0, x - 2):x + 8].any():
+            continue
+        crowd[y:y + 12, x:x + 6] = taken[y:y + 12, x:x + 6] = True
+        flow[y:y + 12, x:x + 6] = (2.5 + rng.normal(0, 0.1), rng.normal(0, 0.1))
+    flow[odd] = (-1.5, 0.3)
+    relevance = rng.normal(0, 0.002, (height, width))
+    relevance[crowd] += 0.05
+    relevance[odd] += 1.0
+    mask = light_step(flow, relevance).salient_mask
+    assert (mask & odd).sum() / (mask | odd).sum() > 0.9
+    assert not (mask & crowd).any()
