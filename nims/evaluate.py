@@ -385,14 +385,27 @@ def run_davis(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     return summary["J&F"]
 
 
+def video_name(video: int) -> str:
+    return f"video_{video:04d}"
+
+
 def write_results(folder: Path, tracker, rows, summary: dict, title: str) -> None:
-    """``per_frame.csv``, ``summary.json`` and ``summary.md`` of a run; the table is printed and
-    the summary logged."""
+    """``per_frame.csv``, ``summary.json``, ``summary.md`` and ``report.html`` (one row per
+    video) of a run on a synthetic set; the table is printed and the summary logged."""
     write_csv(folder / "per_frame.csv", rows)
     write_json(folder / "summary.json", summary)
     table = f"# {title}\n\n" + markdown_table([summary])
     atomic_write_text(folder / "summary.md", table)
+    per_video = []
+    for video in sorted({row["video"] for row in rows}):
+        own = [row for row in rows if row["video"] == video]
+        per_video.append({"Sequence": video_name(video), "frames": len(own),
+                          "salient frames": sum(int(row["label"]) for row in own),
+                          "J (salient frames)": nan_mean([row["J"] for row in own])})
+    write_html_report(folder, title, summary, per_video,
+                      [{**row, "sequence": video_name(row["video"])} for row in rows])
     tracker.summary(summary)
+    tracker.table("per_video", per_video)
     print(table)
 
 
@@ -492,9 +505,17 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
                       disable=not cfg.get("progress", True)):
         arrays = test.video_arrays(video)
         flows = [np.asarray(f, dtype=np.float32) for f in arrays["flows"]]
+        count = min(int(cfg.get("report_frames", 4)), len(flows))
+        strip_frames = set(np.linspace(0, len(flows) - 1, count).round().astype(int).tolist()) \
+            if count > 0 else set()
         for frame, result in enumerate(run_frames(model, flows, cfg)):
             truth = np.asarray(arrays["masks"][frame])
             label = int(arrays["labels"][frame])
+            if frame in strip_frames:
+                strip = report_strip(np.asarray(arrays["frames"][frame]), flows[frame], result,
+                                     truth)
+                _write_png(folder / "report" / video_name(video) / f"{frame:05d}.png",
+                           strip[..., ::-1])
             labels.append(label)
             logits.append(result.logit)
             rows.append({"video": video, "frame": frame, "label": label, "logit": result.logit,
@@ -558,9 +579,17 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
     summary = {"frames": len(frames), "classified_salient": float(np.mean(logits > 0)),
                "mean_salient_area": float(np.mean([r.mask.mean() for r in results]))}
     write_json(folder / "summary.json", summary)
+    nothing = np.zeros(frames[0].shape[:2], dtype=bool)  # a video has no ground truth
+    for index in chosen:
+        strip = report_strip(frames[index], flows[index], results[index], nothing)
+        _write_png(folder / "report" / source.stem / f"{index:05d}.png", strip[..., ::-1])
+    write_html_report(folder, f"NIMS on {source.name}", summary,
+                      [{"Sequence": source.stem, **summary}],
+                      [{"sequence": source.stem, "frame": index, "logit": result.logit}
+                       for index, result in enumerate(results)])
     tracker.summary(summary)
-    print(f"{len(frames)} frames of {source}: maps, masks, overlay.mp4 and contact_sheet.png in "
-          f"{folder}")
+    print(f"{len(frames)} frames of {source}: maps, masks, overlay.mp4, contact_sheet.png and "
+          f"report.html in {folder}")
 
 
 def run(cfg: DictConfig) -> Optional[float]:

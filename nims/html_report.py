@@ -18,6 +18,7 @@ from typing import Dict, List, Mapping, Sequence
 
 from nims.report import atomic_write_text
 
+CAPTION_KEYS = ("J", "F", "logit")  # what a strip's caption reports, when the run has it
 STRIP_PANELS = ("image", "flow", "relevance", "mask (ground truth in green)", "saliency")
 
 SCRIPT = """
@@ -83,7 +84,8 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
                       per_sequence: List[Dict[str, object]],
                       per_frame: List[Dict[str, object]]) -> Path:
     """Write ``folder/report.html`` from a run's tables and its ``report/<sequence>/NNNNN.png``
-    strips (written while the sequences ran; a sequence without strips gets its tables only).
+    strips (written while the sequences, or videos, ran; one without strips gets its tables
+    only).
 
     Parameters
     ----------
@@ -92,7 +94,8 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
     per_sequence : list of dict
         Rows with ``Sequence`` and the per-sequence statistics.
     per_frame : list of dict
-        Rows with ``sequence``, ``frame``, ``J``, ``F``.
+        Rows with ``sequence``, ``frame`` and what captions report when present: ``J``,
+        ``F``, ``logit``.
     """
     folder = Path(folder)
     scores = {(row["sequence"], int(row["frame"])): row for row in per_frame}
@@ -104,11 +107,12 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
         for strip in strips:
             frame = int(strip.stem)
             score = scores.get((sequence, frame), {})
+            measures = ", ".join(f"{key} {_cell(score[key])}" for key in CAPTION_KEYS
+                                 if key in score)
             figures.append(
                 f'<div class="strip"><img alt="{html.escape(sequence)} frame {frame}" '
-                f'src="{_png(strip)}"><div class="caption">frame {frame}: J '
-                f'{_cell(score.get("J", float("nan")))}, F '
-                f'{_cell(score.get("F", float("nan")))}</div></div>')
+                f'src="{_png(strip)}"><div class="caption">frame {frame}'
+                f'{": " + measures if measures else ""}</div></div>')
         sections.append(f"<h3 id=\"{html.escape(sequence)}\">{html.escape(sequence)}</h3>"
                         + "".join(figures))
     columns = [key for key in per_sequence[0] if key != "Sequence"] if per_sequence else []

@@ -168,6 +168,8 @@ def test_nims_on_a_real_video(tmp_path, compose_config, checkpoint):
     assert (folder / "overlay.mp4").stat().st_size > 0
     assert (folder / "contact_sheet.png").stat().st_size > 0
     assert json.loads((folder / "summary.json").read_text())["frames"] == 6
+    report = (folder / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 4 and "logit" in report
 
 
 def test_figures_for_chosen_davis_frames(davis_root, tmp_path, compose_config, checkpoint):
@@ -244,3 +246,7 @@ def test_parallax_set_reports_wrongly_salient_parallax(tmp_path, compose_config,
     assert summary["test_frames"] == 6  # every video of the test set
     assert 0 <= summary["others_marked_salient"] <= 1
     assert 0 <= summary["J_mean_all_salient"] <= 1
+    report = (tmp_path / "run1" / "report.html").read_text()
+    assert all(f"<td>video_000{v}</td>" in report for v in range(3))
+    # NIMS draws each video's frames (2 per video here), the baseline gives its tables only.
+    assert report.count("data:image/png;base64,") == (6 if method == "nims" else 0)
