@@ -143,3 +143,35 @@ def test_wandb_runs_of_a_sweep_are_named_by_their_overrides(composer, tmp_path):
             cfg.hydra.mode = mode
         HydraConfig.instance().set_config(cfg)
         assert run_name(tmp_path / "12-00-00-000001") == expected
+
+
+ENTRY_POINTS = ("evaluate", "train", "demo", "ablate", "generate")
+
+
+def _options(group: str):
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def _groups_of(entry: str):
+    """The config groups an entry point's defaults list names (hydra/launcher for all)."""
+    from omegaconf import OmegaConf
+
+    defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{entry}.yaml"))["defaults"]
+    groups = [next(iter(item)) for item in defaults if isinstance(item, dict)]
+    return [g.replace("optional ", "") for g in groups if g != "optional local"] + \
+        ["hydra/launcher"]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_every_entry_point_composes_with_every_option_of_its_groups(composer, entry):
+    from omegaconf import OmegaConf
+
+    combinations = 0
+    for group in _groups_of(entry):
+        for option in _options(group):
+            cfg = composer(entry, [f"{group}={option}"])
+            # Everything resolves except the values a user must give (dataset.input=???).
+            OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                                   resolve=True, throw_on_missing=False)
+            combinations += 1
+    assert combinations >= 5
