@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DAVIS ?=
 
-.PHONY: help install test test-all demo bench clean
+.PHONY: help install lint test test-all demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m pip install -q -r requirements.txt
 	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+lint: install  ## ruff: pycodestyle and pyflakes (pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 test: install  ## run the default test suite (no slow tests)
 	WANDB_MODE=disabled $(PYTHON) -m pytest

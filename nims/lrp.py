@@ -14,8 +14,9 @@ relevance sums to the starting value. The paper starts from the logit (``start="
 LRP is linear in that value, so a frame with a negative logit gets the mirror image of its
 evidence for "salient" and step 2 then picks the least relevant regions; ``start="unit"``
 (our default, beyond the paper) starts from 1: the evidence for "salient" whatever the
-decision, the logit's map divided by the logit. Bounds are, per channel, the sample's own minimum and
-maximum (``bounds="sample"``) or fixed values (``bounds="fixed"``, e.g. dataset statistics).
+decision, the logit's map divided by the logit. Bounds are, per channel, the sample's own
+minimum and maximum (``bounds="sample"``) or fixed values (``bounds="fixed"``, e.g. dataset
+statistics).
 
 Other attributions, picked with ``attribution=``: ``gradient_x_input`` and
 ``integrated_gradients`` (zero-flow baseline or the dominant affine motion as baseline).
