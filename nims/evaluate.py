@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 import traceback
@@ -41,6 +40,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from nims import metrics
+from nims.atomic import replaced_atomically
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.device import resolve_device
@@ -49,7 +49,7 @@ from nims.html_report import write_html_report
 from nims.model import load_classifier
 from nims.pipeline import oracle_mask, sequence_results
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
-from nims.report import (announce_sweep_folder, atomic_write_text, markdown_table,
+from nims.report import (announce_run_folder, atomic_write_text, markdown_table,
                          require_positive_ints, run_dir, write_csv, write_json,
                          write_resolved_config, write_summary)
 from nims.tracking import tracking_run
@@ -139,16 +139,31 @@ def sequence_rows(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> List[
 def _write_png(path: Path, image: np.ndarray) -> None:
     """Encode ``image`` as PNG and write it atomically (temporary file, then rename): a full
     disk or a killed run never leaves a truncated PNG that a resume would trust."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     encoded, data = cv2.imencode(".png", image)
     if not encoded:
         raise OSError(f"could not encode {path}")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replaced_atomically(path) as temporary:
         temporary.write_bytes(data.tobytes())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+
+
+def task_classifier(cfg: DictConfig):
+    """The classifier ``checkpoint`` names, checked against ``task``, on ``device``."""
+    return load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
+        resolve_device(cfg.get("device", "cpu")))
+
+
+def report_frames(first: int, last: int, count: int) -> set:
+    """Up to ``count`` frame indices spread evenly over ``first .. last`` (report.html)."""
+    count = min(count, last - first + 1)
+    return set(np.linspace(first, last, count).round().astype(int).tolist()) if count > 0 \
+        else set()
+
+
+def write_strip(folder: Path, sequence: str, index: int, image_bgr: np.ndarray,
+                flow: np.ndarray, result, truth: np.ndarray) -> None:
+    """One frame's strip for report.html, ``report/<sequence>/NNNNN.png``."""
+    strip = report_strip(image_bgr, flow, result, truth)
+    _write_png(folder / "report" / sequence / f"{index:05d}.png", strip[..., ::-1])
 
 
 def _write_mask(path: Path, mask: np.ndarray) -> None:
@@ -169,16 +184,13 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
                      folder: Path) -> List[float]:
     """NIMS on one sequence: masks, saliency, oracle masks, figures and the relevance
     diagnostic (``classification/<sequence>.relevance.json``); returns the logits."""
-    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
-        resolve_device(cfg.get("device", "cpu")))
+    model = task_classifier(cfg)
     # A bar per sequence only when sequences run one at a time (workers' bars would interleave).
     bar = sequence if cfg.get("progress", True) and int(cfg.num_workers) == 1 else None
     results = sequence_results(model, flows, cfg, len(frames), progress=bar)
     quality = []
-    # Frames drawn in report.html: evenly spread over the scored ones (1 .. n - 2).
-    count = min(int(cfg.get("report_frames", 4)), len(frames) - 2)
-    strip_frames = set(np.linspace(1, len(frames) - 2, count).round().astype(int).tolist()) \
-        if count > 0 else set()
+    # Frames drawn in report.html: spread over the scored ones (1 .. n - 2).
+    drawn = report_frames(1, len(frames) - 2, int(cfg.get("report_frames", 4)))
     for index, (result, annotation_path) in enumerate(zip(results, annotations)):
         name = f"{index:05d}.png"
         _write_mask(folder / "Segmentations" / "480p" / "nims" / sequence / name, result.mask)
@@ -188,9 +200,9 @@ def nims_on_sequence(cfg: DictConfig, frames, annotations, flows, sequence: str,
         _write_saliency(folder / "saliency" / sequence / name, result.saliency)
         if index < len(flows):
             quality.append(relevance_quality(result.relevance, truth))
-        if index in strip_frames:
-            strip = report_strip(davis.read_image(frames[index]), flows[index], result, truth)
-            _write_png(folder / "report" / sequence / name, strip[..., ::-1])
+        if index in drawn:
+            write_strip(folder, sequence, index, davis.read_image(frames[index]), flows[index],
+                        result, truth)
     for figure_sequence, figure_frame in cfg.get("figures") or []:
         if figure_sequence == sequence and 0 <= int(figure_frame) < len(flows):
             index = int(figure_frame)
@@ -496,8 +508,7 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     from nims.pipeline import run_frames
     from nims.train import classification_metrics
 
-    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
-        resolve_device(cfg.get("device", "cpu")))
+    model = task_classifier(cfg)
     split = cfg.dataset.get("eval_split", "test")
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), split, model.input_size)
     rows, labels, logits = [], [], []
@@ -505,17 +516,13 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
                       disable=not cfg.get("progress", True)):
         arrays = test.video_arrays(video)
         flows = [np.asarray(f, dtype=np.float32) for f in arrays["flows"]]
-        count = min(int(cfg.get("report_frames", 4)), len(flows))
-        strip_frames = set(np.linspace(0, len(flows) - 1, count).round().astype(int).tolist()) \
-            if count > 0 else set()
+        drawn = report_frames(0, len(flows) - 1, int(cfg.get("report_frames", 4)))
         for frame, result in enumerate(run_frames(model, flows, cfg)):
             truth = np.asarray(arrays["masks"][frame])
             label = int(arrays["labels"][frame])
-            if frame in strip_frames:
-                strip = report_strip(np.asarray(arrays["frames"][frame]), flows[frame], result,
-                                     truth)
-                _write_png(folder / "report" / video_name(video) / f"{frame:05d}.png",
-                           strip[..., ::-1])
+            if frame in drawn:
+                write_strip(folder, video_name(video), frame, np.asarray(arrays["frames"][frame]),
+                            flows[frame], result, truth)
             labels.append(label)
             logits.append(result.logit)
             rows.append({"video": video, "frame": frame, "label": label, "logit": result.logit,
@@ -549,8 +556,7 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
     from nims.figures import overlay
     from nims.visualize import side_by_side, write_png
 
-    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
-        resolve_device(cfg.get("device", "cpu")))
+    model = task_classifier(cfg)
     source = Path(str(cfg.dataset.input))
     frames = list(read_frames(source, cfg.dataset.max_frames, int(cfg.dataset.step)))
     show = "flow" if cfg.get("progress", True) else None
@@ -581,8 +587,8 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
     write_json(folder / "summary.json", summary)
     nothing = np.zeros(frames[0].shape[:2], dtype=bool)  # a video has no ground truth
     for index in chosen:
-        strip = report_strip(frames[index], flows[index], results[index], nothing)
-        _write_png(folder / "report" / source.stem / f"{index:05d}.png", strip[..., ::-1])
+        write_strip(folder, source.stem, index, frames[index], flows[index], results[index],
+                    nothing)
     write_html_report(folder, f"NIMS on {source.name}", summary,
                       [{"Sequence": source.stem, **summary}],
                       [{"sequence": source.stem, "frame": index, "logit": result.logit}
@@ -592,20 +598,21 @@ def run_video(cfg: DictConfig, folder: Path, tracker) -> None:
           f"report.html in {folder}")
 
 
+def output_folder(cfg: DictConfig) -> Path:
+    """Where this run writes: the folder ``resume=<folder>`` names, else the job's own."""
+    return resumed_folder(cfg) or run_dir(cfg)
+
+
+@announce_run_folder(folder_of=output_folder)
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
     resolve_device(cfg.get("device", "cpu"))  # a device that is not there fails first
-    folder = resumed_folder(cfg) or run_dir(cfg)
-    announce_sweep_folder()
-    print(f"run folder: {folder}", flush=True)
+    folder = output_folder(cfg)
     if cfg.get("resume"):
         check_resume_config(cfg, folder)
     write_resolved_config(cfg, folder)
-    try:
-        return _run_in(cfg, folder)
-    finally:
-        print(f"results in {folder}", flush=True)
+    return _run_in(cfg, folder)
 
 
 def resumed_folder(cfg: DictConfig) -> Optional[Path]:

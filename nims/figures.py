@@ -16,11 +16,18 @@ def overlay(image_bgr: np.ndarray, mask: np.ndarray, colour=(255, 60, 0)) -> np.
     """RGB image with the mask tinted and outlined."""
     rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
     rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.array(colour, dtype=np.float32)
-    outlined = rgb.astype(np.uint8)
+    return outline(rgb.astype(np.uint8), mask, colour)
+
+
+GROUND_TRUTH_COLOUR = (40, 220, 40)
+
+
+def outline(rgb: np.ndarray, mask: np.ndarray, colour) -> np.ndarray:
+    """Draw the outer contours of ``mask`` on ``rgb`` (in place, 2 px) and return it."""
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(outlined, contours, -1, colour, 2)
-    return outlined
+    cv2.drawContours(rgb, contours, -1, colour, 2)
+    return rgb
 
 
 def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, path: Path,
@@ -35,9 +42,7 @@ def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, p
 
     salient = overlay(image_bgr, result.segmentation.salient_mask)
     if truth is not None:
-        contours, _ = cv2.findContours(truth.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(salient, contours, -1, (40, 220, 40), 2)
+        outline(salient, truth, GROUND_TRUTH_COLOUR)
     panels = [("image", cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), None),
               ("optical flow (hue: direction)", flow_to_color(flow), None),
               (f"relevance (logit {result.logit:.2f})", result.relevance, "RdBu_r"),
@@ -67,13 +72,6 @@ def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, p
     return path
 
 
-def _colour_map(values: np.ndarray, low: float, high: float, colour_map: int) -> np.ndarray:
-    """``values`` scaled from [low, high] to an OpenCV colour map, RGB uint8."""
-    scaled = np.clip((values - low) / max(high - low, 1e-12), 0, 1)
-    bgr = cv2.applyColorMap(np.round(255 * scaled).astype(np.uint8), colour_map)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def diverging(values: np.ndarray) -> np.ndarray:
     """Values in [-1, 1] as RGB uint8: blue (-1), white (0), red (+1)."""
     v = np.clip(values, -1, 1)
@@ -87,13 +85,12 @@ def report_strip(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult,
     image, flow (Middlebury colours), relevance (blue negative, red positive, symmetric scale),
     the mask over the image with the ground truth outlined in green, saliency (magma, 0-1)."""
     limit = max(float(np.abs(result.relevance).max()), 1e-12)
-    masked = overlay(image_bgr, result.mask)
-    contours, _ = cv2.findContours(truth.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(masked, contours, -1, (40, 220, 40), 2)
+    masked = outline(overlay(image_bgr, result.mask), truth, GROUND_TRUTH_COLOUR)
+    saliency = cv2.applyColorMap(np.round(255 * np.clip(result.saliency, 0, 1)).astype(np.uint8),
+                                 cv2.COLORMAP_MAGMA)
     panels = [cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), flow_to_color(flow),
               diverging(result.relevance / limit), masked,
-              _colour_map(result.saliency, 0.0, 1.0, cv2.COLORMAP_MAGMA)]
+              cv2.cvtColor(saliency, cv2.COLOR_BGR2RGB)]
     height = max(1, round(image_bgr.shape[0] * width / image_bgr.shape[1]))
     return np.hstack([cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA)
                       for panel in panels])

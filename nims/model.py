@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nims.atomic import replaced_atomically
+
 
 class MotionClassifier(nn.Module):
     """Three conv blocks and a linear layer: flow ``(B, 2, H, W)`` -> logits ``(B,)``.
@@ -233,16 +235,8 @@ def save_checkpoint(path, model: MotionClassifier, task: str, config: dict, **ex
 def save_atomically(data: dict, path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: a run killed while
     saving leaves the previous checkpoint, never a truncated one that a resume would read."""
-    import os
-    from pathlib import Path
-
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replaced_atomically(path) as temporary:
         torch.save(data, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load_checkpoint(path, expected_task: Optional[str] = None,

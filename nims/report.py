@@ -13,6 +13,8 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from nims.atomic import replaced_atomically
+
 
 def run_dir(cfg: DictConfig) -> Path:
     """The output folder of the running job (created if needed): the config's own
@@ -48,13 +50,18 @@ def announce_sweep_folder() -> None:
               flush=True)
 
 
-def announce_run_folder(run: Callable) -> Callable:
+def announce_run_folder(run: Optional[Callable] = None, *,
+                        folder_of: Optional[Callable[[DictConfig], Path]] = None) -> Callable:
     """Decorate an entry point's ``run(cfg)`` so that it prints its run folder first and,
-    whatever happens, last: a researcher never has to look for the outputs."""
+    whatever happens, last: a researcher never has to look for the outputs. ``folder_of``
+    (default :func:`run_dir`) says where the run writes, for ``@announce_run_folder(
+    folder_of=...)``."""
+    if run is None:
+        return functools.partial(announce_run_folder, folder_of=folder_of)
 
     @functools.wraps(run)
     def announced(cfg: DictConfig):
-        folder = run_dir(cfg)
+        folder = (folder_of or run_dir)(cfg)
         announce_sweep_folder()
         print(f"run folder: {folder}", flush=True)
         try:
@@ -83,15 +90,9 @@ def require_positive_ints(cfg: DictConfig, keys: Sequence[str]) -> None:
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: an
     interrupted write leaves the old file or none, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replaced_atomically(path) as temporary:
         temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def write_resolved_config(cfg: DictConfig, folder: Path) -> Path:

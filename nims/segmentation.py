@@ -17,6 +17,7 @@ All maps are at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import List, Optional, Tuple
 
 import cv2
@@ -394,20 +395,22 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     never silently ignored; a key of another method (``beta`` for the light step, as
     ``experiment=paper`` sets it for both) is left to that method.
     """
-    import inspect
-
     options = dict(step2_cfg)
     name = options.pop("name")
     method = STEP2_METHODS.get(name)
-
-    def settings(function) -> List[str]:
-        return [parameter for parameter in inspect.signature(function).parameters
-                if parameter not in ("flow", "relevance", "_")]
-
-    known = {key for other in STEP2_METHODS.names() for key in settings(STEP2_METHODS.get(other))}
+    known = {key for other in STEP2_METHODS.names() for key in _settings(other)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
-                         f"; its settings are {', '.join(settings(method))}")
-    accepted = set(settings(method))
+                         f"; its settings are {', '.join(_settings(name))}")
+    accepted = set(_settings(name))
     return method(flow, relevance, **{k: v for k, v in options.items() if k in accepted})
+
+
+@lru_cache(maxsize=None)
+def _settings(name: str) -> Tuple[str, ...]:
+    """The config keys the step 2 method ``name`` takes (its keyword parameters)."""
+    import inspect
+
+    return tuple(parameter for parameter in inspect.signature(STEP2_METHODS.get(name)).parameters
+                 if parameter not in ("flow", "relevance", "_"))

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 from omegaconf import OmegaConf
 
+from nims.atomic import replaced_atomically
 from nims.flow import load_precomputed_flow, make_flow_estimator, read_flow, write_flow
 from nims.report import atomic_write_text
 
@@ -116,11 +116,7 @@ def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: s
                                  f"{following.shape[0]}, its first frame {size[1]}x{size[0]}: "
                                  "every frame of a sequence must have one size")
             flow = estimator(frames[index], following)
-            temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.flo")
-            try:
+            with replaced_atomically(path, suffix=".flo") as temporary:
                 write_flow(temporary, flow)
-                os.replace(temporary, path)
-            finally:
-                temporary.unlink(missing_ok=True)
             flows.append(flow)
     return flows
