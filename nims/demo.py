@@ -70,10 +70,10 @@ def classifier(cfg: DictConfig, folder: Path):
     from nims import train
 
     log.warning("no checkpoint at %s: training a classifier briefly", checkpoint)
-    train_cfg = compose("train", [f"task={cfg.task.name}", "logger=none", "train.epochs=2",
+    train_cfg = compose("train", [f"task={cfg.task.name}", "logger=none", "trainer.epochs=2",
                                   f"dataset.videos={int(cfg.demo.train_videos)}",
                                   "dataset.frames=8", f"dataset.cache_dir={cfg.demo.cache_dir}",
-                                  "train.progress=false"],
+                                  "trainer.progress=false"],
                         return_hydra_config=True)
     with open_dict(train_cfg):
         train_cfg.hydra.runtime.output_dir = str(folder / "training")

@@ -1,4 +1,4 @@
-"""Where PyTorch runs: ``device=auto|cpu|cuda`` (evaluation) and ``train.device`` (training)."""
+"""Where PyTorch runs: ``device=auto|cpu|cuda`` (evaluation) and ``trainer.device`` (training)."""
 
 from __future__ import annotations
 

@@ -506,7 +506,7 @@ def run_synthetic(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
     """Classifier and NIMS on the test videos of a synthetic task set."""
     from nims.data.synthetic_sets import build_set, SyntheticFrames
     from nims.pipeline import run_frames
-    from nims.train import classification_metrics
+    from nims.objectives import classification_metrics
 
     model = task_classifier(cfg)
     split = cfg.dataset.get("eval_split", "test")

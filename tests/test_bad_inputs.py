@@ -174,8 +174,8 @@ def test_the_demo_refuses_a_dataset_root_that_is_not_one(tmp_path, compose_confi
 
 
 @pytest.mark.parametrize("entry, key", [("evaluate", "batch_size"), ("evaluate", "num_workers"),
-                                        ("evaluate", "threads"), ("train", "train.batch_size"),
-                                        ("train", "train.threads")])
+                                        ("evaluate", "threads"), ("train", "trainer.batch_size"),
+                                        ("train", "trainer.threads")])
 def test_counts_below_one_are_named(tmp_path, compose_config, entry, key):
     from nims import train
 
@@ -370,8 +370,8 @@ def test_devices_are_resolved_or_refused_by_key(tmp_path, compose_config):
     assert resolve_device("cpu").type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
-    with pytest.raises(ValueError, match="train.device must be one of"):
-        resolve_device("gpu", "train.device")
+    with pytest.raises(ValueError, match="trainer.device must be one of"):
+        resolve_device("gpu", "trainer.device")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device=cuda but PyTorch sees no CUDA device"):
             run_evaluate(compose_config, tiny_davis(tmp_path / "DAVIS"), "device=cuda")

@@ -93,6 +93,21 @@ def test_synthetic_set_is_deterministic_and_cached(tmp_path, name):
     assert np.array_equal(labels, (masks.sum(axis=(1, 2)) >= 15).astype(np.uint8))
 
 
+def test_workers_render_the_same_set(tmp_path):
+    serial = build_set(small_set("crowd_synth", tmp_path / "a", flow_source="estimated"), DIS,
+                       progress=False)
+    parallel = build_set(small_set("crowd_synth", tmp_path / "b", flow_source="estimated",
+                                   workers=2), DIS, progress=False)
+    assert json.loads((serial / "manifest.json").read_text()) == json.loads(
+        (parallel / "manifest.json").read_text())
+    for video in ("video_0000", "video_0002"):
+        for array in ("flows", "masks", "frames"):
+            assert np.array_equal(np.load(serial / video / f"{array}.npy"),
+                                  np.load(parallel / video / f"{array}.npy"))
+    with pytest.raises(ValueError, match="dataset.workers"):
+        build_set(small_set("crowd_synth", tmp_path / "c", workers=0), DIS, progress=False)
+
+
 def test_other_flow_or_parameters_never_reuse_a_set(tmp_path):
     analytic = build_set(small_set("independent_synth", tmp_path), DIS, progress=False)
     estimated = build_set(small_set("independent_synth", tmp_path, flow_source="estimated"), DIS,

@@ -8,10 +8,11 @@ import torch
 
 from nims import train
 from nims.model import load_checkpoint, load_classifier
+from nims.objectives import flip_augment, objective_for
 
 TINY = ["dataset=synthetic_scenes", "dataset.videos=10", "dataset.frames_per_video=6",
         "model.input_size=[32,48]",
-        "model.channels=[4,8,8]", "train.batch_size=8", "train.lr=3e-3", "train.progress=false",
+        "model.channels=[4,8,8]", "trainer.batch_size=8", "trainer.lr=3e-3", "trainer.progress=false",
         "logger=none"]
 
 
@@ -21,7 +22,7 @@ def history(folder):
 
 
 def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path, compose_config):
-    train.run(compose_config("train", TINY + ["train.epochs=4"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=4"]))
     folder = tmp_path / "run1"
     rows = history(folder)
     assert len(rows) == 4
@@ -31,15 +32,15 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path, compose_confi
     test = json.loads((folder / "test_metrics.json").read_text())
     assert 0 <= test["test_accuracy"] <= 1
     checkpoint = load_checkpoint(folder / "best.pt")
-    assert checkpoint["task"] == "independent" and checkpoint["config"]["train"]["epochs"] == 4
+    assert checkpoint["task"] == "independent" and checkpoint["config"]["trainer"]["epochs"] == 4
     assert torch.isfinite(checkpoint["model_state"]["input_low"]).all()
 
 
 def test_checkpoint_reloads_to_identical_predictions(tmp_path, compose_config):
-    cfg = compose_config("train", TINY + ["train.epochs=1"])
+    cfg = compose_config("train", TINY + ["trainer.epochs=1"])
     train.run(cfg)
     model = load_classifier(tmp_path / "run1" / "last.pt", expected_task="independent")
-    datasets = train.build_datasets(cfg)
+    datasets = objective_for(cfg).datasets()
     flows = torch.stack([datasets["test"][i][0] for i in range(4)])
     again = load_classifier(tmp_path / "run1" / "last.pt")
     with torch.no_grad():
@@ -47,17 +48,17 @@ def test_checkpoint_reloads_to_identical_predictions(tmp_path, compose_config):
 
 
 def test_same_seed_same_numbers(tmp_path, compose_config):
-    train.run(compose_config("train", TINY + ["train.epochs=2"]))
-    train.run(compose_config("train", TINY + ["train.epochs=2"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=2"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=2"]))
     assert history(tmp_path / "run1") == history(tmp_path / "run2")
-    train.run(compose_config("train", TINY + ["train.epochs=2", "seed=1"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=2", "seed=1"]))
     assert history(tmp_path / "run3") != history(tmp_path / "run1")
 
 
 def test_resume_continues_where_the_run_stopped(tmp_path, compose_config):
-    train.run(compose_config("train", TINY + ["train.epochs=2"]))
-    train.run(compose_config("train", TINY + ["train.epochs=1"]))
-    train.run(compose_config("train", TINY + ["train.epochs=2",
+    train.run(compose_config("train", TINY + ["trainer.epochs=2"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=2",
                                               f"resume={tmp_path / 'run2' / 'last.pt'}"]))
     resumed = history(tmp_path / "run3")
     assert [row["epoch"] for row in resumed] == ["1", "2"]
@@ -68,10 +69,10 @@ def test_resume_continues_where_the_run_stopped(tmp_path, compose_config):
 
 
 def test_fine_tuning_the_last_layer_only(tmp_path, compose_config):
-    train.run(compose_config("train", TINY + ["train.epochs=1"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
     source = tmp_path / "run1" / "best.pt"
-    train.run(compose_config("train", TINY + ["train.epochs=2", f"init_from={source}",
-                                              "train.trainable=fc"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=2", f"init_from={source}",
+                                              "trainer.trainable=fc"]))
     before = load_checkpoint(source)["model_state"]
     after = load_checkpoint(tmp_path / "run2" / "last.pt")["model_state"]
     for name, value in before.items():
@@ -82,7 +83,7 @@ def test_fine_tuning_the_last_layer_only(tmp_path, compose_config):
 
 
 def test_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, compose_config):
-    train.run(compose_config("train", TINY + ["train.epochs=1"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
     checkpoint = tmp_path / "run1" / "best.pt"
     with pytest.raises(ValueError, match="task 'independent', not 'crowd'"):
         train.run(compose_config("train", TINY + ["task=crowd", f"init_from={checkpoint}"]))
@@ -100,20 +101,20 @@ def test_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, compose
 
 
 def test_crowd_task_trains_an_instance_norm_classifier(tmp_path, compose_config):
-    train.run(compose_config("train", TINY + ["train.epochs=1", "task=crowd"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=1", "task=crowd"]))
     model = load_classifier(tmp_path / "run1" / "best.pt", expected_task="crowd")
     assert model.norm == "instance"
 
 
 def test_bad_training_options_are_named(compose_config):
-    with pytest.raises(ValueError, match="train.trainable"):
-        train.run(compose_config("train", TINY + ["train.trainable=conv"]))
+    with pytest.raises(ValueError, match="trainer.trainable"):
+        train.run(compose_config("train", TINY + ["trainer.trainable=conv"]))
 
 
 def test_flip_augmentation_mirrors_the_motion():
     flows = torch.zeros(64, 2, 4, 6)
     flows[:, 0, :, :3] = 1.0   # left half moves right
-    augmented = train.flip_augment(flows, torch.Generator().manual_seed(0))
+    augmented = flip_augment(flows, torch.Generator().manual_seed(0))
     horizontally = augmented[:, 0, 0, 0] == 0  # the moving half went to the right side
     assert 0 < horizontally.sum() < 64
     torch.testing.assert_close(augmented[horizontally, 0, :, 3:], -torch.ones(
@@ -128,7 +129,7 @@ def test_training_on_a_task_set(tmp_path, compose_config):
                                    "dataset.flow_source=analytic",
                                    f"dataset.cache_dir={tmp_path / 'cache'}",
                                    "model.input_size=[32,48]", "model.channels=[4,8,8]",
-                                   "train.epochs=1", "train.progress=false", "logger=none"])
+                                   "trainer.epochs=1", "trainer.progress=false", "logger=none"])
     assert cfg.dataset.name == "independent_synth"
     train.run(cfg)
     assert load_classifier(tmp_path / "run1" / "best.pt").head == "max"
@@ -142,14 +143,14 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
             "dataset.flow_source=analytic", "dataset.salient_fraction=1.0",
             f"dataset.cache_dir={tmp_path / 'cache'}"]
     cfg = compose_config("train", data + ["model=unet", "model.input_size=[32,48]",
-                                          "model.channels=[4,8]", "train.epochs=2",
-                                          "train.progress=false", "logger=none"])
+                                          "model.channels=[4,8]", "trainer.epochs=2",
+                                          "trainer.progress=false", "logger=none"])
     train.run(cfg)
     rows = history(tmp_path / "run1")
     assert len(rows) == 2 and "val_J_mean_salient" in rows[0]
     unet = load_unet(tmp_path / "run1" / "best.pt", expected_task="crowd")
     assert isinstance(unet, UNet) and unet(torch.zeros(1, 2, 32, 48)).shape == (1, 32, 48)
-    train.run(compose_config("train", TINY + ["train.epochs=1"]))
+    train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
     with pytest.raises(ValueError, match="not a U-Net"):
         load_unet(tmp_path / "run2" / "best.pt")
     result = compose_config("evaluate", data + ["dataset=crowd_synth", "method=unet",

@@ -14,6 +14,7 @@ Frames are read back through memory maps: the set is streamed from disk, never h
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -23,6 +24,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
@@ -110,6 +112,23 @@ def _write_video(folder: Path, video: Dict[str, np.ndarray]) -> None:
         np.save(folder / f"{name}.npy", array)
 
 
+@functools.lru_cache(maxsize=1)
+def _estimator(flow_json: str):
+    """One flow estimator per process and flow config (RAFT loads its weights once)."""
+    return make_flow_estimator(OmegaConf.create(json.loads(flow_json)))
+
+
+def _generate_video(folder: Path, name: str, config, flow: Optional[dict], seed: int,
+                    video: int) -> List[int]:
+    """Render video number ``video`` of a set into ``folder``; return its frame labels."""
+    salient = video_is_salient(seed, video, config.salient_fraction)
+    cameras, pairs = GENERATORS[name][1](config, seed * 100003 + video, salient)
+    estimator = _estimator(json.dumps(flow, sort_keys=True)) if flow is not None else None
+    rendered = render_video(cameras, pairs, config.min_visible, estimator)
+    _write_video(folder / f"video_{video:04d}", rendered)
+    return rendered["labels"].tolist()
+
+
 def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
     """Generate the set a config describes (or find it in the cache); return its folder."""
     from tqdm import tqdm
@@ -129,16 +148,17 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted generation: start again
     config = generator_config(dataset_cfg)
-    _, generate = GENERATORS[dataset_cfg.name]
-    estimator = make_flow_estimator(flow_cfg) if dataset_cfg.flow_source == "estimated" else None
+    flow = OmegaConf.to_container(flow_cfg, resolve=True) \
+        if dataset_cfg.flow_source == "estimated" else None
     seed, count = int(dataset_cfg.seed), int(dataset_cfg.videos)
-    labels = []
-    for video in tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=not progress):
-        salient = video_is_salient(seed, video, config.salient_fraction)
-        cameras, pairs = generate(config, seed * 100003 + video, salient)
-        rendered = render_video(cameras, pairs, config.min_visible, estimator)
-        _write_video(folder / f"video_{video:04d}", rendered)
-        labels.append(rendered["labels"].tolist())
+    workers = int(dataset_cfg.get("workers", 1))
+    if workers < 1:
+        raise ValueError(f"dataset.workers must be at least 1, got {workers}")
+    videos = tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=not progress)
+    # Each video has its own seed, so the set does not depend on how many workers render it.
+    labels = Parallel(n_jobs=workers)(
+        delayed(_generate_video)(folder, dataset_cfg.name, config, flow, seed, video)
+        for video in videos)
     manifest = {"key": key, "name": dataset_cfg.name, "config": asdict(config),
                 "flow_source": dataset_cfg.flow_source, "videos": count,
                 "frames_per_video": config.frames, "size": list(config.size),

@@ -1,0 +1,216 @@
+"""What each trainable model learns from, for the one training loop of :mod:`nims.train`.
+
+An objective owns a model kind's data, network, loss, batch summaries, metrics and the
+validation score that picks ``best.pt``; the loop owns epochs, the optimiser, checkpoints,
+resuming, logging and the test pass. ``model=classifier`` trains :class:`FrameClassification`
+(frame labels only, BCE on the "salient" logit, best by val AP); ``model=unet`` trains
+:class:`MaskSegmentation` (the supervised baseline, BCE on pixels weighted by the salient
+pixels' rarity, best by val J over the salient frames). Adding a model kind is one class here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from sklearn.metrics import average_precision_score, roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from nims.data.scenes import build_scenes
+from nims.data.synthetic_sets import GENERATORS, MaskedFrames, build_synthetic_frames
+from nims.model import build_model
+
+log = logging.getLogger(__name__)
+
+
+def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> Dict[str, float]:
+    """Accuracy (logit > 0), average precision and ROC-AUC (NaN when a split has one class)."""
+    labels = labels.astype(int)
+    one_class = labels.min() == labels.max()
+    return {"accuracy": float(((logits > 0).astype(int) == labels).mean()),
+            "average_precision": float("nan") if one_class else float(
+                average_precision_score(labels, logits)),
+            "roc_auc": float("nan") if one_class else float(roc_auc_score(labels, logits))}
+
+
+def mask_jaccard(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """Per-frame J of ``logits > 0`` against binary masks, ``(B, h, w)`` each (1 when both are
+    empty, as in the DAVIS protocol)."""
+    predicted = logits > 0
+    truth = masks > 0.5
+    union = (predicted | truth).flatten(1).sum(1).float()
+    intersection = (predicted & truth).flatten(1).sum(1).float()
+    return torch.where(union > 0, intersection / union.clamp(min=1),
+                       torch.ones_like(union)).cpu().numpy()
+
+
+def flip_augment(flows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal and vertical flips of a ``(B, C, H, W)`` batch whose channels 0-1 are
+    a flow ``(u, v)``; further channels (a mask) are flipped with it.
+
+    Mirroring the image mirrors the motion: a horizontal flip negates ``u``, a vertical one
+    ``v``. Whether a frame holds salient motion does not change.
+    """
+    flows = flows.clone()
+    for axis, channel in ((3, 0), (2, 1)):
+        chosen = torch.rand(len(flows), generator=generator) < 0.5
+        if chosen.any():
+            flipped = flows[chosen].flip(axis)
+            flipped[:, channel] *= -1
+            flows[chosen] = flipped
+    return flows
+
+
+@torch.no_grad()
+def flow_bounds(loader: DataLoader) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel min and max of the training flows (LRP's ``bounds=dataset``)."""
+    low = torch.full((2,), float("inf"))
+    high = torch.full((2,), float("-inf"))
+    for flows, _ in loader:
+        low = torch.minimum(low, flows.amin(dim=(0, 2, 3)))
+        high = torch.maximum(high, flows.amax(dim=(0, 2, 3)))
+    return low, high
+
+
+class FrameClassification:
+    """The frame classifier: is there salient motion in this frame?"""
+
+    score_key = "val_average_precision"
+    fallback_key = "val_accuracy"  # a validation split with one class has no AP
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.loss = nn.BCEWithLogitsLoss()
+
+    def datasets(self) -> Dict[str, Dataset]:
+        """Train / val / test splits of the configured dataset, as (flow, label) datasets."""
+        cfg = self.cfg
+        if cfg.dataset.name == "synthetic_scenes":
+            return build_scenes(cfg.dataset, cfg.model.input_size)
+        if cfg.dataset.name in GENERATORS:
+            return build_synthetic_frames(cfg.dataset, cfg.flow, cfg.model.input_size,
+                                          progress=bool(cfg.trainer.progress))
+        raise ValueError(f"dataset={cfg.dataset.name} cannot train a classifier: it has no "
+                         "frame labels; use crowd_synth, independent_synth or synthetic_scenes")
+
+    def model(self) -> nn.Module:
+        return build_model(self.cfg.model, self.cfg.task)
+
+    def prepare(self, model: nn.Module, loaders: Dict[str, DataLoader], device) -> None:
+        """LRP's input bounds from the training flows, unless a checkpoint brought them."""
+        if not torch.isfinite(model.input_low).all():
+            low, high = flow_bounds(loaders["train"])
+            model.input_low, model.input_high = low.to(device), high.to(device)
+
+    def augment(self, flows: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
+        return flip_augment(flows, generator), labels
+
+    def summarise(self, logits: torch.Tensor, labels: torch.Tensor) -> Tuple[np.ndarray, ...]:
+        return labels.cpu().numpy(), logits.detach().cpu().numpy()
+
+    def metrics(self, summaries: List[Tuple[np.ndarray, ...]]) -> Dict[str, float]:
+        labels, logits = (np.concatenate(part) for part in zip(*summaries))
+        return classification_metrics(labels, logits)
+
+    def finish(self, model: nn.Module, datasets: Dict[str, Dataset], folder: Path, tracker,
+               test: Dict[str, float], best: float) -> str:
+        """``relevance.png`` (LRP of a few salient test frames); the closing line."""
+        from nims.visualize import write_png
+
+        figure = relevance_figure(model.cpu(), datasets["test"])
+        write_png(folder / "relevance.png", figure)
+        tracker.images("relevance", [figure], ["flow | LRP relevance, salient test frames"])
+        return (f"best val AP {best:.3f}; test accuracy {test['test_accuracy']:.3f}, "
+                f"AP {test['test_average_precision']:.3f}")
+
+
+class MaskSegmentation:
+    """The supervised U-Net: which pixels are salient? (the crowd experiment's gold standard)"""
+
+    score_key = "val_J_mean_salient"
+    fallback_key = None  # no salient validation frame: the score is 0
+
+    def __init__(self, cfg: DictConfig):
+        if cfg.dataset.name not in GENERATORS:
+            raise ValueError(f"model=unet trains on masks: use dataset=crowd_synth or "
+                             f"independent_synth, not {cfg.dataset.name}")
+        self.cfg = cfg
+        self.loss = None  # weighted by the training masks' coverage, in prepare
+
+    def datasets(self) -> Dict[str, Dataset]:
+        cfg = self.cfg
+        frames = build_synthetic_frames(cfg.dataset, cfg.flow, cfg.model.input_size,
+                                        progress=bool(cfg.trainer.progress))
+        return {split: MaskedFrames(data) for split, data in frames.items()}
+
+    def model(self) -> nn.Module:
+        from nims.unet import UNet
+
+        return UNet(self.cfg.model.input_size, self.cfg.model.channels)
+
+    def prepare(self, model: nn.Module, loaders: Dict[str, DataLoader], device) -> None:
+        # Salient pixels are rare (about 0.5% of a crowd frame): weigh them by the inverse of
+        # their share in the training masks, or the U-Net learns to predict nothing.
+        frames = loaders["train"].dataset.frames
+        coverage = float(np.mean([frames.mask(i).mean().item()
+                                  for i in range(0, len(frames), 4)]))
+        weight = float(np.clip((1 - coverage) / max(coverage, 1e-6), 1.0, 200.0))
+        log.info("salient pixels: %.4f of the training frames; positive weight %.1f", coverage,
+                 weight)
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, device=device))
+
+    def augment(self, flows: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
+        both = flip_augment(torch.cat([flows, masks[:, None]], 1), generator)
+        return both[:, :2], both[:, 2]
+
+    def summarise(self, logits: torch.Tensor, masks: torch.Tensor) -> Tuple[np.ndarray, ...]:
+        salient = masks.flatten(1).amax(1) > 0
+        return (mask_jaccard(logits[salient], masks[salient].to(logits.device)),)
+
+    def metrics(self, summaries: List[Tuple[np.ndarray, ...]]) -> Dict[str, float]:
+        jaccards = np.concatenate([part[0] for part in summaries])
+        if not jaccards.size:
+            return {"J_mean_salient": float("nan")}
+        return {"J_mean_salient": float(jaccards.astype(np.float64).mean())}
+
+    def finish(self, model: nn.Module, datasets: Dict[str, Dataset], folder: Path, tracker,
+               test: Dict[str, float], best: float) -> str:
+        return (f"U-Net: best val J {best:.3f}; test J over salient frames "
+                f"{test['test_J_mean_salient']:.3f}")
+
+
+OBJECTIVES = {"classifier": FrameClassification, "unet": MaskSegmentation}
+
+
+def relevance_figure(model: nn.Module, dataset: Dataset, count: int = 4) -> np.ndarray:
+    """Colour-coded flow and LRP relevance of the first salient test frames, RGB uint8."""
+    from nims.flow import flow_to_color
+    from nims.lrp import lrp
+    from nims.visualize import side_by_side
+
+    indices = [i for i, label in enumerate(dataset.labels) if label][:count] or [0]
+    flows = torch.stack([dataset[i][0] for i in indices])
+    relevance = lrp(model, flows).relevance.numpy()
+    rows = []
+    for index, flow, relevance_map in zip(indices, flows.numpy(), relevance):
+        scale = max(float(np.abs(relevance_map).max()), 1e-12)
+        heat = (255 * np.clip(relevance_map / scale, 0, 1)).astype(np.uint8)
+        rows.append(side_by_side([flow_to_color(flow.transpose(1, 2, 0)), heat], height=96,
+                                 titles=[f"test frame {index}: flow",
+                                         "positive relevance (white: max)"]))
+    return np.vstack(rows)
+
+
+def objective_for(cfg: DictConfig):
+    """The objective ``model.name`` trains."""
+    name = str(cfg.model.name)
+    if name not in OBJECTIVES:
+        raise ValueError(f"model={name} has no training objective; available: "
+                         f"{sorted(OBJECTIVES)}")
+    return OBJECTIVES[name](cfg)
+
