@@ -11,9 +11,8 @@ from nims.model import load_checkpoint, load_classifier
 from nims.objectives import flip_augment, objective_for
 
 TINY = ["dataset=synthetic_scenes", "dataset.videos=10", "dataset.frames_per_video=6",
-        "model.input_size=[32,48]",
-        "model.channels=[4,8,8]", "trainer.batch_size=8", "trainer.lr=3e-3", "trainer.progress=false",
-        "logger=none"]
+        "model.input_size=[32,48]", "model.channels=[4,8,8]", "trainer.batch_size=8",
+        "trainer.lr=3e-3", "trainer.progress=false", "logger=none"]
 
 
 def history(folder):
