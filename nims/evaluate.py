@@ -475,7 +475,8 @@ def unet_on_synthetic(cfg: DictConfig, folder: Path, tracker) -> float:
     from nims.lrp import to_model_input
     from nims.unet import load_unet
 
-    model = load_unet(cfg.checkpoint, expected_task=cfg.task.name)
+    device = resolve_device(cfg.get("device", "cpu"))
+    model = load_unet(cfg.checkpoint, expected_task=cfg.task.name).to(device)
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
     rows = []
     for video in tqdm(sorted(set(test.videos)), desc="videos",
@@ -483,7 +484,7 @@ def unet_on_synthetic(cfg: DictConfig, folder: Path, tracker) -> float:
         arrays = test.video_arrays(video)
         flows = [np.asarray(f, dtype=np.float32) for f in arrays["flows"]]
         with torch.no_grad():
-            logits = model(to_model_input(flows, model.input_size)).numpy()
+            logits = model(to_model_input(flows, model.input_size).to(device)).cpu().numpy()
         for frame, (flow, logit) in enumerate(zip(flows, logits)):
             mask = cv2.resize((logit > 0).astype(np.uint8), flow.shape[1::-1],
                               interpolation=cv2.INTER_NEAREST).astype(bool)
