@@ -19,7 +19,8 @@ import numpy as np
 from benchmarks.common import BLACKSWAN, RAFT_FLOWS
 from nims.data.davis import read_image, read_mask
 from nims.data.synthetic import random_scene
-from nims.flow import make_flow_estimator, read_flow
+from nims.flow import read_flow
+from nims.flow_backends import make_flow_estimator
 
 BACKENDS = [("dis", {"preset": "ultrafast"}), ("dis", {"preset": "fast"}),
             ("dis", {"preset": "medium"}), ("farneback", {}), ("pcaflow", {}), ("rlof", {}),

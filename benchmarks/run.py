@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import BLACKSWAN, blackswan_flow_and_relevance, median_ms
-from nims.flow import make_flow_estimator
+from nims.flow_backends import make_flow_estimator
 from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
-from nims.segmentation import hierarchical_step
+from nims.step2_hierarchical import hierarchical_step
 
 
 def bench_step2(literal: bool = True) -> list:
@@ -71,7 +71,7 @@ def bench_classifier() -> list:
     import torch
     from omegaconf import OmegaConf
 
-    from nims.lrp import lrp
+    from nims.attribution.lrp import lrp
     from nims.model import MotionClassifier
 
     torch.set_num_threads(2)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from nims.baselines import dominant_motion_mask
 from nims.flow import check_flow
-from nims.lrp import to_model_input
+from nims.attribution import to_model_input
 from nims.model import MotionClassifier, load_classifier
 from nims.motion import fit_affine
 from nims.report import (announce_run_folder, markdown_table, run_dir, write_csv, write_json,
@@ -129,7 +129,7 @@ def run(cfg: DictConfig) -> dict:
 
 def single_frame(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
     from nims.data import davis
-    from nims.flow import make_flow_estimator
+    from nims.flow_backends import make_flow_estimator
 
     root = davis.resolve_root(cfg.dataset.root)
     frames, annotations = davis.check_sequence(root, cfg.ablation.sequence)

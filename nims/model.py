@@ -109,7 +109,7 @@ def check_model_input(flow: torch.Tensor, input_size: Tuple[int, int]) -> None:
         raise TypeError(f"expected a torch.Tensor flow batch, got {type(flow).__name__}")
     if flow.ndim != 4 or flow.shape[1] != 2:
         raise ValueError(f"expected a flow batch of shape (B, 2, H, W), got {tuple(flow.shape)} "
-                         "(flow fields are (H, W, 2) arrays: use nims.lrp.to_model_input)")
+                         "(flow fields are (H, W, 2) arrays: use nims.attribution.to_model_input)")
     if tuple(flow.shape[2:]) != tuple(input_size):
         raise ValueError(f"flow batch is {tuple(flow.shape[2:])}, the classifier takes "
                          f"{tuple(input_size)}: resize it with nims.flow.resize_flow")

@@ -190,7 +190,7 @@ OBJECTIVES = {"classifier": FrameClassification, "unet": MaskSegmentation}
 def relevance_figure(model: nn.Module, dataset: Dataset, count: int = 4) -> np.ndarray:
     """Colour-coded flow and LRP relevance of the first salient test frames, RGB uint8."""
     from nims.flow import flow_to_color
-    from nims.lrp import lrp
+    from nims.attribution.lrp import lrp
     from nims.visualize import side_by_side
 
     indices = [i for i, label in enumerate(dataset.labels) if label][:count] or [0]

@@ -1,8 +1,10 @@
 """NIMS on a sequence: flow -> classifier -> attribution -> step 2 -> R_sal -> saliency map.
 
-One function per level, so that a frame's path reads top to bottom:
-:func:`run_sequence` computes (or reads from the cache) the flows, batches them through the
-classifier and the attribution (step 1), and runs step 2 and the saliency map frame by frame.
+One function per level, so that a frame's path reads top to bottom: :func:`sequence_results`
+takes a sequence's flows (computed or read from the cache by the benchmark), :func:`run_frames`
+batches them through the classifier and the attribution (step 1, :mod:`nims.attribution`), and
+:func:`nims_frame` runs step 2 (:mod:`nims.segmentation`) and the saliency map
+(:mod:`nims.saliency`) frame by frame.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from nims.lrp import relevance_maps
+from nims.attribution import relevance_maps
 from nims.model import MotionClassifier
 from nims.saliency import saliency_map
 from nims.segmentation import Segmentation, segment
@@ -20,25 +22,27 @@ from nims.segmentation import Segmentation, segment
 
 @dataclass
 class FrameResult:
-    """NIMS's output for one frame (all maps at the flow's resolution).
+    """A method's output for one frame (all maps at the flow's resolution).
 
     Attributes
     ----------
     logit : float
-        The classifier's "salient" logit (> 0: the frame holds salient motion).
-    relevance : array (H, W) float32
-        Step 1, channel-summed relevance.
-    segmentation : Segmentation
-        Step 2: candidate regions and R_sal.
-    saliency : array (H, W) float32 in [0, 1)
+        The classifier's "salient" logit (> 0: the frame holds salient motion); NaN for a
+        method without a classifier.
+    relevance : array (H, W) float32, or None
+        Step 1, channel-summed relevance (None without a classifier).
+    segmentation : Segmentation, or None
+        Step 2: candidate regions and R_sal (None for a method without step 2).
+    saliency : array (H, W) float32 in [0, 1), or None
+        None for saved masks, which come without a map.
     mask : array (H, W) bool
-        The binary segmentation: R_sal where ``saliency > mask_threshold``.
+        The binary segmentation (NIMS: R_sal where ``saliency > mask_threshold``).
     """
 
     logit: float
-    relevance: np.ndarray
-    segmentation: Segmentation
-    saliency: np.ndarray
+    relevance: Optional[np.ndarray]
+    segmentation: Optional[Segmentation]
+    saliency: Optional[np.ndarray]
     mask: np.ndarray
 
 

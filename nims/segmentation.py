@@ -23,9 +23,7 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-from nims.flow import check_flow
-from nims.motion import (HUBER_EPSILON, AffineMotion, fit_affine_with_residuals, pixel_grid,
-                         robust_scale)
+from nims.motion import AffineMotion
 from nims.registry import Registry
 
 STEP2_METHODS: Registry = Registry("step 2 method")
@@ -75,13 +73,13 @@ def check_relevance(relevance: np.ndarray, shape) -> np.ndarray:
     return relevance
 
 
-def _positive(value: float, key: str) -> float:
+def positive(value: float, key: str) -> float:
     if not value > 0:
         raise ValueError(f"{key} must be > 0, got {value}")
     return float(value)
 
 
-def _non_negative_int(value: int, key: str) -> int:
+def non_negative_int(value: int, key: str) -> int:
     if int(value) != value or value < 0:
         raise ValueError(f"{key} must be a non-negative integer, got {value}")
     return int(value)
@@ -177,217 +175,6 @@ def connected_regions(labels: np.ndarray, min_region: int = 0, connectivity: int
     return relabel[regions]
 
 
-def motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std", min_outliers: int = 50,
-                  max_layers: int = 32, epsilon: float = HUBER_EPSILON) -> np.ndarray:
-    """The layer map of :func:`peel_motion_layers` alone, ``(H, W)`` int32."""
-    return peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)[0]
-
-
-def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
-                       min_outliers: int = 50, max_layers: int = 32,
-                       epsilon: float = HUBER_EPSILON) -> Tuple[np.ndarray, List[AffineMotion]]:
-    """Peel affine motion layers off a flow field (the paper's hierarchical step).
-
-    At each iteration a Huber-robust affine model is fitted to the points not yet assigned; a
-    point is an inlier when ``0.5 * (|du| / s_u + |dv| / s_v) < beta``, with ``du, dv`` its
-    residuals and ``s_u, s_v`` the scales of the residuals of all remaining points at this
-    iteration; inliers form the next layer. It stops when at most ``min_outliers`` points remain
-    (they form the last layer), when no point is an inlier, or after ``max_layers`` layers.
-
-    The paper writes the scale as the standard deviation of the residuals (``scale="std"``, the
-    default). Because the outliers of the current layer are part of that standard deviation, a
-    layer covering a large share of the frame inflates it, and the first layer then swallows
-    moving objects whose residual is only ~1-2 std; ``scale="mad"`` (1.4826 x median absolute
-    deviation) measures the inliers' spread alone. Both readings are scale-invariant.
-
-    Parameters
-    ----------
-    flow : array, shape (H, W, 2)
-        Flow in pixels.
-    beta : float
-        Inlier threshold, in units of residual scale (paper: 1.6).
-    scale : {"std", "mad"}
-    min_outliers : int
-        Stop when this many points or fewer remain (paper: 50).
-    max_layers : int
-        Safety cap on the number of fitted layers.
-    epsilon : float
-        Huber threshold of the affine fits.
-
-    Returns
-    -------
-    layers : array, shape (H, W), int32
-        Layer of each pixel, 1 for the first peeled; leftovers get the last label.
-    motions : list of AffineMotion
-        The model of each fitted layer (leftovers have none).
-    """
-    flow = check_flow(flow)
-    beta = _positive(beta, "step2.beta")
-    min_outliers = _non_negative_int(min_outliers, "step2.min_outliers")
-    max_layers = _non_negative_int(max_layers, "step2.max_layers")
-    if max_layers < 1:
-        raise ValueError("step2.max_layers must be >= 1: with no layer fitted every pixel is "
-                         "one leftover region and nothing can be salient")
-    if scale not in ("std", "mad"):
-        raise ValueError(f"step2.scale must be 'std' or 'mad', got {scale!r}")
-    height, width = flow.shape[:2]
-    cols, rows = pixel_grid(height, width)
-    values = flow.reshape(-1, 2)
-    layer_of = np.zeros(height * width, dtype=np.int32)
-    remaining = np.arange(height * width)
-    motions = []
-    while remaining.size > max(min_outliers, 2) and len(motions) < max_layers:
-        # The first layer is fitted on every pixel: no need to gather copies.
-        index = slice(None) if remaining.size == height * width else remaining
-        motion, residuals = fit_affine_with_residuals(cols[index], rows[index], values[index, 0],
-                                                      values[index, 1], epsilon=epsilon)
-        absolute = np.abs(residuals)
-        score = (0.5 / robust_scale(residuals[0], scale)) * absolute[0]
-        score += (0.5 / robust_scale(residuals[1], scale)) * absolute[1]
-        inliers = score < beta
-        if not inliers.any():
-            break
-        motions.append(motion)
-        layer_of[remaining[inliers]] = len(motions)
-        remaining = remaining[~inliers]
-    if remaining.size:
-        layer_of[remaining] = len(motions) + 1
-    return layer_of.reshape(height, width), motions
-
-
-@STEP2_METHODS.register("hierarchical")
-def hierarchical_step(flow: np.ndarray, relevance: np.ndarray, beta: float = 1.6,
-                      scale: str = "std", min_outliers: int = 50, min_region: int = 50,
-                      max_layers: int = 32, connectivity: int = 8,
-                      epsilon: float = HUBER_EPSILON, selection: str = "relevance_mass",
-                      min_share: float = 0.1, **_: object) -> Segmentation:
-    """Hierarchical step 2: motion layers -> connected components -> salient regions.
-
-    Parameters are those of :func:`motion_layers` plus ``min_region`` (pixels; smaller
-    connected components are not candidates), ``connectivity`` (4 or 8), and ``selection`` and
-    ``min_share`` of :func:`select_salient_regions`.
-    """
-    flow = check_flow(flow)
-    relevance = check_relevance(relevance, flow.shape[:2])
-    layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
-    candidate_regions = connected_regions(layers, _non_negative_int(min_region, "step2.min_region"),
-                                          connectivity)
-    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance,
-                                                                  selection, min_share)
-    return Segmentation(candidate_regions, scores, salient_labels, salient_mask, layers, motions)
-
-
-def relevant_flow_modes(flow: np.ndarray, relevance: np.ndarray, modes: int = 1,
-                        iterations: int = 20, seed: int = 0) -> np.ndarray:
-    """Relevance²-weighted mean flow vectors: one (``modes=1``) or K by weighted k-means.
-
-    Parameters
-    ----------
-    flow : array, shape (H, W, 2)
-    relevance : array, shape (H, W)
-    modes : int
-        Number of motion modes K. The paper uses one mean; several salient motions in different
-        directions cancel out in one mean, so K > 1 clusters the relevant flow vectors.
-    iterations : int
-        Lloyd iterations of the weighted k-means.
-    seed : int
-        Seed of the k-means++ initialisation.
-
-    Returns
-    -------
-    array, shape (K', 2)
-        Mode flow vectors in pixels; K' <= K (empty clusters dropped), 0 rows when the
-        relevance is zero everywhere.
-    """
-    modes = _non_negative_int(modes, "step2.modes")
-    if modes < 1:
-        raise ValueError("step2.modes must be >= 1")
-    weights = relevance.ravel() ** 2
-    total = weights.sum()
-    if total <= 0:
-        return np.zeros((0, 2))
-    vectors = flow.reshape(-1, 2).astype(np.float64)
-    if modes == 1:
-        return (weights @ vectors / total)[None]
-    support = np.flatnonzero(weights > 0)
-    vectors, weights = vectors[support], weights[support]
-    rng = np.random.default_rng(seed)
-    centres = [vectors[rng.choice(len(vectors), p=weights / weights.sum())]]
-    for _ in range(1, modes):
-        distance = np.min([((vectors - c) ** 2).sum(axis=1) for c in centres], axis=0)
-        probability = weights * distance
-        if probability.sum() <= 0:
-            break
-        centres.append(vectors[rng.choice(len(vectors), p=probability / probability.sum())])
-    centres = np.array(centres)
-    for _ in range(iterations):
-        distance = ((vectors[:, None, :] - centres[None]) ** 2).sum(axis=2)
-        assignment = distance.argmin(axis=1)
-        mass = np.bincount(assignment, weights=weights, minlength=len(centres))
-        sums = np.stack([np.bincount(assignment, weights=weights * vectors[:, k],
-                                     minlength=len(centres)) for k in range(2)], axis=1)
-        filled = mass > 0
-        updated = centres.copy()
-        updated[filled] = sums[filled] / mass[filled, None]
-        if np.allclose(updated, centres):
-            break
-        centres = updated
-    return centres[np.bincount(assignment, weights=weights, minlength=len(centres)) > 0]
-
-
-def projection_candidates(flow: np.ndarray, mode: np.ndarray, alpha1: float, alpha2: float,
-                          projection: str = "normalised") -> np.ndarray:
-    """Points whose flow projects onto a mode vector ``m`` within ``(alpha1, alpha2)``.
-
-    ``projection="normalised"`` (default) tests ``w . m / |m|^2 - 1``: the projection in units
-    of the mode's length, minus one, so thresholds do not depend on the flow's magnitude or
-    resolution. ``projection="literal"`` tests the paper's printed ``w . m / |m| - 1`` (pixels).
-
-    Returns
-    -------
-    array, shape (H, W), bool
-    """
-    norm = float(np.hypot(*mode))
-    if norm == 0:
-        return np.zeros(flow.shape[:2], dtype=bool)
-    dot = flow[..., 0] * mode[0] + flow[..., 1] * mode[1]
-    if projection == "normalised":
-        value = dot / norm**2 - 1
-    elif projection == "literal":
-        value = dot / norm - 1
-    else:
-        raise ValueError(f"step2.projection must be 'normalised' or 'literal', got {projection!r}")
-    return (value > alpha1) & (value < alpha2)
-
-
-@STEP2_METHODS.register("light")
-def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, alpha2: float = 4.0,
-               projection: str = "normalised", modes: int = 1, min_region: int = 50,
-               connectivity: int = 8, seed: int = 0, selection: str = "relevance_mass",
-               min_share: float = 0.1, **_: object) -> Segmentation:
-    """Light step 2: points moving like the relevant flow.
-
-    The candidate points (:func:`projection_candidates` for each mode of
-    :func:`relevant_flow_modes`) and the other pixels are split into connected components, all
-    candidate regions; the largest is normally the background, and the selection keeps the
-    regions more relevant than it.
-    """
-    flow = check_flow(flow)
-    relevance = check_relevance(relevance, flow.shape[:2])
-    if not alpha1 < alpha2:
-        raise ValueError(f"step2.alpha1 ({alpha1}) must be smaller than step2.alpha2 ({alpha2})")
-    candidates = np.zeros(flow.shape[:2], dtype=bool)
-    for mode in relevant_flow_modes(flow, relevance, modes, seed=seed):
-        candidates |= projection_candidates(flow, mode, alpha1, alpha2, projection)
-    # Label 1 = not a candidate point, 2 = candidate point; components are then taken per label.
-    candidate_regions = connected_regions(candidates.astype(np.int32) + 1,
-                                          _non_negative_int(min_region, "step2.min_region"),
-                                          connectivity)
-    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance,
-                                                                  selection, min_share)
-    return Segmentation(candidate_regions, scores, salient_labels, salient_mask)
-
-
 def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     """Run the step 2 method a ``step2`` config node names on one frame.
 
@@ -414,3 +201,7 @@ def _settings(name: str) -> Tuple[str, ...]:
 
     return tuple(parameter for parameter in inspect.signature(STEP2_METHODS.get(name)).parameters
                  if parameter not in ("flow", "relevance", "_"))
+
+
+# The step 2 methods register themselves.
+from nims import step2_hierarchical, step2_light  # noqa: E402,F401

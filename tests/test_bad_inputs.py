@@ -84,7 +84,7 @@ def test_5_numbering_is_detected_from_every_scored_frame(tmp_path, compose_confi
     for index, path in enumerate(annotations[:-1]):
         (results / f"{index + 1:05d}.png").write_bytes(path.read_bytes())
     score = ["dataset.sequences=[square]", f"predictions={results.parent}"]
-    with pytest.raises(ValueError, match="predictions_first_index"):
+    with pytest.raises(RuntimeError, match="ValueError.*predictions_first_index"):
         run_evaluate(compose_config, root, *score)
     assert run_evaluate(compose_config, root, *score, "predictions_first_index=1") == 1.0
     # Without the first frame 00001, only the 1-based numbering has every scored frame.
@@ -190,7 +190,7 @@ def test_a_two_frame_sequence_fails_alone_by_name(tmp_path, compose_config):
     for kind in ("JPEGImages", "Annotations"):
         (tmp_path / "other" / kind / "480p" / "short").rename(root / kind / "480p" / "short")
     run_folder = tmp_path / "run"
-    with pytest.raises(RuntimeError, match=r"1 sequence\(s\) failed \(short\)"):
+    with pytest.raises(RuntimeError, match=r"1 sequence\(s\) failed \(short: ValueError"):
         run_evaluate(compose_config, root, "dataset.sequences=[square,short]",
                      output_dir=run_folder)
     failures = json.loads((run_folder / "failures.json").read_text())
@@ -242,15 +242,17 @@ def test_checkpoints_that_do_not_fit_are_named(tmp_path):
         load_classifier(path, expected_task="independent")
 
 
-def test_a_damaged_classification_file_is_named_on_resume(tmp_path, compose_config):
+def test_a_damaged_score_file_is_computed_again_on_resume(tmp_path, compose_config, caplog):
     root = tiny_davis(tmp_path / "DAVIS")
     run_folder = tmp_path / "run"
     run_evaluate(compose_config, root, "dataset.sequences=[square]", output_dir=run_folder)
-    (run_folder / "classification" / "square.relevance.json").write_text('{"relev')
-    with pytest.raises(ValueError, match=r"square\.relevance\.json is missing or unreadable.*"
-                                         r"delete it"):
-        run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
-                     output_dir=run_folder)
+    score = run_folder / "scores" / "square.json"
+    written = json.loads(score.read_text())
+    score.write_text('{"J": [0.')
+    run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
+                 output_dir=run_folder)
+    assert "square.json is unreadable" in caplog.text
+    assert json.loads(score.read_text()) == written
 
 
 def test_a_run_folder_that_cannot_be_made_is_named(tmp_path, compose_config):
@@ -353,7 +355,7 @@ def test_a_full_disk_leaves_no_empty_file(tmp_path, monkeypatch):
     import errno
     from pathlib import Path
 
-    from nims.evaluate import _write_mask
+    from nims.benchmarks import write_mask as _write_mask
 
     def full(self, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(self))

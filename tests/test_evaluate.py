@@ -77,7 +77,8 @@ def test_scores_match_the_toolkit_on_altered_masks(davis_root, tmp_path, compose
 def test_missing_scored_frame_names_the_file(davis_root, tmp_path, compose_config):
     predictions = copy_annotations(davis_root, tmp_path / "results")
     (predictions / "libby" / "00010.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"libby.*00010\.png"):
+    # The other sequences are scored; the run fails naming the missing file.
+    with pytest.raises(RuntimeError, match=r"libby: FileNotFoundError.*00010\.png"):
         evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
 
 
@@ -87,7 +88,7 @@ def test_unscored_end_frames_may_be_missing(davis_root, tmp_path, compose_config
         (predictions / sequence / "00000.png").unlink()
     # 00001..00049 for 50 annotations: 0-based without the first frame, or 1-based without
     # the last; the files cannot tell, so the user must.
-    with pytest.raises(ValueError, match="predictions_first_index"):
+    with pytest.raises(RuntimeError, match="ValueError.*predictions_first_index"):
         evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
     assert evaluate.run(compose_config("evaluate", overrides(
         davis_root, predictions, "predictions_first_index=0"))) == 1.0
@@ -99,13 +100,13 @@ def test_unscored_end_frames_may_be_missing(davis_root, tmp_path, compose_config
 def test_size_mismatch_names_the_file(davis_root, tmp_path, compose_config):
     predictions = copy_annotations(davis_root, tmp_path / "results")
     cv2.imwrite(str(predictions / "blackswan" / "00005.png"), np.zeros((240, 427), np.uint8))
-    with pytest.raises(ValueError, match=r"blackswan.00005\.png.*427x240"):
+    with pytest.raises(RuntimeError, match=r"blackswan.00005\.png.*427x240"):
         evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
 
 
 def test_missing_sequence_and_missing_root_are_named(davis_root, tmp_path, compose_config):
     predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
-    with pytest.raises(FileNotFoundError, match="libby"):
+    with pytest.raises(RuntimeError, match="libby: FileNotFoundError"):
         evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
     with pytest.raises(FileNotFoundError, match="dataset.root"):
         evaluate.run(compose_config("evaluate", overrides(tmp_path / "nowhere", predictions)))
@@ -114,7 +115,7 @@ def test_missing_sequence_and_missing_root_are_named(davis_root, tmp_path, compo
         evaluate.run(compose_config("evaluate", [f"dataset.root={davis_root}",
                                                  f"predictions={predictions}", "logger=none",
                                                  "dataset.strict=true"]))
-    with pytest.raises(FileNotFoundError, match="car-shadow"):
+    with pytest.raises(RuntimeError, match="car-shadow: FileNotFoundError"):
         evaluate.run(compose_config("evaluate", [f"dataset.root={davis_root}",
                                                  f"predictions={predictions}", "logger=none"]))
 
@@ -134,7 +135,7 @@ def test_a_partial_davis_copy_scores_the_sequences_it_holds(davis_root, tmp_path
 def test_unreadable_mask_names_the_file(davis_root, tmp_path, compose_config):
     predictions = copy_annotations(davis_root, tmp_path / "results")
     (predictions / "libby" / "00003.png").write_bytes(b"\x89PNG truncated")
-    with pytest.raises(ValueError, match=r"libby.00003\.png"):
+    with pytest.raises(RuntimeError, match=r"libby.00003\.png"):
         evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
 
 

@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from nims import lrp
+from nims import attribution
+from nims.attribution import lrp as propagation
+from nims.attribution import rules
 from nims.model import FoldedBlock, MotionClassifier, fold
 
 INPUT = (16, 24)
@@ -119,7 +121,7 @@ def tiny_block(seed=0, c_in=2, c_out=3, size=3):
 def test_zplus_linear_matches_the_literal_rule():
     torch.manual_seed(0)
     x, weight, relevance = torch.rand(2, 7), torch.randn(7), torch.randn(2)
-    torch.testing.assert_close(lrp.zplus_linear(x, weight, relevance),
+    torch.testing.assert_close(rules.ZPlus().linear(x, weight, relevance),
                                literal_zplus_linear(x, weight, relevance), atol=1e-5, rtol=1e-4)
 
 
@@ -129,7 +131,7 @@ def test_zplus_conv_matches_the_literal_rule():
     x, relevance = torch.rand(1, 2, 5, 6), torch.rand(1, 3, 5, 6)
     expected = literal_conv_rule(x[0], block.weight, relevance[0],
                                  lambda i, y, xx, w: float(x[0, i, y, xx]) * max(w, 0.0))
-    torch.testing.assert_close(lrp.zplus_conv(block, x, relevance)[0], expected, atol=1e-5,
+    torch.testing.assert_close(rules.ZPlus().conv(block, x, relevance)[0], expected, atol=1e-5,
                                rtol=1e-4)
 
 
@@ -146,7 +148,7 @@ def test_zbeta_conv_matches_the_literal_rule():
                 - float(high[0, i]) * min(w, 0.0))
 
     expected = literal_conv_rule(x[0], block.weight, relevance[0], contribution)
-    torch.testing.assert_close(lrp.zbeta_conv(block, x, low, high, relevance)[0], expected,
+    torch.testing.assert_close(rules.ZBeta().conv(block, x, relevance, low, high)[0], expected,
                                atol=1e-5, rtol=1e-4)
 
 
@@ -154,14 +156,14 @@ def test_maxpool_gives_all_relevance_to_the_winner():
     pre_pool = torch.tensor([[[[1.0, 5.0, 0.0, 0.0], [2.0, 3.0, 0.0, 9.0]]]])
     relevance = torch.tensor([[[[0.7, 0.3]]]])
     expected = torch.tensor([[[[0.0, 0.7, 0.0, 0.0], [0.0, 0.0, 0.0, 0.3]]]])
-    torch.testing.assert_close(lrp.maxpool_winner_takes_all(pre_pool, relevance), expected)
+    torch.testing.assert_close(propagation.maxpool_winner_takes_all(pre_pool, relevance), expected)
 
 
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 def test_relevance_is_conserved(norm):
     model = random_model(norm, seed=4)
     flow = random_flow(batch=4, seed=5)
-    result = lrp.lrp(model, flow)
+    result = propagation.lrp(model, flow)
     assert result.per_channel.shape == (4, 2, *INPUT) and result.relevance.shape == (4, *INPUT)
     sums = result.per_channel.sum(dim=(1, 2, 3))
     torch.testing.assert_close(sums, result.logits, rtol=1e-4, atol=1e-6)
@@ -171,15 +173,15 @@ def test_relevance_is_conserved(norm):
 def test_unit_start_is_the_logit_map_divided_by_the_logit(norm):
     model = random_model(norm, seed=4)
     flow = random_flow(batch=4, seed=5)
-    from_logit = lrp.lrp(model, flow, {"start": "logit"})
-    unit = lrp.lrp(model, flow, {"start": "unit"})
+    from_logit = propagation.lrp(model, flow, {"start": "logit"})
+    unit = propagation.lrp(model, flow, {"start": "unit"})
     torch.testing.assert_close(unit.logits, from_logit.logits)
     torch.testing.assert_close(unit.per_channel.sum(dim=(1, 2, 3)), torch.ones(4), rtol=1e-4,
                                atol=1e-6)
     expected = from_logit.per_channel / from_logit.logits[:, None, None, None]
     torch.testing.assert_close(unit.per_channel, expected, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="lrp_rules.start"):
-        lrp.lrp(model, flow, {"start": "decision"})
+        propagation.lrp(model, flow, {"start": "decision"})
 
 
 def relevance_with_norm_passed_through(model, flow):
@@ -194,17 +196,17 @@ def relevance_with_norm_passed_through(model, flow):
             pre_pools.append(pre)
             x = torch.nn.functional.max_pool2d(pre, 2)
         logits = model.fc(x.flatten(1))[:, 0]
-        relevance = lrp.zplus_linear(x.flatten(1), model.fc.weight[0], logits).reshape(x.shape)
+        relevance = rules.ZPlus().linear(x.flatten(1), model.fc.weight[0], logits).reshape(x.shape)
         low = flow.amin(dim=(2, 3), keepdim=True)
         high = flow.amax(dim=(2, 3), keepdim=True)
         for index in reversed(range(3)):
             block = FoldedBlock(model.convs[index].weight, model.convs[index].bias,
                                 model.convs[index].padding[0])
-            relevance = lrp.maxpool_winner_takes_all(pre_pools[index], relevance)
+            relevance = propagation.maxpool_winner_takes_all(pre_pools[index], relevance)
             if index == 0:
-                relevance = lrp.zbeta_conv(block, activations[0], low, high, relevance)
+                relevance = rules.ZBeta().conv(block, activations[0], relevance, low, high)
             else:
-                relevance = lrp.zplus_conv(block, activations[index], relevance)
+                relevance = rules.ZPlus().conv(block, activations[index], relevance)
     return relevance
 
 
@@ -214,7 +216,7 @@ def test_folded_lrp_equals_lrp_through_the_normalisation_for_positive_scales(nor
     # positive factor per output channel, which cancels in every rule's ratio.
     model = random_model(norm, seed=6, negative_scales=False)
     flow = random_flow(batch=2, seed=7)
-    torch.testing.assert_close(lrp.lrp(model, flow).per_channel,
+    torch.testing.assert_close(propagation.lrp(model, flow).per_channel,
                                relevance_with_norm_passed_through(model, flow),
                                atol=1e-5, rtol=1e-4)
 
@@ -222,33 +224,60 @@ def test_folded_lrp_equals_lrp_through_the_normalisation_for_positive_scales(nor
 def test_negative_scales_make_the_two_readings_differ():
     model = random_model("batch", seed=6, negative_scales=True)
     flow = random_flow(batch=2, seed=7)
-    assert not torch.allclose(lrp.lrp(model, flow).per_channel,
+    assert not torch.allclose(propagation.lrp(model, flow).per_channel,
                               relevance_with_norm_passed_through(model, flow), atol=1e-3)
 
 
 def test_fixed_and_dataset_bounds():
     model = random_model()
     flow = random_flow(batch=2)
-    fixed = lrp.lrp(model, flow, rules={"bounds": "fixed", "low": [-30, -30], "high": [30, 30]})
+    fixed = propagation.lrp(model, flow, rules={"bounds": "fixed", "low": [-30, -30],
+                                                "high": [30, 30]})
     torch.testing.assert_close(fixed.per_channel.sum(dim=(1, 2, 3)), fixed.logits, rtol=1e-4,
                                atol=1e-6)
     with pytest.raises(ValueError, match="lrp_rules.low"):
-        lrp.lrp(model, flow, rules={"bounds": "fixed"})
+        propagation.lrp(model, flow, rules={"bounds": "fixed"})
     with pytest.raises(ValueError, match="bounds=dataset"):
-        lrp.lrp(model, flow, rules={"bounds": "dataset"})
+        propagation.lrp(model, flow, rules={"bounds": "dataset"})
     model.input_low.copy_(torch.tensor([-30.0, -30.0]))
     model.input_high.copy_(torch.tensor([30.0, 30.0]))
-    dataset = lrp.lrp(model, flow, rules={"bounds": "dataset"})
+    dataset = propagation.lrp(model, flow, rules={"bounds": "dataset"})
     torch.testing.assert_close(dataset.per_channel, fixed.per_channel)
-    with pytest.raises(ValueError, match="supported rules"):
-        lrp.lrp(model, flow, rules={"first_layer": "epsilon"})
+    with pytest.raises(ValueError, match="unknown LRP rule 'flat'"):
+        propagation.lrp(model, flow, rules={"first_layer": "flat"})
+    with pytest.raises(ValueError, match="zbeta is a rule for the first convolution"):
+        propagation.lrp(model, flow, rules={"other_layers": "zbeta"})
+
+
+def test_epsilon_rule_matches_its_literal_formula():
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, generator=generator)
+    weight = torch.randn(5, generator=generator)
+    relevance = torch.tensor([1.5, -0.5])
+    expected = torch.zeros(2, 5)
+    for sample in range(2):
+        z = float(sum(x[sample, i] * weight[i] for i in range(5)))
+        denominator = z + 1e-2 * (1 if z >= 0 else -1)
+        for i in range(5):
+            expected[sample, i] = x[sample, i] * weight[i] / denominator * relevance[sample]
+    torch.testing.assert_close(rules.Epsilon().linear(x, weight, relevance), expected)
+
+
+def test_the_config_picks_the_rules():
+    model = random_model()
+    flow = random_flow(batch=2)
+    paper = propagation.lrp(model, flow)
+    epsilon = propagation.lrp(model, flow, rules={"first_layer": "epsilon",
+                                                  "other_layers": "epsilon"})
+    assert torch.isfinite(epsilon.per_channel).all()
+    assert not torch.allclose(paper.per_channel, epsilon.per_channel, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["gradient_x_input", "integrated_gradients"])
 def test_gradient_attributions(name):
     model = random_model(seed=8)
     flow = random_flow(batch=2, seed=9)
-    result = lrp.attribute(model, flow, {"name": name})
+    result = attribution.attribute(model, flow, {"name": name})
     assert result.per_channel.shape == flow.shape
     if name == "integrated_gradients":
         # Completeness: attributions sum to f(x) - f(baseline) (midpoint rule, 32 steps).
@@ -263,17 +292,17 @@ def test_integrated_gradients_with_the_dominant_motion_baseline():
     # A pure affine flow is its own dominant motion: nothing departs from it.
     rows, cols = torch.meshgrid(torch.arange(16.0), torch.arange(24.0), indexing="ij")
     flow = torch.stack([1 + 0.1 * cols, -2 + 0.05 * rows])[None]
-    result = lrp.attribute(model, flow, {"name": "integrated_gradients",
+    result = attribution.attribute(model, flow, {"name": "integrated_gradients",
                                          "baseline": "dominant_motion"})
     assert result.per_channel.abs().max() < 1e-3
     with pytest.raises(ValueError, match="baseline"):
-        lrp.attribute(model, flow, {"name": "integrated_gradients", "baseline": "mean"})
+        attribution.attribute(model, flow, {"name": "integrated_gradients", "baseline": "mean"})
 
 
 def test_relevance_maps_at_the_flow_resolution():
     model = random_model(seed=11)
     flows = [np.random.default_rng(0).normal(size=(48, 72, 2)).astype(np.float32)] * 2
-    result, maps = lrp.relevance_maps(model, flows)
+    result, maps = attribution.relevance_maps(model, flows)
     assert result.relevance.shape == (2, *INPUT)
     assert maps[0].shape == (48, 72) and maps[0].dtype == np.float32
 
@@ -284,7 +313,7 @@ def test_relevance_maps_at_the_flow_resolution():
 def test_bad_model_inputs_are_named(shape, message):
     model = random_model()
     with pytest.raises(ValueError, match=message):
-        lrp.lrp(model, torch.zeros(shape))
+        propagation.lrp(model, torch.zeros(shape))
 
 
 def test_non_finite_flow_is_rejected():
@@ -294,7 +323,7 @@ def test_non_finite_flow_is_rejected():
     with pytest.raises(ValueError, match="NaN"):
         model(flow)
     with pytest.raises(ValueError, match="NaN"):
-        lrp.to_model_input([np.full((8, 8, 2), np.inf, np.float32)], INPUT)
+        attribution.to_model_input([np.full((8, 8, 2), np.inf, np.float32)], INPUT)
 
 
 def test_classifier_rejects_bad_architectures():
@@ -310,12 +339,12 @@ def test_classifier_rejects_bad_architectures():
 def test_relevance_api_on_one_flow_field():
     model = random_model(seed=12)
     flow = np.random.default_rng(1).normal(size=(40, 60, 2)).astype(np.float32)
-    relevance_map = lrp.relevance(model, flow)
+    relevance_map = attribution.relevance(model, flow)
     assert relevance_map.shape == (40, 60)
-    _, maps = lrp.relevance_maps(model, [flow])
+    _, maps = attribution.relevance_maps(model, [flow])
     np.testing.assert_array_equal(relevance_map, maps[0])
     with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
-        lrp.relevance(model, flow[..., :1])
+        attribution.relevance(model, flow[..., :1])
 
 
 @pytest.mark.parametrize("norm", ["batch", "instance"])
@@ -328,7 +357,7 @@ def test_max_head_folds_and_conserves_relevance(norm):
     with torch.no_grad():
         torch.testing.assert_close(fold(model, flow).forward(flow), model(flow), atol=1e-5,
                                    rtol=1e-5)
-    result = lrp.lrp(model, flow)
+    result = propagation.lrp(model, flow)
     torch.testing.assert_close(result.per_channel.sum(dim=(1, 2, 3)), result.logits, rtol=1e-4,
                                atol=1e-6)
 
@@ -337,7 +366,8 @@ def test_global_max_gives_each_channel_relevance_to_its_winner():
     features = torch.tensor([[[[1.0, 3.0], [2.0, 0.0]], [[5.0, 0.0], [0.0, 4.0]]]])
     relevance = torch.tensor([[0.6, -0.2]])
     expected = torch.tensor([[[[0.0, 0.6], [0.0, 0.0]], [[-0.2, 0.0], [0.0, 0.0]]]])
-    torch.testing.assert_close(lrp.global_max_winner_takes_all(features, relevance), expected)
+    torch.testing.assert_close(propagation.global_max_winner_takes_all(features, relevance),
+                               expected)
     with pytest.raises(ValueError, match="model.head"):
         MotionClassifier(head="mean")
 

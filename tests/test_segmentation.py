@@ -7,9 +7,10 @@ from nims.data.synthetic import layered_flow
 from nims.flow import read_flow
 from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
-from nims.segmentation import (STEP2_METHODS, connected_regions, hierarchical_step, light_step,
-                               motion_layers, relevant_flow_modes, segment,
+from nims.segmentation import (STEP2_METHODS, connected_regions, segment,
                                select_salient_regions)
+from nims.step2_hierarchical import hierarchical_step, motion_layers
+from nims.step2_light import light_step, relevant_flow_modes
 from tests.conftest import shared_path
 
 SHAPE = (240, 320)

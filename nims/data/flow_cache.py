@@ -22,7 +22,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from nims.atomic import replaced_atomically
-from nims.flow import load_precomputed_flow, make_flow_estimator, read_flow, write_flow
+from nims.flow import load_precomputed_flow, read_flow, write_flow
+from nims.flow_backends import make_flow_estimator
 from nims.report import atomic_write_text
 
 

@@ -31,7 +31,8 @@ from torch.utils.data import Dataset
 from nims.data.crowd import CrowdConfig, crowd_video
 from nims.data.independent import IndependentConfig, independent_video
 from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
-from nims.flow import make_flow_estimator, resize_flow
+from nims.flow import resize_flow
+from nims.flow_backends import make_flow_estimator
 
 GENERATOR_VERSION = 3  # bump whenever a generator changes what it draws or stores
 GENERATORS = {"crowd_synth": (CrowdConfig, crowd_video),
@@ -156,7 +157,7 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
         raise ValueError(f"dataset.workers must be at least 1, got {workers}")
     videos = tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=not progress)
     # Each video has its own seed, so the set does not depend on how many workers render it.
-    labels = Parallel(n_jobs=workers)(
+    labels = Parallel(n_jobs=workers, max_nbytes=None)(
         delayed(_generate_video)(folder, dataset_cfg.name, config, flow, seed, video)
         for video in videos)
     manifest = {"key": key, "name": dataset_cfg.name, "config": asdict(config),

@@ -1,0 +1,112 @@
+"""Benchmarks: what lists a dataset's sequences, feeds a method their flows, writes the results
+once and scores them in memory (``dataset=...``).
+
+A benchmark class takes ``(cfg, folder)`` and provides
+
+- ``sequences()``: the names to evaluate, in order;
+- ``load(name)``: a :class:`SequenceData` (frames, flows, ground truth where there is one);
+- ``write(data, results)``: the run's files for one sequence (masks, maps, report strips);
+- ``score(data, results)``: a JSON-able score of one sequence (per-frame rows and more);
+- ``summarise(scores, tracker)``: the run's tables from every sequence's score; returns the
+  headline number a sweep reads.
+
+``parallel = True`` lets ``num_workers`` spread sequences over processes. The loop that runs a
+method on a benchmark is :func:`nims.evaluate.evaluate_sequences`. Adding a dataset is one module
+here and one ``conf/dataset/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from nims.atomic import replaced_atomically
+from nims.registry import Registry
+
+BENCHMARKS: Registry = Registry("benchmark")
+
+
+@dataclass
+class SequenceData:
+    """One sequence of a benchmark.
+
+    Attributes
+    ----------
+    name : str
+    n_frames : int
+    image : callable
+        ``image(index)``: frame ``index``, ``(H, W, 3)`` uint8 BGR (read when asked).
+    flow_source : callable
+        Computes (or reads) the ``n_frames - 1`` forward flows ``(H, W, 2)`` in pixels, once,
+        on first use of :attr:`flows` (scoring saved masks never needs them).
+    truths : list of (H, W) bool arrays, or None
+        Ground truth per frame (None: a video without annotations).
+    extra : dict
+        What else a benchmark scores with (frame labels, other objects' masks).
+    """
+
+    name: str
+    n_frames: int
+    image: Callable[[int], np.ndarray]
+    flow_source: Callable[[], List[np.ndarray]]
+    truths: Optional[Sequence[np.ndarray]] = None
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    @functools.cached_property
+    def flows(self) -> List[np.ndarray]:
+        return self.flow_source()
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` as PNG and write it atomically (temporary file, then rename): a full
+    disk or a killed run never leaves a truncated PNG that a resume would trust."""
+    encoded, data = cv2.imencode(".png", image)
+    if not encoded:
+        raise OSError(f"could not encode {path}")
+    with replaced_atomically(path) as temporary:
+        temporary.write_bytes(data.tobytes())
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    """A binary mask as an 8-bit PNG (255: salient)."""
+    write_png(path, mask.astype(np.uint8) * 255)
+
+
+def write_saliency(path: Path, saliency: np.ndarray) -> None:
+    """A saliency map in [0, 1] as a 16-bit PNG (65535 = 1)."""
+    write_png(path, np.round(saliency * 65535).astype(np.uint16))
+
+
+def report_frames(first: int, last: int, count: int) -> set:
+    """Up to ``count`` frame indices spread evenly over ``first .. last`` (report.html)."""
+    count = min(count, last - first + 1)
+    return set(np.linspace(first, last, count).round().astype(int).tolist()) if count > 0 \
+        else set()
+
+
+def write_strip(folder: Path, sequence: str, index: int, image_bgr: np.ndarray,
+                flow: np.ndarray, result, truth: np.ndarray) -> None:
+    """One frame's strip for report.html, ``report/<sequence>/NNNNN.png``."""
+    from nims.figures import report_strip
+
+    strip = report_strip(image_bgr, flow, result, truth)
+    write_png(folder / "report" / sequence / f"{index:05d}.png", strip[..., ::-1])
+
+
+def nan_mean(values) -> float:
+    """Mean of the finite values, NaN when there is none (no warning)."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]  # JSON null is NaN
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def benchmark_for(cfg, folder: Path):
+    """The benchmark ``dataset.name`` names, for a run writing into ``folder``."""
+    # Importing the modules registers their benchmarks.
+    from nims.benchmarks import davis2016, synthetic, video  # noqa: F401
+
+    return BENCHMARKS.get(str(cfg.dataset.name))(cfg, folder)
