@@ -17,8 +17,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-lint: install  ## ruff: pycodestyle and pyflakes (pyproject.toml)
+lint: install  ## ruff: lint (pycodestyle, pyflakes, import order) and format check (pyproject.toml)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: install  ## run the default test suite (no slow tests)
 	WANDB_MODE=disabled $(PYTHON) -m pytest

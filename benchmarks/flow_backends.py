@@ -22,9 +22,16 @@ from nims.data.synthetic import random_scene
 from nims.flow import read_flow
 from nims.flow_backends import make_flow_estimator
 
-BACKENDS = [("dis", {"preset": "ultrafast"}), ("dis", {"preset": "fast"}),
-            ("dis", {"preset": "medium"}), ("farneback", {}), ("pcaflow", {}), ("rlof", {}),
-            ("deepflow", {}), ("tvl1", {})]
+BACKENDS = [
+    ("dis", {"preset": "ultrafast"}),
+    ("dis", {"preset": "fast"}),
+    ("dis", {"preset": "medium"}),
+    ("farneback", {}),
+    ("pcaflow", {}),
+    ("rlof", {}),
+    ("deepflow", {}),
+    ("tvl1", {}),
+]
 
 
 def end_point_error(flow, reference, mask=None):
@@ -43,14 +50,23 @@ def main() -> None:
     pairs = []
     if (RAFT_FLOWS / "00000.flo").is_file():
         for index in range(3):
-            pairs.append((read_image(frames / f"{index:05d}.jpg"),
-                          read_image(frames / f"{index + 1:05d}.jpg"),
-                          read_flow(RAFT_FLOWS / f"{index:05d}.flo"),
-                          boundary_band(read_mask(BLACKSWAN / "Annotations" / "480p"
-                                                  / "blackswan" / f"{index:05d}.png"))))
+            pairs.append(
+                (
+                    read_image(frames / f"{index:05d}.jpg"),
+                    read_image(frames / f"{index + 1:05d}.jpg"),
+                    read_flow(RAFT_FLOWS / f"{index:05d}.flo"),
+                    boundary_band(
+                        read_mask(
+                            BLACKSWAN / "Annotations" / "480p" / "blackswan" / f"{index:05d}.png"
+                        )
+                    ),
+                )
+            )
     scene = random_scene((480, 854), n_objects=3, seed=0)
-    print("| backend | EPE vs RAFT (px) | EPE vs RAFT, boundary band (px) | EPE synthetic (px) "
-          "| time per frame (s) |\n|---|---|---|---|---|")
+    print(
+        "| backend | EPE vs RAFT (px) | EPE vs RAFT, boundary band (px) | EPE synthetic (px) "
+        "| time per frame (s) |\n|---|---|---|---|---|"
+    )
     for name, options in BACKENDS:
         estimate = make_flow_estimator({"name": name, **options})
         times, errors, band_errors = [], [], []
@@ -66,8 +82,9 @@ def main() -> None:
         label = name + (f" ({options['preset']})" if options else "")
         raft = f"{np.mean(errors):.2f}" if errors else "n/a"
         band = f"{np.mean(band_errors):.2f}" if band_errors else "n/a"
-        print(f"| {label} | {raft} | {band} | {synthetic:.2f} | {np.median(times):.3f} |",
-              flush=True)
+        print(
+            f"| {label} | {raft} | {band} | {synthetic:.2f} | {np.median(times):.3f} |", flush=True
+        )
 
 
 if __name__ == "__main__":

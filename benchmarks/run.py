@@ -32,8 +32,9 @@ def bench_step2(literal: bool = True) -> list:
 
     def fast():
         segmentation = hierarchical_step(flow, relevance)
-        return saliency_map(flow, segmentation.salient_mask,
-                            initial=(segmentation.layer_motions or [None])[0])
+        return saliency_map(
+            flow, segmentation.salient_mask, initial=(segmentation.layer_motions or [None])[0]
+        )
 
     fast_ms = median_ms(fast)
     rows = [("step 2 hierarchical + selection + saliency", source, fast_ms, "<= 60 ms")]
@@ -41,8 +42,14 @@ def bench_step2(literal: bool = True) -> list:
         start = time.perf_counter()
         hierarchical_step_sklearn(flow, relevance)
         literal_ms = 1000 * (time.perf_counter() - start)
-        rows.append(("same, literal scikit-learn HuberRegressor", source, literal_ms,
-                     f"speed-up {literal_ms / fast_ms:.0f}x (>= 20x)"))
+        rows.append(
+            (
+                "same, literal scikit-learn HuberRegressor",
+                source,
+                literal_ms,
+                f"speed-up {literal_ms / fast_ms:.0f}x (>= 20x)",
+            )
+        )
     return rows
 
 
@@ -79,12 +86,18 @@ def bench_classifier() -> list:
     rows = []
     for norm in ("batch", "instance"):
         torch.manual_seed(0)
-        model = MotionClassifier(defaults.input_size, defaults.channels, defaults.kernel_sizes,
-                                 norm).eval()
+        model = MotionClassifier(
+            defaults.input_size, defaults.channels, defaults.kernel_sizes, norm
+        ).eval()
         flow = torch.randn(1, 2, *defaults.input_size)
-        rows.append((f"classifier forward + LRP, 1 frame ({norm} norm)",
-                     f"{defaults.input_size[0]}x{defaults.input_size[1]} flow",
-                     median_ms(lambda m=model, f=flow: lrp(m, f)), "<= 40 ms"))
+        rows.append(
+            (
+                f"classifier forward + LRP, 1 frame ({norm} norm)",
+                f"{defaults.input_size[0]}x{defaults.input_size[1]} flow",
+                median_ms(lambda m=model, f=flow: lrp(m, f)),
+                "<= 40 ms",
+            )
+        )
     model = MotionClassifier(defaults.input_size, defaults.channels, defaults.kernel_sizes)
     optimizer = torch.optim.AdamW(model.parameters())
     batch, labels = torch.randn(32, 2, *defaults.input_size), (torch.rand(32) > 0.5).float()
@@ -95,8 +108,14 @@ def bench_classifier() -> list:
         optimizer.step()
 
     step_ms = median_ms(step, repeats=10)
-    rows.append(("training step, batch of 32 (batch norm)", f"{1000 * 32 / step_ms:.0f} frames/s",
-                 step_ms, "throughput reported"))
+    rows.append(
+        (
+            "training step, batch of 32 (batch norm)",
+            f"{1000 * 32 / step_ms:.0f} frames/s",
+            step_ms,
+            "throughput reported",
+        )
+    )
     return rows
 
 
@@ -109,27 +128,48 @@ def bench_data() -> list:
     from nims.data.flow_cache import sequence_flows
     from nims.data.synthetic_sets import build_set
 
-    dis = OmegaConf.create({"name": "dis", "preset": "medium",
-                            "variational_refinement_iterations": None})
+    dis = OmegaConf.create(
+        {"name": "dis", "preset": "medium", "variational_refinement_iterations": None}
+    )
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         for name in ("crowd_synth", "independent_synth"):
-            config = OmegaConf.create({"name": name, "videos": 3, "frames": 16,
-                                       "size": [128, 224], "salient_fraction": 0.5,
-                                       "flow_source": "estimated", "cache_dir": cache,
-                                       "seed": 0})
+            config = OmegaConf.create(
+                {
+                    "name": name,
+                    "videos": 3,
+                    "frames": 16,
+                    "size": [128, 224],
+                    "salient_fraction": 0.5,
+                    "flow_source": "estimated",
+                    "cache_dir": cache,
+                    "seed": 0,
+                }
+            )
             start = time.perf_counter()
             build_set(config, dis, progress=False)
             seconds = time.perf_counter() - start
-            rows.append((f"generate {name} (estimated flow)", f"{48 / seconds:.0f} frames/s",
-                         1000 * seconds / 48, "per frame"))
+            rows.append(
+                (
+                    f"generate {name} (estimated flow)",
+                    f"{48 / seconds:.0f} frames/s",
+                    1000 * seconds / 48,
+                    "per frame",
+                )
+            )
         if (BLACKSWAN / "JPEGImages").is_dir():
             frames, _ = davis.check_sequence(BLACKSWAN, "blackswan")
             start = time.perf_counter()
             sequence_flows(davis.FrameSequence(frames), dis, cache, "davis2016", "blackswan")
             per_frame = (time.perf_counter() - start) / (len(frames) - 1)
-            rows.append(("DIS flow computed + cached, DAVIS blackswan", "854x480 JPEG frames",
-                         1000 * per_frame, f"1376 val frames: {1376 * per_frame:.0f} s (< 120 s)"))
+            rows.append(
+                (
+                    "DIS flow computed + cached, DAVIS blackswan",
+                    "854x480 JPEG frames",
+                    1000 * per_frame,
+                    f"1376 val frames: {1376 * per_frame:.0f} s (< 120 s)",
+                )
+            )
     return rows
 
 
@@ -162,9 +202,15 @@ def bench_end_to_end() -> list:
 
     per_frame = median_ms(sequence, repeats=3, warmup=1) / 20
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return [("NIMS end to end per frame, evaluate.py defaults (DIS + classifier + LRP + step 2 "
-             "+ saliency)", f"blackswan 854x480, {1000 / per_frame:.1f} frames/s, peak "
-             f"{peak_mb:.0f} MB", per_frame, "<= 100 ms")]
+    return [
+        (
+            "NIMS end to end per frame, evaluate.py defaults (DIS + classifier + LRP + step 2 "
+            "+ saliency)",
+            f"blackswan 854x480, {1000 / per_frame:.1f} frames/s, peak {peak_mb:.0f} MB",
+            per_frame,
+            "<= 100 ms",
+        )
+    ]
 
 
 def print_table(rows: list) -> None:
@@ -175,13 +221,19 @@ def print_table(rows: list) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-literal", action="store_true",
-                        help="skip the slow scikit-learn baseline")
+    parser.add_argument(
+        "--no-literal", action="store_true", help="skip the slow scikit-learn baseline"
+    )
     arguments = parser.parse_args()
     np.random.seed(0)
     # DIS first: OpenMP threads left spinning by scikit-learn and torch would slow OpenCV.
-    print_table(bench_dis() + bench_step2(literal=not arguments.no_literal) + bench_classifier()
-                + bench_end_to_end() + bench_data())
+    print_table(
+        bench_dis()
+        + bench_step2(literal=not arguments.no_literal)
+        + bench_classifier()
+        + bench_end_to_end()
+        + bench_data()
+    )
 
 
 if __name__ == "__main__":

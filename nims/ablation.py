@@ -24,22 +24,30 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from nims.attribution import to_model_input
 from nims.baselines import dominant_motion_mask
 from nims.flow import check_flow
-from nims.attribution import to_model_input
 from nims.model import MotionClassifier, load_classifier
 from nims.motion import fit_affine
-from nims.report import (announce_run_folder, markdown_table, run_dir, write_csv, write_json,
-                         write_resolved_config)
+from nims.report import (
+    announce_run_folder,
+    markdown_table,
+    run_dir,
+    write_csv,
+    write_json,
+    write_resolved_config,
+)
 
 
 def check_region(region: np.ndarray, shape, name: str = "region") -> np.ndarray:
     """A boolean region mask of the flow's ``(H, W)``, neither empty nor the whole frame."""
     region = np.asarray(region)
     if region.shape != tuple(shape):
-        raise ValueError(f"{name} mask is {region.shape[1] if region.ndim > 1 else '?'}x"
-                         f"{region.shape[0]}, the flow is {shape[1]}x{shape[0]}: give a mask of "
-                         "the frame's size")
+        raise ValueError(
+            f"{name} mask is {region.shape[1] if region.ndim > 1 else '?'}x"
+            f"{region.shape[0]}, the flow is {shape[1]}x{shape[0]}: give a mask of "
+            "the frame's size"
+        )
     region = region.astype(bool)
     if not region.any():
         raise ValueError(f"{name} mask is empty: nothing to inpaint")
@@ -80,19 +88,22 @@ class Ablation:
         return self.before > 0.5 >= self.after
 
 
-def ablate(model: MotionClassifier, flow: np.ndarray, region: np.ndarray,
-           margin: int = 30) -> Ablation:
+def ablate(
+    model: MotionClassifier, flow: np.ndarray, region: np.ndarray, margin: int = 30
+) -> Ablation:
     """Probability of "salient" before and after inpainting ``region``."""
     before, after = salient_probability(model, [flow, inpaint_region(flow, region, margin)])
     return Ablation(float(before), float(after))
 
 
-def largest_other_motion(flow: np.ndarray, salient: np.ndarray, min_region: int = 50
-                         ) -> Optional[np.ndarray]:
+def largest_other_motion(
+    flow: np.ndarray, salient: np.ndarray, min_region: int = 50
+) -> Optional[np.ndarray]:
     """The largest connected region moving unlike the dominant motion that does not touch the
     salient objects, or None."""
     moving = dominant_motion_mask(flow, "otsu", min_region) & ~cv2.dilate(
-        salient.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        salient.astype(np.uint8), np.ones((5, 5), np.uint8)
+    ).astype(bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(moving.astype(np.uint8))
     if count <= 1:
         return None
@@ -112,7 +123,7 @@ def region_from_config(region, shape, truth: Optional[np.ndarray]) -> np.ndarray
         return read_mask(Path(region))
     x0, y0, x1, y1 = (int(v) for v in region)
     mask = np.zeros(shape, dtype=bool)
-    mask[max(y0, 0):y1, max(x0, 0):x1] = True
+    mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
     return mask
 
 
@@ -136,14 +147,20 @@ def single_frame(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict
     index = int(cfg.ablation.frame)
     if not 0 <= index < len(frames) - 1:
         raise ValueError(f"ablation.frame must be in [0, {len(frames) - 2}], got {index}")
-    flow = make_flow_estimator(cfg.flow)(davis.read_image(frames[index]),
-                                         davis.read_image(frames[index + 1]))
+    flow = make_flow_estimator(cfg.flow)(
+        davis.read_image(frames[index]), davis.read_image(frames[index + 1])
+    )
     truth = davis.read_mask(annotations[index])
     region = region_from_config(cfg.ablation.region, flow.shape[:2], truth)
     result = ablate(model, flow, region, int(cfg.ablation.margin))
-    summary = {"sequence": cfg.ablation.sequence, "frame": index,
-               "region": str(cfg.ablation.region), "salient_before": result.before,
-               "salient_after": result.after, "flipped": result.flipped}
+    summary = {
+        "sequence": cfg.ablation.sequence,
+        "frame": index,
+        "region": str(cfg.ablation.region),
+        "salient_before": result.before,
+        "salient_after": result.after,
+        "flipped": result.flipped,
+    }
     write_json(folder / "ablation.json", summary)
     print(markdown_table([summary]))
     return summary
@@ -164,26 +181,40 @@ def batch(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
             removed = ablate(model, flow, salient, int(cfg.ablation.margin))
             if removed.before <= 0.5:
                 continue  # only frames the classifier calls salient can flip
-            row = {"video": video, "frame": frame, "before": removed.before,
-                   "without_salient": removed.after, "salient_flip": removed.flipped}
+            row = {
+                "video": video,
+                "frame": frame,
+                "before": removed.before,
+                "without_salient": removed.after,
+                "salient_flip": removed.flipped,
+            }
             other = largest_other_motion(flow, salient)
             if other is not None:
                 without_other = ablate(model, flow, other, int(cfg.ablation.margin))
-                row.update({"without_other": without_other.after,
-                            "other_flip": without_other.flipped,
-                            "other_area": float(other.mean())})
+                row.update(
+                    {
+                        "without_other": without_other.after,
+                        "other_flip": without_other.flipped,
+                        "other_area": float(other.mean()),
+                    }
+                )
             rows.append(row)
     others = [r for r in rows if "other_flip" in r]
-    summary = {"frames": len(rows),
-               "flip_rate_salient_removed": float(np.mean([r["salient_flip"] for r in rows]))
-               if rows else float("nan"),
-               "frames_with_other_motion": len(others),
-               "flip_rate_other_removed": float(np.mean([r["other_flip"] for r in others]))
-               if others else float("nan")}
+    summary = {
+        "frames": len(rows),
+        "flip_rate_salient_removed": float(np.mean([r["salient_flip"] for r in rows]))
+        if rows
+        else float("nan"),
+        "frames_with_other_motion": len(others),
+        "flip_rate_other_removed": float(np.mean([r["other_flip"] for r in others]))
+        if others
+        else float("nan"),
+    }
     write_csv(folder / "ablation.csv", rows)
     write_json(folder / "summary.json", summary)
-    table = f"# Ablation by inpainting on {cfg.dataset.name} (test videos)\n\n" + \
-        markdown_table([summary])
+    table = f"# Ablation by inpainting on {cfg.dataset.name} (test videos)\n\n" + markdown_table(
+        [summary]
+    )
     (folder / "summary.md").write_text(table)
     print(table)
     return summary

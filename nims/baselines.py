@@ -36,8 +36,9 @@ def otsu_threshold(values: np.ndarray) -> float:
     return (float(level) + 0.5) * top / 255
 
 
-def dominant_motion_mask(flow: np.ndarray, threshold: Union[str, float] = "otsu",
-                         min_region: int = 50) -> np.ndarray:
+def dominant_motion_mask(
+    flow: np.ndarray, threshold: Union[str, float] = "otsu", min_region: int = 50
+) -> np.ndarray:
     """Pixels moving unlike the dominant affine motion, ``(H, W)`` bool.
 
     Parameters

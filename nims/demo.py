@@ -39,9 +39,11 @@ def demo_video(cfg: DictConfig):
     default_root = Path(os.environ.get("NIMS_DATA", "data")) / "DAVIS"
     if root != default_root and not (root / "JPEGImages").is_dir():
         # A root the user named must be one: a typo must not silently demo synthetic data.
-        raise FileNotFoundError(f"dataset.root={root} holds no JPEGImages/ folder (DAVIS "
-                                "layout): fix the path, or leave dataset.root out to demo on "
-                                "a built-in synthetic video")
+        raise FileNotFoundError(
+            f"dataset.root={root} holds no JPEGImages/ folder (DAVIS "
+            "layout): fix the path, or leave dataset.root out to demo on "
+            "a built-in synthetic video"
+        )
     if (root / "JPEGImages").is_dir():
         frame_paths, annotation_paths = davis.check_sequence(root, cfg.demo.sequence)
         count = min(len(frame_paths), int(cfg.demo.frames) + 1)
@@ -50,15 +52,28 @@ def demo_video(cfg: DictConfig):
         return frames, truths, f"DAVIS {cfg.demo.sequence}", "davis2016", cfg.demo.sequence
     from nims.data.synthetic_sets import build_set
 
-    synthetic = OmegaConf.create({"name": f"{cfg.task.name}_synth", "videos": 3,
-                                  "frames": int(cfg.demo.frames), "size": [128, 224],
-                                  "salient_fraction": 1.0, "flow_source": "estimated",
-                                  "cache_dir": cfg.demo.cache_dir, "seed": int(cfg.seed)})
+    synthetic = OmegaConf.create(
+        {
+            "name": f"{cfg.task.name}_synth",
+            "videos": 3,
+            "frames": int(cfg.demo.frames),
+            "size": [128, 224],
+            "salient_fraction": 1.0,
+            "flow_source": "estimated",
+            "cache_dir": cfg.demo.cache_dir,
+            "seed": int(cfg.seed),
+        }
+    )
     folder = build_set(synthetic, cfg.flow, progress=False) / "video_0000"
     frames = list(np.load(folder / "frames.npy"))
     truths = list(np.load(folder / "masks.npy")) + [np.zeros(frames[0].shape[:2], bool)]
-    return frames, truths, f"synthetic {synthetic.name} video (no DAVIS at {root})", \
-        synthetic.name, "video_0000"
+    return (
+        frames,
+        truths,
+        f"synthetic {synthetic.name} video (no DAVIS at {root})",
+        synthetic.name,
+        "video_0000",
+    )
 
 
 def classifier(cfg: DictConfig, folder: Path):
@@ -67,14 +82,23 @@ def classifier(cfg: DictConfig, folder: Path):
     if checkpoint.is_file():
         return load_classifier(checkpoint, expected_task=cfg.task.name), str(checkpoint)
     from hydra import compose
+
     from nims import train
 
     log.warning("no checkpoint at %s: training a classifier briefly", checkpoint)
-    train_cfg = compose("train", [f"task={cfg.task.name}", "logger=none", "trainer.epochs=2",
-                                  f"dataset.videos={int(cfg.demo.train_videos)}",
-                                  "dataset.frames=8", f"dataset.cache_dir={cfg.demo.cache_dir}",
-                                  "trainer.progress=false"],
-                        return_hydra_config=True)
+    train_cfg = compose(
+        "train",
+        [
+            f"task={cfg.task.name}",
+            "logger=none",
+            "trainer.epochs=2",
+            f"dataset.videos={int(cfg.demo.train_videos)}",
+            "dataset.frames=8",
+            f"dataset.cache_dir={cfg.demo.cache_dir}",
+            "trainer.progress=false",
+        ],
+        return_hydra_config=True,
+    )
     with open_dict(train_cfg):
         train_cfg.hydra.runtime.output_dir = str(folder / "training")
     train.run(train_cfg)
@@ -94,29 +118,64 @@ def run(cfg: DictConfig) -> dict:
     overview = []
     for index in chosen:
         result = results[index]
-        frame_figure(frames[index], flows[index], result, folder / f"figure_{index:05d}.png",
-                     f"{source}, frame {index}: J = {jaccards[index]:.2f}", truths[index])
+        frame_figure(
+            frames[index],
+            flows[index],
+            result,
+            folder / f"figure_{index:05d}.png",
+            f"{source}, frame {index}: J = {jaccards[index]:.2f}",
+            truths[index],
+        )
         layers = result.segmentation.layers
         regions = result.segmentation.candidate_regions
         if layers is not None:
-            write_png(folder / f"layers_{index:05d}.png", labels_figure(
-                layers, f"{source}, frame {index}: {int(layers.max())} motion layers "
-                "(1 = first peeled)", "layer"))
-        write_png(folder / f"candidate_regions_{index:05d}.png", labels_figure(
-            regions, f"{source}, frame {index}: {int(regions.max())} candidate regions, "
-            f"kept {result.segmentation.salient_labels.tolist()}", "region"))
-        overview.append(side_by_side(
-            [frames[index][..., ::-1], label_image(regions),
-             (255 * result.saliency).astype(np.uint8)],
-            titles=[f"frame {index} (J {jaccards[index]:.2f})",
-                    f"candidate regions ({int(regions.max())})", "saliency (0-1)"]))
+            write_png(
+                folder / f"layers_{index:05d}.png",
+                labels_figure(
+                    layers,
+                    f"{source}, frame {index}: {int(layers.max())} motion layers "
+                    "(1 = first peeled)",
+                    "layer",
+                ),
+            )
+        write_png(
+            folder / f"candidate_regions_{index:05d}.png",
+            labels_figure(
+                regions,
+                f"{source}, frame {index}: {int(regions.max())} candidate regions, "
+                f"kept {result.segmentation.salient_labels.tolist()}",
+                "region",
+            ),
+        )
+        overview.append(
+            side_by_side(
+                [
+                    frames[index][..., ::-1],
+                    label_image(regions),
+                    (255 * result.saliency).astype(np.uint8),
+                ],
+                titles=[
+                    f"frame {index} (J {jaccards[index]:.2f})",
+                    f"candidate regions ({int(regions.max())})",
+                    "saliency (0-1)",
+                ],
+            )
+        )
     write_flow(folder / "flow.flo", flows[chosen[0]])
     write_png(folder / "overview.png", np.vstack(overview))
-    summary = {"source": source, "classifier": model_source, "flow": cfg.flow.name,
-               "step2": cfg.step2.name, "frames": len(flows),
-               "classified_salient": float(np.mean([r.logit > 0 for r in results])),
-               "J_mean": float(np.mean(jaccards)), "J_per_frame": [round(j, 4) for j in jaccards]}
+    summary = {
+        "source": source,
+        "classifier": model_source,
+        "flow": cfg.flow.name,
+        "step2": cfg.step2.name,
+        "frames": len(flows),
+        "classified_salient": float(np.mean([r.logit > 0 for r in results])),
+        "J_mean": float(np.mean(jaccards)),
+        "J_per_frame": [round(j, 4) for j in jaccards],
+    }
     write_json(folder / "demo.json", summary)
-    print(f"{source}: NIMS on {len(flows)} frames with {model_source}; J mean "
-          f"{summary['J_mean']:.3f}; figures in {folder}")
+    print(
+        f"{source}: NIMS on {len(flows)} frames with {model_source}; J mean "
+        f"{summary['J_mean']:.3f}; figures in {folder}"
+    )
     return summary

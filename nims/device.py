@@ -22,6 +22,8 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{key}=cuda but PyTorch sees no CUDA device (a CPU build, or no GPU "
-                         f"here): use {key}=auto or {key}=cpu")
+        raise ValueError(
+            f"{key}=cuda but PyTorch sees no CUDA device (a CPU build, or no GPU "
+            f"here): use {key}=auto or {key}=cpu"
+        )
     return torch.device(name)

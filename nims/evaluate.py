@@ -29,8 +29,13 @@ from tqdm import tqdm
 
 from nims.benchmarks import benchmark_for
 from nims.device import resolve_device
-from nims.report import (announce_run_folder, require_positive_ints, run_dir, write_json,
-                         write_resolved_config)
+from nims.report import (
+    announce_run_folder,
+    require_positive_ints,
+    run_dir,
+    write_json,
+    write_resolved_config,
+)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -42,16 +47,19 @@ def method_of(cfg: DictConfig):
         from nims.benchmarks.davis2016 import SavedMasks
 
         if cfg.dataset.name != "davis2016":
-            raise ValueError(f"predictions=<dir> scores DAVIS-2016 results; dataset="
-                             f"{cfg.dataset.name} has no saved-results layout")
+            raise ValueError(
+                f"predictions=<dir> scores DAVIS-2016 results; dataset="
+                f"{cfg.dataset.name} has no saved-results layout"
+            )
         return SavedMasks(cfg)
     from nims.methods import method_for
 
     return method_for(cfg)
 
 
-def evaluate_sequence(cfg: DictConfig, folder: Path, name: str, method=None,
-                      benchmark=None) -> dict:
+def evaluate_sequence(
+    cfg: DictConfig, folder: Path, name: str, method=None, benchmark=None
+) -> dict:
     """Predict, write and score one sequence (or read back the score a resumed run left).
     ``method`` and ``benchmark`` are built from ``cfg`` when not given (a worker process)."""
     import torch
@@ -94,13 +102,14 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> Optional[float
     bar = dict(total=len(names), desc="sequences", disable=not cfg.get("progress", True))
     with workers_stopped_on_signal():
         if benchmark.parallel and int(cfg.num_workers) > 1:
-            jobs = Parallel(n_jobs=int(cfg.num_workers), backend="loky",
-                            return_as="generator")(
-                delayed(_guarded)(cfg, folder, name) for name in names)
+            jobs = Parallel(n_jobs=int(cfg.num_workers), backend="loky", return_as="generator")(
+                delayed(_guarded)(cfg, folder, name) for name in names
+            )
             outcomes = list(tqdm(jobs, **bar))
         else:
-            outcomes = [_guarded(cfg, folder, name, method, benchmark)
-                        for name in tqdm(names, **bar)]
+            outcomes = [
+                _guarded(cfg, folder, name, method, benchmark) for name in tqdm(names, **bar)
+            ]
     failures = {name: message for name, _, message in outcomes if message}
     scores: Dict[str, dict] = {name: score for name, score, _ in outcomes if score is not None}
     write_json(folder / "failures.json", failures)
@@ -115,8 +124,10 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> Optional[float
         raise RuntimeError(f"every sequence failed ({reasons}); see {folder / 'failures.json'}")
     headline = benchmark.summarise(scores, tracker, method)
     if failures:
-        raise RuntimeError(f"{len(failures)} sequence(s) failed ({reasons}): the others' "
-                           f"results are in {folder}; details in failures.json")
+        raise RuntimeError(
+            f"{len(failures)} sequence(s) failed ({reasons}): the others' "
+            f"results are in {folder}; details in failures.json"
+        )
     return headline
 
 
@@ -167,14 +178,27 @@ def resumed_folder(cfg: DictConfig) -> Optional[Path]:
         return None
     folder = Path(str(resume))
     if not (folder / "config.yaml").is_file():
-        raise FileNotFoundError(f"resume={folder}: not a run folder of evaluate.py (no "
-                                "config.yaml); give the folder a run printed as its run folder")
+        raise FileNotFoundError(
+            f"resume={folder}: not a run folder of evaluate.py (no "
+            "config.yaml); give the folder a run printed as its run folder"
+        )
     return folder
 
 
 # Keys that change how a run is carried out, not what it computes: a resume may change them.
-RESUME_FREE_KEYS = ("resume", "num_workers", "threads", "progress", "figures", "report_frames",
-                    "batch_size", "device", "logger", "paths", "dataset.sequences")
+RESUME_FREE_KEYS = (
+    "resume",
+    "num_workers",
+    "threads",
+    "progress",
+    "figures",
+    "report_frames",
+    "batch_size",
+    "device",
+    "logger",
+    "paths",
+    "dataset.sequences",
+)
 
 
 def _flatten(node, prefix: str = "") -> Dict[str, object]:
@@ -198,16 +222,21 @@ def check_resume_config(cfg: DictConfig, folder: Path) -> None:
         return
     saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     current = _flatten(resolved_config(cfg))
-    differing = sorted(key for key in set(saved) | set(current)
-                       if saved.get(key) != current.get(key)
-                       and not any(key == free or key.startswith(free + ".")
-                                   for free in RESUME_FREE_KEYS))
+    differing = sorted(
+        key
+        for key in set(saved) | set(current)
+        if saved.get(key) != current.get(key)
+        and not any(key == free or key.startswith(free + ".") for free in RESUME_FREE_KEYS)
+    )
     if differing:
-        shown = ", ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
-                          for key in differing[:8])
-        raise ValueError(f"resume=true into {folder}, made with another config ({shown}"
-                         f"{', ...' if len(differing) > 8 else ''}): use the same settings "
-                         "or a new run folder")
+        shown = ", ".join(
+            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8]
+        )
+        raise ValueError(
+            f"resume=true into {folder}, made with another config ({shown}"
+            f"{', ...' if len(differing) > 8 else ''}): use the same settings "
+            "or a new run folder"
+        )
 
 
 def _run_in(cfg: DictConfig, folder: Path) -> Optional[float]:

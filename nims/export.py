@@ -22,9 +22,13 @@ def export(source: Path, destination: Path) -> Path:
     shipped["trained_epochs"] = checkpoint.get("epoch")
     destination.parent.mkdir(parents=True, exist_ok=True)
     save_atomically(shipped, destination)
-    record = {"source_run": str(run), "best_epoch": checkpoint.get("epoch"),
-              "test_metrics": json.loads((run / "test_metrics.json").read_text())
-              if (run / "test_metrics.json").is_file() else None}
+    record = {
+        "source_run": str(run),
+        "best_epoch": checkpoint.get("epoch"),
+        "test_metrics": json.loads((run / "test_metrics.json").read_text())
+        if (run / "test_metrics.json").is_file()
+        else None,
+    }
     if (run / "metrics.csv").is_file():
         with (run / "metrics.csv").open() as handle:
             record["training_log"] = list(csv.DictReader(handle))

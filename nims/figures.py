@@ -24,14 +24,19 @@ GROUND_TRUTH_COLOUR = (40, 220, 40)
 
 def outline(rgb: np.ndarray, mask: np.ndarray, colour) -> np.ndarray:
     """Draw the outer contours of ``mask`` on ``rgb`` (in place, 2 px) and return it."""
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_NONE)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(rgb, contours, -1, colour, 2)
     return rgb
 
 
-def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, path: Path,
-                 title: str = "", truth: Optional[np.ndarray] = None) -> Path:
+def frame_figure(
+    image_bgr: np.ndarray,
+    flow: np.ndarray,
+    result: FrameResult,
+    path: Path,
+    title: str = "",
+    truth: Optional[np.ndarray] = None,
+) -> Path:
     """Save a one-row figure of a frame's NIMS stages as PNG: image, flow, relevance (with a
     colour bar), R_sal over the image (the ground truth outlined in green when given) and the
     saliency map (with a colour bar); ``title`` names the frame."""
@@ -43,12 +48,13 @@ def frame_figure(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult, p
     salient = overlay(image_bgr, result.segmentation.salient_mask)
     if truth is not None:
         outline(salient, truth, GROUND_TRUTH_COLOUR)
-    panels = [("image", cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), None),
-              ("optical flow (hue: direction)", flow_to_color(flow), None),
-              (f"relevance (logit {result.logit:.2f})", result.relevance, "RdBu_r"),
-              ("R_sal" + (" (ground truth in green)" if truth is not None else ""), salient,
-               None),
-              ("saliency map", result.saliency, "magma")]
+    panels = [
+        ("image", cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), None),
+        ("optical flow (hue: direction)", flow_to_color(flow), None),
+        (f"relevance (logit {result.logit:.2f})", result.relevance, "RdBu_r"),
+        ("R_sal" + (" (ground truth in green)" if truth is not None else ""), salient, None),
+        ("saliency map", result.saliency, "magma"),
+    ]
     figure, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.6))
     for axis, (name, picture, colour_map) in zip(axes, panels):
         if colour_map == "RdBu_r":
@@ -79,18 +85,29 @@ def diverging(values: np.ndarray) -> np.ndarray:
     return np.round(255 * rgb).astype(np.uint8)
 
 
-def report_strip(image_bgr: np.ndarray, flow: np.ndarray, result: FrameResult,
-                 truth: np.ndarray, width: int = 240) -> np.ndarray:
+def report_strip(
+    image_bgr: np.ndarray,
+    flow: np.ndarray,
+    result: FrameResult,
+    truth: np.ndarray,
+    width: int = 240,
+) -> np.ndarray:
     """One frame's stages side by side for the HTML report, ``(h, 5 * width, 3)`` RGB uint8:
     image, flow (Middlebury colours), relevance (blue negative, red positive, symmetric scale),
     the mask over the image with the ground truth outlined in green, saliency (magma, 0-1)."""
     limit = max(float(np.abs(result.relevance).max()), 1e-12)
     masked = outline(overlay(image_bgr, result.mask), truth, GROUND_TRUTH_COLOUR)
-    saliency = cv2.applyColorMap(np.round(255 * np.clip(result.saliency, 0, 1)).astype(np.uint8),
-                                 cv2.COLORMAP_MAGMA)
-    panels = [cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), flow_to_color(flow),
-              diverging(result.relevance / limit), masked,
-              cv2.cvtColor(saliency, cv2.COLOR_BGR2RGB)]
+    saliency = cv2.applyColorMap(
+        np.round(255 * np.clip(result.saliency, 0, 1)).astype(np.uint8), cv2.COLORMAP_MAGMA
+    )
+    panels = [
+        cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB),
+        flow_to_color(flow),
+        diverging(result.relevance / limit),
+        masked,
+        cv2.cvtColor(saliency, cv2.COLOR_BGR2RGB),
+    ]
     height = max(1, round(image_bgr.shape[0] * width / image_bgr.shape[1]))
-    return np.hstack([cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA)
-                      for panel in panels])
+    return np.hstack(
+        [cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA) for panel in panels]
+    )

@@ -64,9 +64,11 @@ def _check_flo_header(path: Path) -> None:
     width, height = (int(v) for v in np.frombuffer(header[4:], "<i4"))
     expected = 12 + 8 * width * height
     if tag != FLO_TAG or width <= 0 or height <= 0 or path.stat().st_size != expected:
-        raise ValueError(f"{path} is not a readable Middlebury .flo file: its header says "
-                         f"{width}x{height} ({expected} bytes) but the file has "
-                         f"{path.stat().st_size} bytes, or the tag is wrong; re-create it")
+        raise ValueError(
+            f"{path} is not a readable Middlebury .flo file: its header says "
+            f"{width}x{height} ({expected} bytes) but the file has "
+            f"{path.stat().st_size} bytes, or the tag is wrong; re-create it"
+        )
 
 
 def read_flow(path) -> np.ndarray:
@@ -78,8 +80,9 @@ def read_flow(path) -> np.ndarray:
         _check_flo_header(path)
         flow = cv2.readOpticalFlow(str(path))
         if flow is None:
-            raise ValueError(f"{path} is not a readable Middlebury .flo file "
-                             "(bad tag or truncated)")
+            raise ValueError(
+                f"{path} is not a readable Middlebury .flo file (bad tag or truncated)"
+            )
     elif path.suffix == ".npy":
         flow = np.load(path, allow_pickle=False)
     else:

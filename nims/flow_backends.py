@@ -57,41 +57,65 @@ def _solver_estimator(solver, colour: bool = False) -> FlowEstimator:
 
 
 @FLOW_BACKENDS.register("dis")
-def dis_estimator(preset: str = "medium", variational_refinement_iterations: Optional[int] = None,
-                  finest_scale: Optional[int] = None, patch_size: Optional[int] = None,
-                  patch_stride: Optional[int] = None, **_: object) -> FlowEstimator:
+def dis_estimator(
+    preset: str = "medium",
+    variational_refinement_iterations: Optional[int] = None,
+    finest_scale: Optional[int] = None,
+    patch_size: Optional[int] = None,
+    patch_stride: Optional[int] = None,
+    **_: object,
+) -> FlowEstimator:
     """OpenCV's Dense Inverse Search (Kroeger et al. 2016): fast, the default backend.
 
     ``None`` keeps the preset's value; ``finest_scale=0`` estimates at full resolution (the
     medium preset stops at half), which small objects (crowd walkers) need, with smaller patches
     (``patch_size``, ``patch_stride`` in pixels).
     """
-    presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+    presets = {
+        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    }
     if preset not in presets:
         raise ValueError(f"flow.preset must be one of {sorted(presets)}, got {preset!r}")
     solver = cv2.DISOpticalFlow_create(presets[preset])
-    for value, setter in ((variational_refinement_iterations,
-                           solver.setVariationalRefinementIterations),
-                          (finest_scale, solver.setFinestScale), (patch_size, solver.setPatchSize),
-                          (patch_stride, solver.setPatchStride)):
+    for value, setter in (
+        (variational_refinement_iterations, solver.setVariationalRefinementIterations),
+        (finest_scale, solver.setFinestScale),
+        (patch_size, solver.setPatchSize),
+        (patch_stride, solver.setPatchStride),
+    ):
         if value is not None:
             setter(int(value))
     return _solver_estimator(solver)
 
 
 @FLOW_BACKENDS.register("farneback")
-def farneback_estimator(pyr_scale: float = 0.5, levels: int = 5, winsize: int = 15,
-                        iterations: int = 3, poly_n: int = 7, poly_sigma: float = 1.5,
-                        **_: object) -> FlowEstimator:
+def farneback_estimator(
+    pyr_scale: float = 0.5,
+    levels: int = 5,
+    winsize: int = 15,
+    iterations: int = 3,
+    poly_n: int = 7,
+    poly_sigma: float = 1.5,
+    **_: object,
+) -> FlowEstimator:
     """Farneback's polynomial-expansion flow (OpenCV core)."""
 
     def estimate(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
         _check_pair(image0, image1)
         return cv2.calcOpticalFlowFarneback(
-            _to_gray(image0, "image0"), _to_gray(image1, "image1"), None,
-            pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, 0)
+            _to_gray(image0, "image0"),
+            _to_gray(image1, "image1"),
+            None,
+            pyr_scale,
+            levels,
+            winsize,
+            iterations,
+            poly_n,
+            poly_sigma,
+            0,
+        )
 
     return estimate
 
@@ -106,13 +130,20 @@ def _require_contrib(backend: str) -> None:
 
 
 @FLOW_BACKENDS.register("tvl1")
-def tvl1_estimator(tau: float = 0.25, lambda_: float = 0.15, theta: float = 0.3,
-                   scales: int = 5, warps: int = 5, epsilon: float = 0.01,
-                   **_: object) -> FlowEstimator:
+def tvl1_estimator(
+    tau: float = 0.25,
+    lambda_: float = 0.15,
+    theta: float = 0.3,
+    scales: int = 5,
+    warps: int = 5,
+    epsilon: float = 0.01,
+    **_: object,
+) -> FlowEstimator:
     """Dual TV-L1 (Zach et al. 2007), OpenCV contrib: sharp boundaries, slow."""
     _require_contrib("tvl1")
     solver = cv2.optflow.DualTVL1OpticalFlow_create(
-        tau=tau, lambda_=lambda_, theta=theta, nscales=scales, warps=warps, epsilon=epsilon)
+        tau=tau, lambda_=lambda_, theta=theta, nscales=scales, warps=warps, epsilon=epsilon
+    )
     return _solver_estimator(solver)
 
 
@@ -141,8 +172,9 @@ def pcaflow_estimator(**_: object) -> FlowEstimator:
 
 
 @FLOW_BACKENDS.register("raft")
-def raft_estimator(weights: Optional[str] = None, iterations: int = 20, device: str = "cpu",
-                   **_: object) -> FlowEstimator:
+def raft_estimator(
+    weights: Optional[str] = None, iterations: int = 20, device: str = "cpu", **_: object
+) -> FlowEstimator:
     """RAFT (Teed & Deng 2020) through torchvision, from a local weights file.
 
     Needs the optional extra ``pip install -r requirements-raft.txt`` and a ``raft_large``

@@ -17,8 +17,10 @@ def run(cfg: DictConfig) -> dict:
     folder = run_dir(cfg)
     write_resolved_config(cfg, folder)
     if cfg.dataset.name not in GENERATORS:
-        raise ValueError(f"generate.py makes the synthetic sets {sorted(GENERATORS)}, "
-                         f"not dataset={cfg.dataset.name}")
+        raise ValueError(
+            f"generate.py makes the synthetic sets {sorted(GENERATORS)}, "
+            f"not dataset={cfg.dataset.name}"
+        )
     start = time.perf_counter()
     cached = build_set(cfg.dataset, cfg.flow)
     seconds = time.perf_counter() - start

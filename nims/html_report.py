@@ -70,19 +70,27 @@ def _cell(value: object) -> str:
 
 def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[str], table_id: str) -> str:
     head = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(row.get(column, ''))}</td>"
-                                    for column in columns) + "</tr>" for row in rows)
-    return (f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(row.get(column, ''))}</td>" for column in columns) + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _png(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def write_html_report(folder: Path, title: str, summary: Dict[str, float],
-                      per_sequence: List[Dict[str, object]],
-                      per_frame: List[Dict[str, object]]) -> Path:
+def write_html_report(
+    folder: Path,
+    title: str,
+    summary: Dict[str, float],
+    per_sequence: List[Dict[str, object]],
+    per_frame: List[Dict[str, object]],
+) -> Path:
     """Write ``folder/report.html`` from a run's tables and its ``report/<sequence>/NNNNN.png``
     strips (written while the sequences, or videos, ran; one without strips gets its tables
     only).
@@ -107,23 +115,30 @@ def write_html_report(folder: Path, title: str, summary: Dict[str, float],
         for strip in strips:
             frame = int(strip.stem)
             score = scores.get((sequence, frame), {})
-            measures = ", ".join(f"{key} {_cell(score[key])}" for key in CAPTION_KEYS
-                                 if key in score)
+            measures = ", ".join(
+                f"{key} {_cell(score[key])}" for key in CAPTION_KEYS if key in score
+            )
             figures.append(
                 f'<div class="strip"><img alt="{html.escape(sequence)} frame {frame}" '
                 f'src="{_png(strip)}"><div class="caption">frame {frame}'
-                f'{": " + measures if measures else ""}</div></div>')
-        sections.append(f"<h3 id=\"{html.escape(sequence)}\">{html.escape(sequence)}</h3>"
-                        + "".join(figures))
+                f"{': ' + measures if measures else ''}</div></div>"
+            )
+        sections.append(
+            f'<h3 id="{html.escape(sequence)}">{html.escape(sequence)}</h3>' + "".join(figures)
+        )
     columns = [key for key in per_sequence[0] if key != "Sequence"] if per_sequence else []
     page = (
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
         f"<script>{SCRIPT}</script></head><body>"
         f"<h1>{html.escape(title)}</h1><h2>Summary</h2>"
         + _table([summary], list(summary), "summary")
         + "<h2>Per sequence</h2><p>Click a column header to sort.</p>"
         + _table(per_sequence, ["Sequence", *columns], "per-sequence")
-        + "<h2>Frames</h2><p>Panels, left to right: " + ", ".join(STRIP_PANELS) + ".</p>"
-        + "".join(sections) + "</body></html>\n")
+        + "<h2>Frames</h2><p>Panels, left to right: "
+        + ", ".join(STRIP_PANELS)
+        + ".</p>"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
     return atomic_write_text(folder / "report.html", page)

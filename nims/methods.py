@@ -27,7 +27,8 @@ def task_classifier(cfg: DictConfig):
     from nims.model import load_classifier
 
     return load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
-        resolve_device(cfg.get("device", "cpu")))
+        resolve_device(cfg.get("device", "cpu"))
+    )
 
 
 def _padded(results: List[FrameResult], shape, n_frames: int) -> List[FrameResult]:
@@ -105,8 +106,9 @@ class SupervisedUNet:
         results = []
         for flow, logit in zip(flows, logits):
             size = flow.shape[1::-1]
-            mask = cv2.resize((logit > 0).astype(np.uint8), size,
-                              interpolation=cv2.INTER_NEAREST).astype(bool)
+            mask = cv2.resize(
+                (logit > 0).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
+            ).astype(bool)
             saliency = cv2.resize(1 / (1 + np.exp(-logit)), size).astype(np.float32)
             results.append(FrameResult(float("nan"), None, None, saliency, mask))
         return _padded(results, flows[0].shape[:2], data.n_frames)

@@ -41,7 +41,8 @@ def _check_pair(prediction: np.ndarray, annotation: np.ndarray):
     annotation = _as_mask(annotation, "annotation")
     if prediction.shape != annotation.shape:
         raise ValueError(
-            f"prediction shape {prediction.shape} differs from annotation shape {annotation.shape}")
+            f"prediction shape {prediction.shape} differs from annotation shape {annotation.shape}"
+        )
     return prediction, annotation
 
 
@@ -124,10 +125,14 @@ def sequence_statistics(values: Sequence[float]) -> Dict[str, float]:
     if values.size < 3:
         raise ValueError(
             f"a sequence needs at least 3 frames to be scored (first and last are excluded), "
-            f"got {values.size}")
+            f"got {values.size}"
+        )
     scored = values[1:-1]
-    return {"mean": float(np.nanmean(scored)), "recall": float(np.mean(scored > 0.5)),
-            "decay": decay(scored)}
+    return {
+        "mean": float(np.nanmean(scored)),
+        "recall": float(np.mean(scored > 0.5)),
+        "decay": decay(scored),
+    }
 
 
 def evaluate_sequence(predictions: Sequence[np.ndarray], annotations: Sequence[np.ndarray]):
@@ -142,8 +147,10 @@ def evaluate_sequence(predictions: Sequence[np.ndarray], annotations: Sequence[n
     """
     if len(predictions) != len(annotations):
         raise ValueError(f"{len(predictions)} predictions for {len(annotations)} annotations")
-    frames = {"J": [jaccard(p, a) for p, a in zip(predictions, annotations)],
-              "F": [f_measure(p, a) for p, a in zip(predictions, annotations)]}
+    frames = {
+        "J": [jaccard(p, a) for p, a in zip(predictions, annotations)],
+        "F": [f_measure(p, a) for p, a in zip(predictions, annotations)],
+    }
     return frames, {measure: sequence_statistics(v) for measure, v in frames.items()}
 
 
@@ -166,7 +173,8 @@ def dataset_summary(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> Dic
     summary = {}
     for measure in ("J", "F"):
         for statistic in ("mean", "recall", "decay"):
-            summary[f"{measure}_{statistic}"] = float(np.mean(
-                [stats[measure][statistic] for stats in per_sequence.values()]))
+            summary[f"{measure}_{statistic}"] = float(
+                np.mean([stats[measure][statistic] for stats in per_sequence.values()])
+            )
     summary = {"J&F": 0.5 * (summary["J_mean"] + summary["F_mean"]), **summary}
     return summary

@@ -49,9 +49,14 @@ class MotionClassifier(nn.Module):
         same wherever it is (translation invariance, far fewer weights).
     """
 
-    def __init__(self, input_size: Sequence[int] = (96, 176),
-                 channels: Sequence[int] = (16, 32, 64),
-                 kernel_sizes: Sequence[int] = (5, 3, 3), norm: str = "batch", head: str = "fc"):
+    def __init__(
+        self,
+        input_size: Sequence[int] = (96, 176),
+        channels: Sequence[int] = (16, 32, 64),
+        kernel_sizes: Sequence[int] = (5, 3, 3),
+        norm: str = "batch",
+        head: str = "fc",
+    ):
         super().__init__()
         if norm not in ("batch", "instance"):
             raise ValueError(f"model.norm must be 'batch' or 'instance', got {norm!r}")
@@ -63,8 +68,10 @@ class MotionClassifier(nn.Module):
             raise ValueError(f"model.kernel_sizes must be odd, got {list(kernel_sizes)}")
         height, width = (int(v) for v in input_size)
         if height % 8 or width % 8 or height < 8 or width < 8:
-            raise ValueError(f"model.input_size sides must be positive multiples of 8 (three "
-                             f"2x2 max-pools), got {list(input_size)}")
+            raise ValueError(
+                f"model.input_size sides must be positive multiples of 8 (three "
+                f"2x2 max-pools), got {list(input_size)}"
+            )
         self.input_size = (height, width)
         self.norm = norm
         self.head = head
@@ -73,11 +80,15 @@ class MotionClassifier(nn.Module):
         previous = 2
         for out_channels, kernel in zip(channels, kernel_sizes):
             self.convs.append(nn.Conv2d(previous, out_channels, kernel, padding=kernel // 2))
-            self.norms.append(nn.BatchNorm2d(out_channels) if norm == "batch"
-                              else nn.InstanceNorm2d(out_channels, affine=True))
+            self.norms.append(
+                nn.BatchNorm2d(out_channels)
+                if norm == "batch"
+                else nn.InstanceNorm2d(out_channels, affine=True)
+            )
             previous = out_channels
-        self.fc = nn.Linear(previous * (height // 8) * (width // 8) if head == "fc" else previous,
-                            1)
+        self.fc = nn.Linear(
+            previous * (height // 8) * (width // 8) if head == "fc" else previous, 1
+        )
         # Per-channel range of the training flows (pixels at input_size), for LRP's z^beta rule
         # with bounds=dataset; NaN until set by training.
         self.register_buffer("input_low", torch.full((2,), float("nan")))
@@ -85,10 +96,13 @@ class MotionClassifier(nn.Module):
 
     def architecture(self) -> dict:
         """What a checkpoint must match to be loaded into this model."""
-        return {"input_size": list(self.input_size),
-                "channels": [conv.out_channels for conv in self.convs],
-                "kernel_sizes": [conv.kernel_size[0] for conv in self.convs], "norm": self.norm,
-                "head": self.head}
+        return {
+            "input_size": list(self.input_size),
+            "channels": [conv.out_channels for conv in self.convs],
+            "kernel_sizes": [conv.kernel_size[0] for conv in self.convs],
+            "norm": self.norm,
+            "head": self.head,
+        }
 
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
         check_model_input(flow, self.input_size)
@@ -108,11 +122,15 @@ def check_model_input(flow: torch.Tensor, input_size: Tuple[int, int]) -> None:
     if not isinstance(flow, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor flow batch, got {type(flow).__name__}")
     if flow.ndim != 4 or flow.shape[1] != 2:
-        raise ValueError(f"expected a flow batch of shape (B, 2, H, W), got {tuple(flow.shape)} "
-                         "(flow fields are (H, W, 2) arrays: use nims.attribution.to_model_input)")
+        raise ValueError(
+            f"expected a flow batch of shape (B, 2, H, W), got {tuple(flow.shape)} "
+            "(flow fields are (H, W, 2) arrays: use nims.attribution.to_model_input)"
+        )
     if tuple(flow.shape[2:]) != tuple(input_size):
-        raise ValueError(f"flow batch is {tuple(flow.shape[2:])}, the classifier takes "
-                         f"{tuple(input_size)}: resize it with nims.flow.resize_flow")
+        raise ValueError(
+            f"flow batch is {tuple(flow.shape[2:])}, the classifier takes "
+            f"{tuple(input_size)}: resize it with nims.flow.resize_flow"
+        )
     if not torch.isfinite(flow).all():
         raise ValueError("flow batch holds NaN or infinite values")
 
@@ -136,8 +154,12 @@ class FoldedBlock:
             return F.conv2d(x, weight, padding=self.padding)
         # Per-sample weights: a grouped convolution over the batch.
         batch, out_channels = weight.shape[:2]
-        grouped = F.conv2d(x.reshape(1, -1, *x.shape[2:]), weight.reshape(-1, *weight.shape[2:]),
-                           padding=self.padding, groups=batch)
+        grouped = F.conv2d(
+            x.reshape(1, -1, *x.shape[2:]),
+            weight.reshape(-1, *weight.shape[2:]),
+            padding=self.padding,
+            groups=batch,
+        )
         return grouped.reshape(batch, out_channels, *grouped.shape[2:])
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,8 +194,10 @@ def _norm_statistics(norm: nn.Module, z: torch.Tensor):
     """Mean, standard deviation, scale and shift of a normalisation layer for input ``z``."""
     if isinstance(norm, nn.BatchNorm2d):
         if norm.training:
-            raise ValueError("fold a classifier in eval mode (model.eval()): BatchNorm in training "
-                             "mode normalises with the batch's statistics")
+            raise ValueError(
+                "fold a classifier in eval mode (model.eval()): BatchNorm in training "
+                "mode normalises with the batch's statistics"
+            )
         return norm.running_mean, torch.sqrt(norm.running_var + norm.eps), norm.weight, norm.bias
     # InstanceNorm: statistics of each sample and channel, biased variance as PyTorch computes.
     mean = z.mean(dim=(2, 3))
@@ -213,23 +237,33 @@ def fold(model: MotionClassifier, flow: Optional[torch.Tensor] = None) -> Interp
         blocks.append(block)
         if x is not None:
             x = F.relu(F.max_pool2d(block.pre_activation(x), 2))
-    return InterpretationNetwork(blocks, model.fc.weight.clone(), model.fc.bias.clone(),
-                                 model.head)
+    return InterpretationNetwork(blocks, model.fc.weight.clone(), model.fc.bias.clone(), model.head)
 
 
 def build_model(model_cfg, task_cfg) -> MotionClassifier:
     """The classifier a config describes (``model`` group, normalisation from ``task.norm``)."""
-    return MotionClassifier(input_size=list(model_cfg.input_size),
-                            channels=list(model_cfg.channels),
-                            kernel_sizes=list(model_cfg.kernel_sizes), norm=task_cfg.norm,
-                            head=model_cfg.get("head", "fc"))
+    return MotionClassifier(
+        input_size=list(model_cfg.input_size),
+        channels=list(model_cfg.channels),
+        kernel_sizes=list(model_cfg.kernel_sizes),
+        norm=task_cfg.norm,
+        head=model_cfg.get("head", "fc"),
+    )
 
 
 def save_checkpoint(path, model: MotionClassifier, task: str, config: dict, **extra) -> None:
     """Save weights with what is needed to rebuild and check them: architecture, task, the
     resolved config, plus ``extra`` (epoch, optimiser state, metrics...)."""
-    save_atomically({"model_state": model.state_dict(), "architecture": model.architecture(),
-                     "task": task, "config": config, **extra}, path)
+    save_atomically(
+        {
+            "model_state": model.state_dict(),
+            "architecture": model.architecture(),
+            "task": task,
+            "config": config,
+            **extra,
+        },
+        path,
+    )
 
 
 def save_atomically(data: dict, path) -> None:
@@ -239,8 +273,9 @@ def save_atomically(data: dict, path) -> None:
         torch.save(data, temporary)
 
 
-def load_checkpoint(path, expected_task: Optional[str] = None,
-                    expected_architecture: Optional[dict] = None) -> dict:
+def load_checkpoint(
+    path, expected_task: Optional[str] = None, expected_architecture: Optional[dict] = None
+) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`, refusing mismatches clearly."""
     from pathlib import Path
 
@@ -252,22 +287,30 @@ def load_checkpoint(path, expected_task: Optional[str] = None,
         # code (a crafted or foreign file) is refused before anything in it executes.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{path} is not a readable NIMS checkpoint: it is corrupt, or holds "
-                         "objects other than tensors and plain types, which are never "
-                         f"unpickled ({type(error).__name__}: {str(error)[:200]})") from error
+        raise ValueError(
+            f"{path} is not a readable NIMS checkpoint: it is corrupt, or holds "
+            "objects other than tensors and plain types, which are never "
+            f"unpickled ({type(error).__name__}: {str(error)[:200]})"
+        ) from error
     if not isinstance(checkpoint, dict) or "model_state" not in checkpoint:
         raise ValueError(f"{path} is not a NIMS classifier checkpoint (no model_state)")
     if expected_task is not None and checkpoint.get("task") is None:
-        raise ValueError(f"{path} records no task: it was not written by train.py or "
-                         "nims.export; export it with python -m nims.export")
+        raise ValueError(
+            f"{path} records no task: it was not written by train.py or "
+            "nims.export; export it with python -m nims.export"
+        )
     if expected_task is not None and checkpoint.get("task") != expected_task:
-        raise ValueError(f"{path} is a classifier of task {checkpoint.get('task')!r}, not "
-                         f"{expected_task!r}: pass task={checkpoint.get('task')} or another "
-                         "checkpoint")
+        raise ValueError(
+            f"{path} is a classifier of task {checkpoint.get('task')!r}, not "
+            f"{expected_task!r}: pass task={checkpoint.get('task')} or another "
+            "checkpoint"
+        )
     found = checkpoint.get("architecture")
     if expected_architecture is not None and found != expected_architecture:
-        raise ValueError(f"{path} has architecture {found}, the config "
-                         f"asks for {expected_architecture}: set model.* to match it")
+        raise ValueError(
+            f"{path} has architecture {found}, the config "
+            f"asks for {expected_architecture}: set model.* to match it"
+        )
     return checkpoint
 
 
@@ -275,13 +318,19 @@ def load_classifier(path, expected_task: Optional[str] = None) -> MotionClassifi
     """Rebuild a classifier from a checkpoint, in eval mode."""
     checkpoint = load_checkpoint(path, expected_task)
     architecture = checkpoint["architecture"]
-    model = MotionClassifier(architecture["input_size"], architecture["channels"],
-                             architecture["kernel_sizes"], architecture["norm"],
-                             architecture.get("head", "fc"))
+    model = MotionClassifier(
+        architecture["input_size"],
+        architecture["channels"],
+        architecture["kernel_sizes"],
+        architecture["norm"],
+        architecture.get("head", "fc"),
+    )
     try:
         model.load_state_dict(checkpoint["model_state"])
     except RuntimeError as error:  # shapes or names that do not fit the recorded architecture
-        raise ValueError(f"{path}: the weights do not match its recorded architecture "
-                         f"{architecture} ({str(error).splitlines()[0][:200]}); the file is "
-                         "damaged or was edited: export the checkpoint again") from error
+        raise ValueError(
+            f"{path}: the weights do not match its recorded architecture "
+            f"{architecture} ({str(error).splitlines()[0][:200]}); the file is "
+            "damaged or was edited: export the checkpoint again"
+        ) from error
     return model.eval()

@@ -96,11 +96,18 @@ def robust_scales(residuals: np.ndarray) -> np.ndarray:
     return np.maximum(MAD_TO_SIGMA * mad.astype(np.float64), MIN_SCALE)
 
 
-def fit_affine_points(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                      weights: Optional[np.ndarray] = None, epsilon: float = HUBER_EPSILON,
-                      max_iterations: int = 50, tolerance: float = 3e-3,
-                      initial: Optional[AffineMotion] = None,
-                      full_iterations: int = 1) -> AffineMotion:
+def fit_affine_points(
+    x: np.ndarray,
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    weights: Optional[np.ndarray] = None,
+    epsilon: float = HUBER_EPSILON,
+    max_iterations: int = 50,
+    tolerance: float = 3e-3,
+    initial: Optional[AffineMotion] = None,
+    full_iterations: int = 1,
+) -> AffineMotion:
     """Huber-robust affine fit of point displacements by IRLS.
 
     Parameters
@@ -134,21 +141,30 @@ def fit_affine_points(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray
     ValueError
         With fewer than 3 points, mismatched lengths, non-finite values or bad weights.
     """
-    return fit_affine_with_residuals(x, y, u, v, weights, epsilon, max_iterations, tolerance,
-                                     initial, full_iterations)[0]
+    return fit_affine_with_residuals(
+        x, y, u, v, weights, epsilon, max_iterations, tolerance, initial, full_iterations
+    )[0]
 
 
-def fit_affine_with_residuals(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                              weights: Optional[np.ndarray] = None,
-                              epsilon: float = HUBER_EPSILON, max_iterations: int = 50,
-                              tolerance: float = 3e-3, initial: Optional[AffineMotion] = None,
-                              full_iterations: int = 1) -> Tuple[AffineMotion, np.ndarray]:
+def fit_affine_with_residuals(
+    x: np.ndarray,
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    weights: Optional[np.ndarray] = None,
+    epsilon: float = HUBER_EPSILON,
+    max_iterations: int = 50,
+    tolerance: float = 3e-3,
+    initial: Optional[AffineMotion] = None,
+    full_iterations: int = 1,
+) -> Tuple[AffineMotion, np.ndarray]:
     """:func:`fit_affine_points`, also returning the residuals ``(2, N)`` float32 (pixels)."""
     x, y, u, v = (np.asarray(a).ravel() for a in (x, y, u, v))
     count = x.size
     if not (y.size == u.size == v.size == count):
-        raise ValueError(f"affine fit: x, y, u, v lengths differ ({x.size}, {y.size}, "
-                         f"{u.size}, {v.size})")
+        raise ValueError(
+            f"affine fit: x, y, u, v lengths differ ({x.size}, {y.size}, {u.size}, {v.size})"
+        )
     if count < 3:
         raise ValueError(f"an affine fit needs at least 3 points, got {count} (empty or tiny mask)")
     if epsilon <= 0:
@@ -191,32 +207,51 @@ def fit_affine_with_residuals(x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np
     iterations = 0
     coefficients = None
     if initial is not None:
-        coefficients = np.stack([
-            [row[0] + row[1] * centre_x + row[2] * centre_y, row[1] * spread, row[2] * spread]
-            for row in np.asarray(initial.params, dtype=np.float64)])
+        coefficients = np.stack(
+            [
+                [row[0] + row[1] * centre_x + row[2] * centre_y, row[1] * spread, row[2] * spread]
+                for row in np.asarray(initial.params, dtype=np.float64)
+            ]
+        )
     stride = max(1, count // COARSE_POINTS)
     stages = [(slice(None), max_iterations)]
     if stride > 1:
-        stages = [(slice(None, None, stride), max_iterations),
-                  (slice(None), min(full_iterations, max_iterations))]
+        stages = [
+            (slice(None, None, stride), max_iterations),
+            (slice(None), min(full_iterations, max_iterations)),
+        ]
     for stage, stage_iterations in stages:
         coefficients, scale, residuals, used = _irls(
-            np.ascontiguousarray(products[:, stage]), np.ascontiguousarray(targets[:, stage]),
-            None if prior is None else prior[stage], coefficients, epsilon, stage_iterations,
-            tolerance)
+            np.ascontiguousarray(products[:, stage]),
+            np.ascontiguousarray(targets[:, stage]),
+            None if prior is None else prior[stage],
+            coefficients,
+            epsilon,
+            stage_iterations,
+            tolerance,
+        )
         iterations += used
 
     params = np.empty((2, 3))
     for component in range(2):
         b0, b1, b2 = coefficients[component]
-        params[component] = [b0 - (b1 * centre_x + b2 * centre_y) / spread,
-                             b1 / spread, b2 / spread]
+        params[component] = [
+            b0 - (b1 * centre_x + b2 * centre_y) / spread,
+            b1 / spread,
+            b2 / spread,
+        ]
     return AffineMotion(params=params, scale=scale, iterations=iterations), residuals
 
 
-def _irls(products: np.ndarray, targets: np.ndarray, prior: Optional[np.ndarray],
-          coefficients: Optional[np.ndarray], epsilon: float, max_iterations: int,
-          tolerance: float):
+def _irls(
+    products: np.ndarray,
+    targets: np.ndarray,
+    prior: Optional[np.ndarray],
+    coefficients: Optional[np.ndarray],
+    epsilon: float,
+    max_iterations: int,
+    tolerance: float,
+):
     """Huber IRLS on normalised coordinates, from ``coefficients`` or from least squares.
 
     ``products`` is ``(6, N)`` = [1, x, y, x^2, xy, y^2] with x, y in about [-1, 1],
@@ -245,8 +280,13 @@ def _irls(products: np.ndarray, targets: np.ndarray, prior: Optional[np.ndarray]
     return coefficients, scale, residuals, iterations
 
 
-def _weighted_solve(products: np.ndarray, targets: np.ndarray, prior: Optional[np.ndarray],
-                    weights: np.ndarray, previous: np.ndarray):
+def _weighted_solve(
+    products: np.ndarray,
+    targets: np.ndarray,
+    prior: Optional[np.ndarray],
+    weights: np.ndarray,
+    previous: np.ndarray,
+):
     """Weighted least squares of both components: the two 3x3 normal-equation systems.
 
     Returns the coefficients ``(2, 3)`` and the largest change of the model flow from
@@ -262,8 +302,9 @@ def _weighted_solve(products: np.ndarray, targets: np.ndarray, prior: Optional[n
         coefficients = np.linalg.solve(normal, right[..., None])[..., 0]
     except np.linalg.LinAlgError:
         # Degenerate point sets (all on a line, or 1-2 distinct points): minimum-norm solution.
-        coefficients = np.stack([np.linalg.lstsq(n, r, rcond=None)[0]
-                                 for n, r in zip(normal, right)])
+        coefficients = np.stack(
+            [np.linalg.lstsq(n, r, rcond=None)[0] for n, r in zip(normal, right)]
+        )
     return coefficients, float(np.abs(coefficients - previous).sum(axis=1).max())
 
 
@@ -280,8 +321,12 @@ def _huber_weights(residuals: np.ndarray, epsilon: float):
     return weights, scale
 
 
-def fit_affine(flow: np.ndarray, mask: Optional[np.ndarray] = None,
-               weights: Optional[np.ndarray] = None, **options) -> AffineMotion:
+def fit_affine(
+    flow: np.ndarray,
+    mask: Optional[np.ndarray] = None,
+    weights: Optional[np.ndarray] = None,
+    **options,
+) -> AffineMotion:
     """Huber-robust affine fit of a flow field, optionally restricted to a mask.
 
     Parameters
@@ -306,8 +351,9 @@ def fit_affine(flow: np.ndarray, mask: Optional[np.ndarray] = None,
             raise ValueError(f"mask shape {mask.shape} does not match flow shape {(height, width)}")
         index = np.flatnonzero(mask)
     point_weights = None if weights is None else np.asarray(weights).reshape(-1)[index]
-    return fit_affine_points(cols[index], rows[index], values[index, 0], values[index, 1],
-                             point_weights, **options)
+    return fit_affine_points(
+        cols[index], rows[index], values[index, 0], values[index, 1], point_weights, **options
+    )
 
 
 @lru_cache(maxsize=8)

@@ -32,10 +32,13 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> Dict[str, 
     """Accuracy (logit > 0), average precision and ROC-AUC (NaN when a split has one class)."""
     labels = labels.astype(int)
     one_class = labels.min() == labels.max()
-    return {"accuracy": float(((logits > 0).astype(int) == labels).mean()),
-            "average_precision": float("nan") if one_class else float(
-                average_precision_score(labels, logits)),
-            "roc_auc": float("nan") if one_class else float(roc_auc_score(labels, logits))}
+    return {
+        "accuracy": float(((logits > 0).astype(int) == labels).mean()),
+        "average_precision": float("nan")
+        if one_class
+        else float(average_precision_score(labels, logits)),
+        "roc_auc": float("nan") if one_class else float(roc_auc_score(labels, logits)),
+    }
 
 
 def mask_jaccard(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
@@ -45,8 +48,11 @@ def mask_jaccard(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
     truth = masks > 0.5
     union = (predicted | truth).flatten(1).sum(1).float()
     intersection = (predicted & truth).flatten(1).sum(1).float()
-    return torch.where(union > 0, intersection / union.clamp(min=1),
-                       torch.ones_like(union)).cpu().numpy()
+    return (
+        torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
+        .cpu()
+        .numpy()
+    )
 
 
 def flip_augment(flows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -93,10 +99,13 @@ class FrameClassification:
         if cfg.dataset.name == "synthetic_scenes":
             return build_scenes(cfg.dataset, cfg.model.input_size)
         if cfg.dataset.name in GENERATORS:
-            return build_synthetic_frames(cfg.dataset, cfg.flow, cfg.model.input_size,
-                                          progress=bool(cfg.trainer.progress))
-        raise ValueError(f"dataset={cfg.dataset.name} cannot train a classifier: it has no "
-                         "frame labels; use crowd_synth, independent_synth or synthetic_scenes")
+            return build_synthetic_frames(
+                cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.trainer.progress)
+            )
+        raise ValueError(
+            f"dataset={cfg.dataset.name} cannot train a classifier: it has no "
+            "frame labels; use crowd_synth, independent_synth or synthetic_scenes"
+        )
 
     def model(self) -> nn.Module:
         return build_model(self.cfg.model, self.cfg.task)
@@ -117,16 +126,25 @@ class FrameClassification:
         labels, logits = (np.concatenate(part) for part in zip(*summaries))
         return classification_metrics(labels, logits)
 
-    def finish(self, model: nn.Module, datasets: Dict[str, Dataset], folder: Path, tracker,
-               test: Dict[str, float], best: float) -> str:
+    def finish(
+        self,
+        model: nn.Module,
+        datasets: Dict[str, Dataset],
+        folder: Path,
+        tracker,
+        test: Dict[str, float],
+        best: float,
+    ) -> str:
         """``relevance.png`` (LRP of a few salient test frames); the closing line."""
         from nims.visualize import write_png
 
         figure = relevance_figure(model.cpu(), datasets["test"])
         write_png(folder / "relevance.png", figure)
         tracker.images("relevance", [figure], ["flow | LRP relevance, salient test frames"])
-        return (f"best val AP {best:.3f}; test accuracy {test['test_accuracy']:.3f}, "
-                f"AP {test['test_average_precision']:.3f}")
+        return (
+            f"best val AP {best:.3f}; test accuracy {test['test_accuracy']:.3f}, "
+            f"AP {test['test_average_precision']:.3f}"
+        )
 
 
 class MaskSegmentation:
@@ -137,15 +155,18 @@ class MaskSegmentation:
 
     def __init__(self, cfg: DictConfig):
         if cfg.dataset.name not in GENERATORS:
-            raise ValueError(f"model=unet trains on masks: use dataset=crowd_synth or "
-                             f"independent_synth, not {cfg.dataset.name}")
+            raise ValueError(
+                f"model=unet trains on masks: use dataset=crowd_synth or "
+                f"independent_synth, not {cfg.dataset.name}"
+            )
         self.cfg = cfg
         self.loss = None  # weighted by the training masks' coverage, in prepare
 
     def datasets(self) -> Dict[str, Dataset]:
         cfg = self.cfg
-        frames = build_synthetic_frames(cfg.dataset, cfg.flow, cfg.model.input_size,
-                                        progress=bool(cfg.trainer.progress))
+        frames = build_synthetic_frames(
+            cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.trainer.progress)
+        )
         return {split: MaskedFrames(data) for split, data in frames.items()}
 
     def model(self) -> nn.Module:
@@ -157,11 +178,11 @@ class MaskSegmentation:
         # Salient pixels are rare (about 0.5% of a crowd frame): weigh them by the inverse of
         # their share in the training masks, or the U-Net learns to predict nothing.
         frames = loaders["train"].dataset.frames
-        coverage = float(np.mean([frames.mask(i).mean().item()
-                                  for i in range(0, len(frames), 4)]))
+        coverage = float(np.mean([frames.mask(i).mean().item() for i in range(0, len(frames), 4)]))
         weight = float(np.clip((1 - coverage) / max(coverage, 1e-6), 1.0, 200.0))
-        log.info("salient pixels: %.4f of the training frames; positive weight %.1f", coverage,
-                 weight)
+        log.info(
+            "salient pixels: %.4f of the training frames; positive weight %.1f", coverage, weight
+        )
         self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, device=device))
 
     def augment(self, flows: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
@@ -178,10 +199,19 @@ class MaskSegmentation:
             return {"J_mean_salient": float("nan")}
         return {"J_mean_salient": float(jaccards.astype(np.float64).mean())}
 
-    def finish(self, model: nn.Module, datasets: Dict[str, Dataset], folder: Path, tracker,
-               test: Dict[str, float], best: float) -> str:
-        return (f"U-Net: best val J {best:.3f}; test J over salient frames "
-                f"{test['test_J_mean_salient']:.3f}")
+    def finish(
+        self,
+        model: nn.Module,
+        datasets: Dict[str, Dataset],
+        folder: Path,
+        tracker,
+        test: Dict[str, float],
+        best: float,
+    ) -> str:
+        return (
+            f"U-Net: best val J {best:.3f}; test J over salient frames "
+            f"{test['test_J_mean_salient']:.3f}"
+        )
 
 
 OBJECTIVES = {"classifier": FrameClassification, "unet": MaskSegmentation}
@@ -189,8 +219,8 @@ OBJECTIVES = {"classifier": FrameClassification, "unet": MaskSegmentation}
 
 def relevance_figure(model: nn.Module, dataset: Dataset, count: int = 4) -> np.ndarray:
     """Colour-coded flow and LRP relevance of the first salient test frames, RGB uint8."""
-    from nims.flow import flow_to_color
     from nims.attribution.lrp import lrp
+    from nims.flow import flow_to_color
     from nims.visualize import side_by_side
 
     indices = [i for i, label in enumerate(dataset.labels) if label][:count] or [0]
@@ -200,9 +230,13 @@ def relevance_figure(model: nn.Module, dataset: Dataset, count: int = 4) -> np.n
     for index, flow, relevance_map in zip(indices, flows.numpy(), relevance):
         scale = max(float(np.abs(relevance_map).max()), 1e-12)
         heat = (255 * np.clip(relevance_map / scale, 0, 1)).astype(np.uint8)
-        rows.append(side_by_side([flow_to_color(flow.transpose(1, 2, 0)), heat], height=96,
-                                 titles=[f"test frame {index}: flow",
-                                         "positive relevance (white: max)"]))
+        rows.append(
+            side_by_side(
+                [flow_to_color(flow.transpose(1, 2, 0)), heat],
+                height=96,
+                titles=[f"test frame {index}: flow", "positive relevance (white: max)"],
+            )
+        )
     return np.vstack(rows)
 
 
@@ -210,7 +244,5 @@ def objective_for(cfg: DictConfig):
     """The objective ``model.name`` trains."""
     name = str(cfg.model.name)
     if name not in OBJECTIVES:
-        raise ValueError(f"model={name} has no training objective; available: "
-                         f"{sorted(OBJECTIVES)}")
+        raise ValueError(f"model={name} has no training objective; available: {sorted(OBJECTIVES)}")
     return OBJECTIVES[name](cfg)
-

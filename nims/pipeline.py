@@ -46,8 +46,13 @@ class FrameResult:
     mask: np.ndarray
 
 
-def run_frames(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
-               batch_size: int = 16, progress: Optional[str] = None) -> List[FrameResult]:
+def run_frames(
+    model: MotionClassifier,
+    flows: Sequence[np.ndarray],
+    cfg,
+    batch_size: int = 16,
+    progress: Optional[str] = None,
+) -> List[FrameResult]:
     """NIMS on flow fields ``(H, W, 2)`` (pixels): one result per flow.
 
     ``cfg`` provides ``attribution``, ``step2`` and ``saliency`` (``lam``, ``mask_threshold``,
@@ -58,11 +63,14 @@ def run_frames(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
 
     threshold = float(cfg.saliency.mask_threshold)
     if not 0 <= threshold < 1:
-        raise ValueError(f"saliency.mask_threshold must be in [0, 1) (phi lies in [0, 1)), got "
-                         f"{threshold}: every mask would be empty")
+        raise ValueError(
+            f"saliency.mask_threshold must be in [0, 1) (phi lies in [0, 1)), got "
+            f"{threshold}: every mask would be empty"
+        )
     results = []
-    with tqdm(total=len(flows), desc=progress, unit="frame", leave=False,
-              disable=progress is None) as bar:
+    with tqdm(
+        total=len(flows), desc=progress, unit="frame", leave=False, disable=progress is None
+    ) as bar:
         for start in range(0, len(flows), batch_size):
             batch = list(flows[start : start + batch_size])
             attribution, maps = relevance_maps(model, batch, cfg.attribution)
@@ -84,8 +92,9 @@ def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> Fr
         segmentation.salient_labels = np.zeros(0, dtype=np.int64)
         segmentation.salient_mask = np.zeros_like(segmentation.salient_mask)
     initial = segmentation.layer_motions[0] if segmentation.layer_motions else None
-    saliency = saliency_map(flow, segmentation.salient_mask, lam=float(cfg.saliency.lam),
-                            initial=initial).saliency
+    saliency = saliency_map(
+        flow, segmentation.salient_mask, lam=float(cfg.saliency.lam), initial=initial
+    ).saliency
     mask = segmentation.salient_mask & (saliency > float(cfg.saliency.mask_threshold))
     return FrameResult(float(logit), relevance, segmentation, saliency, mask)
 
@@ -108,14 +117,22 @@ def empty_result(shape) -> FrameResult:
     zeros = np.zeros(shape, dtype=np.float32)
     empty = np.zeros(shape, dtype=bool)
     labels = np.zeros(shape, dtype=np.int32)
-    return FrameResult(float("nan"), zeros, Segmentation(labels, np.full(1, np.nan),
-                                                         np.zeros(0, dtype=np.int64), empty),
-                       zeros, empty)
+    return FrameResult(
+        float("nan"),
+        zeros,
+        Segmentation(labels, np.full(1, np.nan), np.zeros(0, dtype=np.int64), empty),
+        zeros,
+        empty,
+    )
 
 
-def sequence_results(model: MotionClassifier, flows: Sequence[np.ndarray], cfg,
-                     n_frames: Optional[int] = None,
-                     progress: Optional[str] = None) -> List[FrameResult]:
+def sequence_results(
+    model: MotionClassifier,
+    flows: Sequence[np.ndarray],
+    cfg,
+    n_frames: Optional[int] = None,
+    progress: Optional[str] = None,
+) -> List[FrameResult]:
     """Results for every frame of a sequence of ``n_frames`` frames from its ``n_frames - 1``
     forward flows: the last frame has no forward flow and gets :func:`empty_result` (the DAVIS
     protocol does not score last frames). ``progress`` as in :func:`run_frames`."""

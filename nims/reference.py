@@ -46,8 +46,9 @@ def davis_toolkit_jaccard(annotation: np.ndarray, segmentation: np.ndarray) -> f
     segmentation = segmentation.astype(bool)
     if np.isclose(np.sum(annotation), 0) and np.isclose(np.sum(segmentation), 0):
         return 1.0
-    return float(np.sum(annotation & segmentation)
-                 / np.sum(annotation | segmentation, dtype=np.float32))
+    return float(
+        np.sum(annotation & segmentation) / np.sum(annotation | segmentation, dtype=np.float32)
+    )
 
 
 def davis_toolkit_seg2bmap(seg: np.ndarray) -> np.ndarray:
@@ -66,13 +67,15 @@ def davis_toolkit_seg2bmap(seg: np.ndarray) -> np.ndarray:
     return b
 
 
-def davis_toolkit_f_measure(foreground_mask: np.ndarray, gt_mask: np.ndarray,
-                            bound_th: float = 0.008) -> float:
+def davis_toolkit_f_measure(
+    foreground_mask: np.ndarray, gt_mask: np.ndarray, bound_th: float = 0.008
+) -> float:
     """``db_eval_boundary`` of the DAVIS-2016 toolkit, with scipy's dilation for skimage's."""
     from scipy.ndimage import binary_dilation
 
-    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(
-        foreground_mask.shape))
+    bound_pix = (
+        bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(foreground_mask.shape))
+    )
     radius = int(bound_pix)
     grid = np.arange(-radius, radius + 1)
     x, y = np.meshgrid(grid, grid)
@@ -110,13 +113,18 @@ def davis_toolkit_statistics(values: np.ndarray) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         decay = np.nanmean(d_bins[0]) - np.nanmean(d_bins[3])
-    return {"mean": float(np.nanmean(x)), "recall": float(np.mean(x > 0.5)),
-            "decay": float(decay)}
+    return {"mean": float(np.nanmean(x)), "recall": float(np.mean(x > 0.5)), "decay": float(decay)}
 
 
-def hierarchical_step_sklearn(flow: np.ndarray, relevance: np.ndarray, beta: float = 1.6,
-                              scale: str = "std", min_outliers: int = 50, min_region: int = 50,
-                              lam: float = 0.15):
+def hierarchical_step_sklearn(
+    flow: np.ndarray,
+    relevance: np.ndarray,
+    beta: float = 1.6,
+    scale: str = "std",
+    min_outliers: int = 50,
+    min_region: int = 50,
+    lam: float = 0.15,
+):
     """Hierarchical step 2, region selection and saliency map written plainly, with
     scikit-learn's ``HuberRegressor`` for every affine fit and scipy's labelling.
 
@@ -137,8 +145,11 @@ def hierarchical_step_sklearn(flow: np.ndarray, relevance: np.ndarray, beta: flo
             s_u, s_v = residual[:, 0].std(), residual[:, 1].std()
         else:
             s_u, s_v = (1.4826 * np.median(np.abs(r - np.median(r))) for r in residual.T)
-        inliers = 0.5 * (np.abs(residual[:, 0]) / max(s_u, 1e-3)
-                         + np.abs(residual[:, 1]) / max(s_v, 1e-3)) < beta
+        inliers = (
+            0.5
+            * (np.abs(residual[:, 0]) / max(s_u, 1e-3) + np.abs(residual[:, 1]) / max(s_v, 1e-3))
+            < beta
+        )
         if not inliers.any():
             break
         layer += 1

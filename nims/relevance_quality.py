@@ -51,8 +51,9 @@ def relevance_quality(relevance: np.ndarray, truth: np.ndarray) -> Dict[str, flo
     relevance = np.asarray(relevance, dtype=np.float64)
     truth = np.asarray(truth, dtype=bool)
     if relevance.shape != truth.shape:
-        raise ValueError(f"relevance shape {relevance.shape} does not match the ground truth's "
-                         f"{truth.shape}")
+        raise ValueError(
+            f"relevance shape {relevance.shape} does not match the ground truth's {truth.shape}"
+        )
     nan = float("nan")
     if not truth.any():
         return {"pointing": nan, "share_inside": nan, "object_share": nan}
@@ -60,9 +61,11 @@ def relevance_quality(relevance: np.ndarray, truth: np.ndarray) -> Dict[str, flo
     total = positive.sum()
     if total <= 0:
         return {"pointing": nan, "share_inside": nan, "object_share": float(truth.mean())}
-    return {"pointing": float(truth.flat[int(np.argmax(relevance))]),
-            "share_inside": float(positive[truth].sum() / total),
-            "object_share": float(truth.mean())}
+    return {
+        "pointing": float(truth.flat[int(np.argmax(relevance))]),
+        "share_inside": float(positive[truth].sum() / total),
+        "object_share": float(truth.mean()),
+    }
 
 
 def mean_quality(rows: Iterable[Dict[str, float]]) -> Dict[str, float]:

@@ -26,16 +26,20 @@ def run_dir(cfg: DictConfig) -> Path:
     if not own and not HydraConfig.initialized():
         raise RuntimeError(
             "no Hydra run folder: call through the entry point, or set the Hydra config "
-            "(HydraConfig.instance().set_config(cfg)) as the tests do")
+            "(HydraConfig.instance().set_config(cfg)) as the tests do"
+        )
     path = Path(own or HydraConfig.get().runtime.output_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OSError(f"cannot create the run folder {path} ({error.strerror}): set "
-                      "hydra.run.dir=<a writable folder>") from error
+        raise OSError(
+            f"cannot create the run folder {path} ({error.strerror}): set "
+            "hydra.run.dir=<a writable folder>"
+        ) from error
     if not os.access(path, os.W_OK):
-        raise OSError(f"the run folder {path} is not writable: set hydra.run.dir=<a writable "
-                      "folder>")
+        raise OSError(
+            f"the run folder {path} is not writable: set hydra.run.dir=<a writable folder>"
+        )
     return path
 
 
@@ -46,12 +50,12 @@ def announce_sweep_folder() -> None:
 
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         sweep = HydraConfig.get().sweep.dir
-        print(f"sweep folder: {sweep} (python -m nims.report {sweep} gathers its jobs)",
-              flush=True)
+        print(f"sweep folder: {sweep} (python -m nims.report {sweep} gathers its jobs)", flush=True)
 
 
-def announce_run_folder(run: Optional[Callable] = None, *,
-                        folder_of: Optional[Callable[[DictConfig], Path]] = None) -> Callable:
+def announce_run_folder(
+    run: Optional[Callable] = None, *, folder_of: Optional[Callable[[DictConfig], Path]] = None
+) -> Callable:
     """Decorate an entry point's ``run(cfg)`` so that it prints its run folder first and,
     whatever happens, last: a researcher never has to look for the outputs. ``folder_of``
     (default :func:`run_dir`) says where the run writes, for ``@announce_run_folder(
@@ -74,8 +78,9 @@ def announce_run_folder(run: Optional[Callable] = None, *,
 
 def resolved_config(cfg: DictConfig) -> dict:
     """The config as a plain dict, interpolations resolved, without Hydra's own node."""
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
-                                  resolve=True)
+    return OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+    )
 
 
 def require_positive_ints(cfg: DictConfig, keys: Sequence[str]) -> None:
@@ -97,8 +102,9 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 def write_resolved_config(cfg: DictConfig, folder: Path) -> Path:
     """Save the fully resolved config (without Hydra's own node) as ``config.yaml``."""
-    return atomic_write_text(folder / "config.yaml",
-                             OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
+    return atomic_write_text(
+        folder / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg)))
+    )
 
 
 def _json_safe(data):
@@ -114,8 +120,9 @@ def _json_safe(data):
 
 def write_json(path: Path, data) -> Path:
     """Write ``data`` as strict JSON (NaN written as null), atomically."""
-    return atomic_write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=False,
-                                              allow_nan=False) + "\n")
+    return atomic_write_text(
+        path, json.dumps(_json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    )
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
@@ -151,8 +158,9 @@ SUMMARY_COLUMNS = ["J&F", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall",
 def write_summary(folder: Path, summary: Dict[str, float], title: str) -> str:
     """Write ``summary.json`` and ``summary.md`` (the DAVIS table) and return the Markdown."""
     write_json(folder / "summary.json", summary)
-    table = f"# {title}\n\n" + markdown_table([summary], [c for c in SUMMARY_COLUMNS
-                                                          if c in summary])
+    table = f"# {title}\n\n" + markdown_table(
+        [summary], [c for c in SUMMARY_COLUMNS if c in summary]
+    )
     atomic_write_text(folder / "summary.md", table)
     return table
 
@@ -168,11 +176,13 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
     if not sweep.is_dir():
         raise FileNotFoundError(f"sweep folder {sweep} does not exist")
     rows = []
-    jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()),
-                  key=lambda p: int(p.name))
+    jobs = sorted(
+        (p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
     if not jobs:
-        raise FileNotFoundError(f"{sweep} holds no job folder (0/, 1/, ...): is it a multirun "
-                                "sweep folder?")
+        raise FileNotFoundError(
+            f"{sweep} holds no job folder (0/, 1/, ...): is it a multirun sweep folder?"
+        )
     for job in jobs:
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
@@ -186,8 +196,7 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
         if summary_file.is_file():
             row.update(json.loads(summary_file.read_text()))
             # A job that lost sequences averages over the survivors: not comparable.
-            row["status"] = (f"incomplete: failed {', '.join(sorted(failed))}" if failed
-                             else "done")
+            row["status"] = f"incomplete: failed {', '.join(sorted(failed))}" if failed else "done"
         else:
             row["status"] = "no summary (failed or unfinished)"
         rows.append(row)
@@ -202,9 +211,14 @@ def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
     import matplotlib.pyplot as plt
 
     done = [row for row in rows if row.get("status") == "done"]
-    varying = [key for key in (done[0] if done else {})
-               if key not in ("job", "status") and key not in SUMMARY_COLUMNS
-               and isinstance(done[0][key], str) and len({str(r.get(key)) for r in done}) > 1]
+    varying = [
+        key
+        for key in (done[0] if done else {})
+        if key not in ("job", "status")
+        and key not in SUMMARY_COLUMNS
+        and isinstance(done[0][key], str)
+        and len({str(r.get(key)) for r in done}) > 1
+    ]
     measures = [m for m in ("J_mean", "F_mean", "J&F") if done and m in done[0]]
     if not done or not varying or not measures:
         return None  # nothing swept, or nothing scored (e.g. videos without ground truth)

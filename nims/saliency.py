@@ -35,9 +35,13 @@ class SaliencyMap:
     background_motion: Optional[AffineMotion]
 
 
-def saliency_map(flow: np.ndarray, salient_mask: np.ndarray, lam: float = 0.15,
-                 epsilon: float = HUBER_EPSILON,
-                 initial: Optional[AffineMotion] = None) -> SaliencyMap:
+def saliency_map(
+    flow: np.ndarray,
+    salient_mask: np.ndarray,
+    lam: float = 0.15,
+    epsilon: float = HUBER_EPSILON,
+    initial: Optional[AffineMotion] = None,
+) -> SaliencyMap:
     """Saliency map of a frame given its salient regions.
 
     Parameters
@@ -65,7 +69,8 @@ def saliency_map(flow: np.ndarray, salient_mask: np.ndarray, lam: float = 0.15,
     salient_mask = np.asarray(salient_mask, dtype=bool)
     if salient_mask.shape != flow.shape[:2]:
         raise ValueError(
-            f"salient mask shape {salient_mask.shape} does not match the flow's {flow.shape[:2]}")
+            f"salient mask shape {salient_mask.shape} does not match the flow's {flow.shape[:2]}"
+        )
     inpainted = flow.copy()
     saliency = np.zeros(flow.shape[:2], dtype=np.float32)
     if not salient_mask.any():
@@ -75,8 +80,9 @@ def saliency_map(flow: np.ndarray, salient_mask: np.ndarray, lam: float = 0.15,
     # The fit converges on an evenly strided subset of the background (at most 32k points)
     # and skips the polishing step on every point: within 0.01 px of the polished model on
     # DAVIS flows, far below the flow's accuracy, for 40% less time (make bench).
-    background = fit_affine(flow, ~salient_mask, epsilon=epsilon, initial=initial,
-                            full_iterations=0)
+    background = fit_affine(
+        flow, ~salient_mask, epsilon=epsilon, initial=initial, full_iterations=0
+    )
     rows, cols = np.nonzero(salient_mask)
     inpainted[rows, cols] = background.at(cols, rows)
     difference = np.linalg.norm(inpainted[rows, cols] - flow[rows, cols], axis=1)

@@ -88,8 +88,12 @@ def non_negative_int(value: int, key: str) -> int:
 SELECTION_RULES = ("paper", "relevance_mass")
 
 
-def select_salient_regions(candidate_regions: np.ndarray, relevance: np.ndarray,
-                           rule: str = "relevance_mass", min_share: float = 0.1):
+def select_salient_regions(
+    candidate_regions: np.ndarray,
+    relevance: np.ndarray,
+    rule: str = "relevance_mass",
+    min_share: float = 0.1,
+):
     """Keep the candidate regions that are more relevant than the largest (background) region.
 
     ``rule="paper"``: regions whose mean relevance beats that of the largest region. Mean
@@ -164,8 +168,9 @@ def connected_regions(labels: np.ndarray, min_region: int = 0, connectivity: int
     offset = 0
     present = np.flatnonzero(np.bincount(labels.ravel()))
     for layer in present[present > 0]:
-        count, components = cv2.connectedComponents((labels == layer).view(np.uint8),
-                                                    connectivity=connectivity, ltype=cv2.CV_32S)
+        count, components = cv2.connectedComponents(
+            (labels == layer).view(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
+        )
         np.add(components, offset, out=regions, where=components > 0)
         offset += count - 1
     sizes = np.bincount(regions.ravel(), minlength=offset + 1)
@@ -188,8 +193,10 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     known = {key for other in STEP2_METHODS.names() for key in _settings(other)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
-                         f"; its settings are {', '.join(_settings(name))}")
+        raise ValueError(
+            f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
+            f"; its settings are {', '.join(_settings(name))}"
+        )
     accepted = set(_settings(name))
     return method(flow, relevance, **{k: v for k, v in options.items() if k in accepted})
 
@@ -199,8 +206,11 @@ def _settings(name: str) -> Tuple[str, ...]:
     """The config keys the step 2 method ``name`` takes (its keyword parameters)."""
     import inspect
 
-    return tuple(parameter for parameter in inspect.signature(STEP2_METHODS.get(name)).parameters
-                 if parameter not in ("flow", "relevance", "_"))
+    return tuple(
+        parameter
+        for parameter in inspect.signature(STEP2_METHODS.get(name)).parameters
+        if parameter not in ("flow", "relevance", "_")
+    )
 
 
 # The step 2 methods register themselves.

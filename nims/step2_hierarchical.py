@@ -12,21 +12,44 @@ from typing import List, Tuple
 import numpy as np
 
 from nims.flow import check_flow
-from nims.motion import (HUBER_EPSILON, AffineMotion, fit_affine_with_residuals, pixel_grid,
-                         robust_scale)
-from nims.segmentation import (STEP2_METHODS, Segmentation, check_relevance, connected_regions,
-                               select_salient_regions, non_negative_int, positive)
+from nims.motion import (
+    HUBER_EPSILON,
+    AffineMotion,
+    fit_affine_with_residuals,
+    pixel_grid,
+    robust_scale,
+)
+from nims.segmentation import (
+    STEP2_METHODS,
+    Segmentation,
+    check_relevance,
+    connected_regions,
+    non_negative_int,
+    positive,
+    select_salient_regions,
+)
 
 
-def motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std", min_outliers: int = 50,
-                  max_layers: int = 32, epsilon: float = HUBER_EPSILON) -> np.ndarray:
+def motion_layers(
+    flow: np.ndarray,
+    beta: float = 1.6,
+    scale: str = "std",
+    min_outliers: int = 50,
+    max_layers: int = 32,
+    epsilon: float = HUBER_EPSILON,
+) -> np.ndarray:
     """The layer map of :func:`peel_motion_layers` alone, ``(H, W)`` int32."""
     return peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)[0]
 
 
-def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
-                       min_outliers: int = 50, max_layers: int = 32,
-                       epsilon: float = HUBER_EPSILON) -> Tuple[np.ndarray, List[AffineMotion]]:
+def peel_motion_layers(
+    flow: np.ndarray,
+    beta: float = 1.6,
+    scale: str = "std",
+    min_outliers: int = 50,
+    max_layers: int = 32,
+    epsilon: float = HUBER_EPSILON,
+) -> Tuple[np.ndarray, List[AffineMotion]]:
     """Peel affine motion layers off a flow field (the paper's hierarchical step).
 
     At each iteration a Huber-robust affine model is fitted to the points not yet assigned; a
@@ -67,8 +90,10 @@ def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
     min_outliers = non_negative_int(min_outliers, "step2.min_outliers")
     max_layers = non_negative_int(max_layers, "step2.max_layers")
     if max_layers < 1:
-        raise ValueError("step2.max_layers must be >= 1: with no layer fitted every pixel is "
-                         "one leftover region and nothing can be salient")
+        raise ValueError(
+            "step2.max_layers must be >= 1: with no layer fitted every pixel is "
+            "one leftover region and nothing can be salient"
+        )
     if scale not in ("std", "mad"):
         raise ValueError(f"step2.scale must be 'std' or 'mad', got {scale!r}")
     height, width = flow.shape[:2]
@@ -80,8 +105,9 @@ def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
     while remaining.size > max(min_outliers, 2) and len(motions) < max_layers:
         # The first layer is fitted on every pixel: no need to gather copies.
         index = slice(None) if remaining.size == height * width else remaining
-        motion, residuals = fit_affine_with_residuals(cols[index], rows[index], values[index, 0],
-                                                      values[index, 1], epsilon=epsilon)
+        motion, residuals = fit_affine_with_residuals(
+            cols[index], rows[index], values[index, 0], values[index, 1], epsilon=epsilon
+        )
         absolute = np.abs(residuals)
         score = (0.5 / robust_scale(residuals[0], scale)) * absolute[0]
         score += (0.5 / robust_scale(residuals[1], scale)) * absolute[1]
@@ -97,11 +123,20 @@ def peel_motion_layers(flow: np.ndarray, beta: float = 1.6, scale: str = "std",
 
 
 @STEP2_METHODS.register("hierarchical")
-def hierarchical_step(flow: np.ndarray, relevance: np.ndarray, beta: float = 1.6,
-                      scale: str = "std", min_outliers: int = 50, min_region: int = 50,
-                      max_layers: int = 32, connectivity: int = 8,
-                      epsilon: float = HUBER_EPSILON, selection: str = "relevance_mass",
-                      min_share: float = 0.1, **_: object) -> Segmentation:
+def hierarchical_step(
+    flow: np.ndarray,
+    relevance: np.ndarray,
+    beta: float = 1.6,
+    scale: str = "std",
+    min_outliers: int = 50,
+    min_region: int = 50,
+    max_layers: int = 32,
+    connectivity: int = 8,
+    epsilon: float = HUBER_EPSILON,
+    selection: str = "relevance_mass",
+    min_share: float = 0.1,
+    **_: object,
+) -> Segmentation:
     """Hierarchical step 2: motion layers -> connected components -> salient regions.
 
     Parameters are those of :func:`motion_layers` plus ``min_region`` (pixels; smaller
@@ -111,8 +146,10 @@ def hierarchical_step(flow: np.ndarray, relevance: np.ndarray, beta: float = 1.6
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
     layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
-    candidate_regions = connected_regions(layers, non_negative_int(min_region, "step2.min_region"),
-                                          connectivity)
-    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance,
-                                                                  selection, min_share)
+    candidate_regions = connected_regions(
+        layers, non_negative_int(min_region, "step2.min_region"), connectivity
+    )
+    scores, salient_labels, salient_mask = select_salient_regions(
+        candidate_regions, relevance, selection, min_share
+    )
     return Segmentation(candidate_regions, scores, salient_labels, salient_mask, layers, motions)

@@ -6,16 +6,22 @@ are candidates, grouped into connected regions. Maps at the flow's resolution: f
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from nims.flow import check_flow
-from nims.segmentation import (STEP2_METHODS, Segmentation, check_relevance, connected_regions,
-                               select_salient_regions, non_negative_int)
+from nims.segmentation import (
+    STEP2_METHODS,
+    Segmentation,
+    check_relevance,
+    connected_regions,
+    non_negative_int,
+    select_salient_regions,
+)
 
 
-def relevant_flow_modes(flow: np.ndarray, relevance: np.ndarray, modes: int = 1,
-                        iterations: int = 20, seed: int = 0) -> np.ndarray:
+def relevant_flow_modes(
+    flow: np.ndarray, relevance: np.ndarray, modes: int = 1, iterations: int = 20, seed: int = 0
+) -> np.ndarray:
     """Relevance²-weighted mean flow vectors: one (``modes=1``) or K by weighted k-means.
 
     Parameters
@@ -61,8 +67,13 @@ def relevant_flow_modes(flow: np.ndarray, relevance: np.ndarray, modes: int = 1,
         distance = ((vectors[:, None, :] - centres[None]) ** 2).sum(axis=2)
         assignment = distance.argmin(axis=1)
         mass = np.bincount(assignment, weights=weights, minlength=len(centres))
-        sums = np.stack([np.bincount(assignment, weights=weights * vectors[:, k],
-                                     minlength=len(centres)) for k in range(2)], axis=1)
+        sums = np.stack(
+            [
+                np.bincount(assignment, weights=weights * vectors[:, k], minlength=len(centres))
+                for k in range(2)
+            ],
+            axis=1,
+        )
         filled = mass > 0
         updated = centres.copy()
         updated[filled] = sums[filled] / mass[filled, None]
@@ -72,8 +83,9 @@ def relevant_flow_modes(flow: np.ndarray, relevance: np.ndarray, modes: int = 1,
     return centres[np.bincount(assignment, weights=weights, minlength=len(centres)) > 0]
 
 
-def projection_candidates(flow: np.ndarray, mode: np.ndarray, alpha1: float, alpha2: float,
-                          projection: str = "normalised") -> np.ndarray:
+def projection_candidates(
+    flow: np.ndarray, mode: np.ndarray, alpha1: float, alpha2: float, projection: str = "normalised"
+) -> np.ndarray:
     """Points whose flow projects onto a mode vector ``m`` within ``(alpha1, alpha2)``.
 
     ``projection="normalised"`` (default) tests ``w . m / |m|^2 - 1``: the projection in units
@@ -98,10 +110,20 @@ def projection_candidates(flow: np.ndarray, mode: np.ndarray, alpha1: float, alp
 
 
 @STEP2_METHODS.register("light")
-def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, alpha2: float = 4.0,
-               projection: str = "normalised", modes: int = 1, min_region: int = 50,
-               connectivity: int = 8, seed: int = 0, selection: str = "relevance_mass",
-               min_share: float = 0.1, **_: object) -> Segmentation:
+def light_step(
+    flow: np.ndarray,
+    relevance: np.ndarray,
+    alpha1: float = -0.01,
+    alpha2: float = 4.0,
+    projection: str = "normalised",
+    modes: int = 1,
+    min_region: int = 50,
+    connectivity: int = 8,
+    seed: int = 0,
+    selection: str = "relevance_mass",
+    min_share: float = 0.1,
+    **_: object,
+) -> Segmentation:
     """Light step 2: points moving like the relevant flow.
 
     The candidate points (:func:`projection_candidates` for each mode of
@@ -117,9 +139,12 @@ def light_step(flow: np.ndarray, relevance: np.ndarray, alpha1: float = -0.01, a
     for mode in relevant_flow_modes(flow, relevance, modes, seed=seed):
         candidates |= projection_candidates(flow, mode, alpha1, alpha2, projection)
     # Label 1 = not a candidate point, 2 = candidate point; components are then taken per label.
-    candidate_regions = connected_regions(candidates.astype(np.int32) + 1,
-                                          non_negative_int(min_region, "step2.min_region"),
-                                          connectivity)
-    scores, salient_labels, salient_mask = select_salient_regions(candidate_regions, relevance,
-                                                                  selection, min_share)
+    candidate_regions = connected_regions(
+        candidates.astype(np.int32) + 1,
+        non_negative_int(min_region, "step2.min_region"),
+        connectivity,
+    )
+    scores, salient_labels, salient_mask = select_salient_regions(
+        candidate_regions, relevance, selection, min_share
+    )
     return Segmentation(candidate_regions, scores, salient_labels, salient_mask)

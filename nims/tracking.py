@@ -48,14 +48,24 @@ class WandbTracker(Tracker):
         if not rows:
             return
         columns = list(rows[0])
-        self.run.log({name: wandb.Table(columns=columns,
-                                        data=[[row.get(c) for c in columns] for row in rows])})
+        self.run.log(
+            {
+                name: wandb.Table(
+                    columns=columns, data=[[row.get(c) for c in columns] for row in rows]
+                )
+            }
+        )
 
     def images(self, name, images, captions):
         import wandb
 
-        self.run.log({name: [wandb.Image(image, caption=caption)
-                             for image, caption in zip(images, captions)]})
+        self.run.log(
+            {
+                name: [
+                    wandb.Image(image, caption=caption) for image, caption in zip(images, captions)
+                ]
+            }
+        )
 
 
 def run_name(folder: Path) -> str:
@@ -104,9 +114,15 @@ def tracking_run(cfg: DictConfig, job_type: str, folder: Path) -> Iterator[Track
 
     from nims.report import resolved_config
 
-    with wandb.init(project=logger.project, entity=logger.entity,
-                    group=logger.group or _sweep_group(), job_type=job_type,
-                    config=resolved_config(cfg),
-                    dir=str(folder), mode=logger.mode, name=run_name(folder),
-                    settings=wandb.Settings(silent=True)) as run:
+    with wandb.init(
+        project=logger.project,
+        entity=logger.entity,
+        group=logger.group or _sweep_group(),
+        job_type=job_type,
+        config=resolved_config(cfg),
+        dir=str(folder),
+        mode=logger.mode,
+        name=run_name(folder),
+        settings=wandb.Settings(silent=True),
+    ) as run:
         yield WandbTracker(run)

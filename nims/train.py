@@ -29,8 +29,15 @@ from tqdm import tqdm
 from nims.device import resolve_device
 from nims.model import load_checkpoint, save_checkpoint
 from nims.objectives import objective_for
-from nims.report import (announce_run_folder, require_positive_ints, resolved_config, run_dir,
-                         write_csv, write_json, write_resolved_config)
+from nims.report import (
+    announce_run_folder,
+    require_positive_ints,
+    resolved_config,
+    run_dir,
+    write_csv,
+    write_json,
+    write_resolved_config,
+)
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -51,16 +58,26 @@ def set_trainable(model, trainable: str):
     if trainable not in ("all", "fc"):
         raise ValueError(f"trainer.trainable must be 'all' or 'fc', got {trainable!r}")
     if trainable == "fc" and not hasattr(model, "fc"):
-        raise ValueError(f"trainer.trainable=fc fine-tunes the classifier's last layer; "
-                         f"{type(model).__name__} has none: use trainer.trainable=all")
+        raise ValueError(
+            f"trainer.trainable=fc fine-tunes the classifier's last layer; "
+            f"{type(model).__name__} has none: use trainer.trainable=all"
+        )
     for name, parameter in model.named_parameters():
         parameter.requires_grad = trainable == "all" or name.startswith("fc.")
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def run_epoch(model, objective, loader: DataLoader, device, optimizer=None, generator=None,
-              augment: bool = False, frozen_norms: bool = False,
-              progress: Optional[str] = None) -> Dict[str, float]:
+def run_epoch(
+    model,
+    objective,
+    loader: DataLoader,
+    device,
+    optimizer=None,
+    generator=None,
+    augment: bool = False,
+    frozen_norms: bool = False,
+    progress: Optional[str] = None,
+) -> Dict[str, float]:
     """One pass over ``loader``: a training epoch when ``optimizer`` is given, else an
     evaluation. Returns the mean loss and the objective's metrics."""
     training = optimizer is not None
@@ -102,10 +119,16 @@ def run(cfg: DictConfig) -> float:
     torch.set_num_threads(int(cfg.trainer.threads))
     datasets = objective.datasets()
     generator = torch.Generator().manual_seed(int(cfg.seed))
-    loaders = {split: DataLoader(data, batch_size=int(cfg.trainer.batch_size),
-                                 shuffle=split == "train", generator=generator,
-                                 num_workers=int(cfg.trainer.num_workers))
-               for split, data in datasets.items()}
+    loaders = {
+        split: DataLoader(
+            data,
+            batch_size=int(cfg.trainer.batch_size),
+            shuffle=split == "train",
+            generator=generator,
+            num_workers=int(cfg.trainer.num_workers),
+        )
+        for split, data in datasets.items()
+    }
     device = resolve_device(cfg.trainer.device, "trainer.device")
     model = objective.model().to(device)
     config = resolved_config(cfg)
@@ -116,8 +139,9 @@ def run(cfg: DictConfig) -> float:
         model.load_state_dict(source["model_state"])
         log.info("initialised from %s", cfg.init_from)
     parameters = set_trainable(model, cfg.trainer.trainable)
-    optimizer = torch.optim.AdamW(parameters, lr=float(cfg.trainer.lr),
-                                  weight_decay=float(cfg.trainer.weight_decay))
+    optimizer = torch.optim.AdamW(
+        parameters, lr=float(cfg.trainer.lr), weight_decay=float(cfg.trainer.weight_decay)
+    )
     if cfg.get("resume"):
         state = load_checkpoint(cfg.resume, cfg.task.name, model.architecture())
         model.load_state_dict(state["model_state"])
@@ -134,20 +158,37 @@ def run(cfg: DictConfig) -> float:
 
     with tracking_run(cfg, "train", folder) as tracker:
         for epoch in range(start_epoch, int(cfg.trainer.epochs)):
-            trained = run_epoch(model, objective, loaders["train"], device, optimizer, generator,
-                                augment=bool(cfg.trainer.augment),
-                                frozen_norms=cfg.trainer.trainable == "fc",
-                                progress=f"epoch {epoch + 1}" if cfg.trainer.progress else None)
-            row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in trained.items()},
-                   **{f"val_{k}": v for k, v in
-                      run_epoch(model, objective, loaders["val"], device).items()}}
+            trained = run_epoch(
+                model,
+                objective,
+                loaders["train"],
+                device,
+                optimizer,
+                generator,
+                augment=bool(cfg.trainer.augment),
+                frozen_norms=cfg.trainer.trainable == "fc",
+                progress=f"epoch {epoch + 1}" if cfg.trainer.progress else None,
+            )
+            row = {
+                "epoch": epoch + 1,
+                **{f"train_{k}": v for k, v in trained.items()},
+                **{
+                    f"val_{k}": v
+                    for k, v in run_epoch(model, objective, loaders["val"], device).items()
+                },
+            }
             history.append(row)
             tracker.log(row, step=epoch + 1)
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
             improved = score(objective, row) > best
             best = max(best, score(objective, row))
-            state = {"epoch": epoch + 1, "best_score": best, "history": history,
-                     "optimizer_state": optimizer.state_dict(), "metrics": row}
+            state = {
+                "epoch": epoch + 1,
+                "best_score": best,
+                "history": history,
+                "optimizer_state": optimizer.state_dict(),
+                "metrics": row,
+            }
             save_checkpoint(folder / "last.pt", model, cfg.task.name, config, **state)
             if improved:
                 save_checkpoint(folder / "best.pt", model, cfg.task.name, config, **state)
@@ -155,8 +196,9 @@ def run(cfg: DictConfig) -> float:
 
         best_state = load_checkpoint(folder / "best.pt")
         model.load_state_dict(best_state["model_state"])
-        test = {f"test_{k}": v for k, v in
-                run_epoch(model, objective, loaders["test"], device).items()}
+        test = {
+            f"test_{k}": v for k, v in run_epoch(model, objective, loaders["test"], device).items()
+        }
         test["best_epoch"] = best_state["epoch"]
         write_json(folder / "test_metrics.json", test)
         tracker.summary({**test, f"best_{objective.score_key}": best})

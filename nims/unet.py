@@ -19,12 +19,13 @@ from nims.model import check_model_input
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.InstanceNorm2d(out_channels,
-                                                                              affine=True),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.InstanceNorm2d(out_channels, affine=True),
         nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.InstanceNorm2d(out_channels,
-                                                                               affine=True),
-        nn.ReLU(inplace=True))
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.InstanceNorm2d(out_channels, affine=True),
+        nn.ReLU(inplace=True),
+    )
 
 
 class UNet(nn.Module):
@@ -38,14 +39,17 @@ class UNet(nn.Module):
         Channels per level, e.g. ``(16, 32, 64)``.
     """
 
-    def __init__(self, input_size: Sequence[int] = (96, 176),
-                 channels: Sequence[int] = (16, 32, 64)):
+    def __init__(
+        self, input_size: Sequence[int] = (96, 176), channels: Sequence[int] = (16, 32, 64)
+    ):
         super().__init__()
         levels = len(channels)
         factor = 2 ** (levels - 1)
         if levels < 2 or any(int(side) % factor for side in input_size):
-            raise ValueError(f"model.input_size {list(input_size)} must be divisible by "
-                             f"{factor} for {levels} U-Net levels (at least 2)")
+            raise ValueError(
+                f"model.input_size {list(input_size)} must be divisible by "
+                f"{factor} for {levels} U-Net levels (at least 2)"
+            )
         self.input_size = tuple(int(v) for v in input_size)
         self.channels = [int(c) for c in channels]
         self.down = nn.ModuleList()

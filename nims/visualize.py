@@ -14,8 +14,9 @@ def label_image(labels: np.ndarray) -> np.ndarray:
     count = int(labels.max(initial=0)) + 1
     # Golden-ratio hue steps keep neighbouring labels far apart on the colour circle.
     hues = (np.arange(count) * 0.618033988749895 % 1.0 * 179).astype(np.uint8)
-    palette_hsv = np.stack([hues, np.full(count, 200, np.uint8), np.full(count, 255, np.uint8)],
-                           axis=1)[None]
+    palette_hsv = np.stack(
+        [hues, np.full(count, 200, np.uint8), np.full(count, 255, np.uint8)], axis=1
+    )[None]
     palette = cv2.cvtColor(palette_hsv, cv2.COLOR_HSV2RGB)[0]
     palette[0] = 0
     return palette[labels]
@@ -27,13 +28,20 @@ def titled(image: np.ndarray, title: str, bar: int = 22) -> np.ndarray:
         image = np.repeat(image[..., None], 3, axis=2)
     header = np.full((bar, image.shape[1], 3), 255, dtype=np.uint8)
     scale = 0.45 * bar / 22
-    cv2.putText(header, title, (4, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                1, cv2.LINE_AA)
+    cv2.putText(
+        header,
+        title,
+        (4, int(bar * 0.72)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     return np.vstack([header, image])
 
 
-def label_legend(labels: np.ndarray, width: int, name: str = "label",
-                 most: int = 12) -> np.ndarray:
+def label_legend(labels: np.ndarray, width: int, name: str = "label", most: int = 12) -> np.ndarray:
     """A strip of colour swatches, one per label present (as many of the first ``most`` as
     fit), then how many labels there are in all when some are not shown; RGB uint8."""
     present = [int(v) for v in np.unique(labels) if v > 0]
@@ -48,7 +56,7 @@ def label_legend(labels: np.ndarray, width: int, name: str = "label",
         size = cv2.getTextSize(text, font, scale, 1)[0][0]
         if x + 18 + size + (reserve if len(present) > shown + 1 else 0) > width:
             break
-        strip[5:17, x:x + 12] = colours[value]
+        strip[5:17, x : x + 12] = colours[value]
         cv2.putText(strip, text, (x + 15, 15), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
         x += 24 + size
         shown += 1
@@ -59,12 +67,14 @@ def label_legend(labels: np.ndarray, width: int, name: str = "label",
 
 def labels_figure(labels: np.ndarray, title: str, name: str = "label") -> np.ndarray:
     """A label map at full resolution with a title above and a colour legend below."""
-    return np.vstack([titled(label_image(labels), title),
-                      label_legend(labels, labels.shape[1], name)])
+    return np.vstack(
+        [titled(label_image(labels), title), label_legend(labels, labels.shape[1], name)]
+    )
 
 
-def side_by_side(images: Sequence[np.ndarray], height: int = 240,
-                 titles: Sequence[str] = ()) -> np.ndarray:
+def side_by_side(
+    images: Sequence[np.ndarray], height: int = 240, titles: Sequence[str] = ()
+) -> np.ndarray:
     """Resize RGB images to a common height and place them left to right, each under its
     title when ``titles`` are given."""
     resized = []

@@ -24,8 +24,10 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test with a visible reason."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data not available: {path} is absent (only a developer checkout "
-                    "with ../shared has it)")
+        pytest.skip(
+            f"real data not available: {path} is absent (only a developer checkout "
+            "with ../shared has it)"
+        )
     return path
 
 
@@ -76,8 +78,8 @@ def tiny_davis(root, sequences=("square",), frames=5):
             frame = background.copy()
             mask = np.zeros(TINY_SIZE, dtype=np.uint8)
             x = 40 + (3 * index) % 100
-            frame[40:80, x:x + 40] = 255 - background[40:80, 60:100]
-            mask[40:80, x:x + 40] = 255
+            frame[40:80, x : x + 40] = 255 - background[40:80, 60:100]
+            mask[40:80, x : x + 40] = 255
             cv2.imwrite(str(images / f"{index:05d}.jpg"), frame)
             cv2.imwrite(str(annotations / f"{index:05d}.png"), mask)
     return root

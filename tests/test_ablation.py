@@ -55,12 +55,19 @@ def test_batch_ablation_on_a_synthetic_set(tmp_path, compose_config):
     with torch.no_grad():
         model.fc.bias.fill_(5.0)  # every frame called salient, so every one can be ablated
     save_checkpoint(checkpoint, model, "independent", {})
-    cfg = compose_config("ablate", ["dataset=independent_synth", "dataset.videos=5",
-                                    "dataset.salient_fraction=1.0",
-                                    "dataset.frames=3", "dataset.size=[64,112]",
-                                    "dataset.flow_source=analytic",
-                                    f"dataset.cache_dir={tmp_path / 'cache'}",
-                                    f"checkpoint={checkpoint}"])
+    cfg = compose_config(
+        "ablate",
+        [
+            "dataset=independent_synth",
+            "dataset.videos=5",
+            "dataset.salient_fraction=1.0",
+            "dataset.frames=3",
+            "dataset.size=[64,112]",
+            "dataset.flow_source=analytic",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            f"checkpoint={checkpoint}",
+        ],
+    )
     summary = ablation.run(cfg)
     assert json.loads((tmp_path / "run1" / "summary.json").read_text()) == summary
     assert summary["frames"] > 0
@@ -73,11 +80,19 @@ def test_single_frame_ablation_on_davis(davis_root, tmp_path, compose_config):
     torch.manual_seed(0)
     checkpoint = tmp_path / "independent.pt"
     save_checkpoint(checkpoint, MotionClassifier((32, 48), (4, 8, 8)).eval(), "independent", {})
-    cfg = compose_config("ablate", [f"dataset.root={davis_root}", "ablation.sequence=car-shadow",
-                                    "ablation.frame=4", f"checkpoint={checkpoint}"])
+    cfg = compose_config(
+        "ablate",
+        [
+            f"dataset.root={davis_root}",
+            "ablation.sequence=car-shadow",
+            "ablation.frame=4",
+            f"checkpoint={checkpoint}",
+        ],
+    )
     summary = ablation.run(cfg)
     assert summary["region"] == "gt" and 0 <= summary["salient_after"] <= 1
-    wrong = compose_config("ablate", [f"dataset.root={davis_root}", "task=crowd",
-                                      f"checkpoint={checkpoint}"])
+    wrong = compose_config(
+        "ablate", [f"dataset.root={davis_root}", "task=crowd", f"checkpoint={checkpoint}"]
+    )
     with pytest.raises(ValueError, match="task 'independent', not 'crowd'"):
         ablation.run(wrong)

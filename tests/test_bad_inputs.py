@@ -22,9 +22,17 @@ DIS = {"name": "dis", "preset": "medium", "variational_refinement_iterations": N
 
 
 def run_evaluate(compose_config, root, *extra, output_dir=None):
-    cfg = compose_config("evaluate", [f"dataset.root={root}", "logger=none", "progress=false",
-                                      f"dataset.cache_dir={root.parent / 'cache'}", *extra],
-                         output_dir=output_dir)
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={root}",
+            "logger=none",
+            "progress=false",
+            f"dataset.cache_dir={root.parent / 'cache'}",
+            *extra,
+        ],
+        output_dir=output_dir,
+    )
     return evaluate.run(cfg)
 
 
@@ -118,11 +126,23 @@ def test_7_resume_with_another_config_is_refused(tmp_path, compose_config):
     run_folder = tmp_path / "run"
     run_evaluate(compose_config, root, "dataset.sequences=[square]", output_dir=run_folder)
     # Same computation, other execution settings: resumed.
-    run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
-                 "batch_size=2", output_dir=run_folder)
+    run_evaluate(
+        compose_config,
+        root,
+        "dataset.sequences=[square]",
+        "resume=true",
+        "batch_size=2",
+        output_dir=run_folder,
+    )
     with pytest.raises(ValueError, match=r"another config \(step2.beta: 1.2 -> 1.6"):
-        run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
-                     "step2.beta=1.6", output_dir=run_folder)
+        run_evaluate(
+            compose_config,
+            root,
+            "dataset.sequences=[square]",
+            "resume=true",
+            "step2.beta=1.6",
+            output_dir=run_folder,
+        )
 
 
 def test_8_a_sweep_job_that_lost_a_sequence_is_incomplete(tmp_path):
@@ -133,8 +153,10 @@ def test_8_a_sweep_job_that_lost_a_sequence_is_incomplete(tmp_path):
     assert [row["status"] for row in rows] == ["done", "incomplete: failed libby"]
 
 
-@pytest.mark.parametrize("override, key", [("saliency.mask_threshold=1.5", "mask_threshold"),
-                                           ("step2.max_layers=0", "max_layers")])
+@pytest.mark.parametrize(
+    "override, key",
+    [("saliency.mask_threshold=1.5", "mask_threshold"), ("step2.max_layers=0", "max_layers")],
+)
 def test_9_impossible_settings_are_refused(tmp_path, compose_config, override, key):
     root = tiny_davis(tmp_path / "DAVIS")
     with pytest.raises(RuntimeError, match=key):
@@ -173,9 +195,16 @@ def test_the_demo_refuses_a_dataset_root_that_is_not_one(tmp_path, compose_confi
         demo.run(cfg)
 
 
-@pytest.mark.parametrize("entry, key", [("evaluate", "batch_size"), ("evaluate", "num_workers"),
-                                        ("evaluate", "threads"), ("train", "trainer.batch_size"),
-                                        ("train", "trainer.threads")])
+@pytest.mark.parametrize(
+    "entry, key",
+    [
+        ("evaluate", "batch_size"),
+        ("evaluate", "num_workers"),
+        ("evaluate", "threads"),
+        ("train", "trainer.batch_size"),
+        ("train", "trainer.threads"),
+    ],
+)
 def test_counts_below_one_are_named(tmp_path, compose_config, entry, key):
     from nims import train
 
@@ -191,8 +220,9 @@ def test_a_two_frame_sequence_fails_alone_by_name(tmp_path, compose_config):
         (tmp_path / "other" / kind / "480p" / "short").rename(root / kind / "480p" / "short")
     run_folder = tmp_path / "run"
     with pytest.raises(RuntimeError, match=r"1 sequence\(s\) failed \(short: ValueError"):
-        run_evaluate(compose_config, root, "dataset.sequences=[square,short]",
-                     output_dir=run_folder)
+        run_evaluate(
+            compose_config, root, "dataset.sequences=[square,short]", output_dir=run_folder
+        )
     failures = json.loads((run_folder / "failures.json").read_text())
     assert list(failures) == ["short"] and "at least 3" in failures["short"]
     assert "square" in (run_folder / "per_sequence.csv").read_text()
@@ -210,8 +240,11 @@ def test_an_annotation_of_another_size_is_blamed_on_itself(tmp_path, compose_con
     root = tiny_davis(tmp_path / "DAVIS")
     annotation = root / "Annotations" / "480p" / "square" / "00001.png"
     cv2.imwrite(str(annotation), np.zeros((60, 100), np.uint8))
-    with pytest.raises(RuntimeError, match=r"00001\.png has size 100x60, expected 200x120 "
-                                           r"\(the frames'\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"00001\.png has size 100x60, expected 200x120 "
+        r"\(the frames'\)",
+    ):
         run_evaluate(compose_config, root, "dataset.sequences=[square]")
 
 
@@ -221,8 +254,13 @@ def test_a_precomputed_flow_of_another_size_is_named(tmp_path, compose_config):
     for index in range(4):
         write_flow(flows / f"{index:05d}.flo", np.zeros((60, 100, 2), np.float32))
     with pytest.raises(RuntimeError, match=r"square/00000\.flo is 100x60, the frames are 200x120"):
-        run_evaluate(compose_config, root, "dataset.sequences=[square]", "flow=precomputed",
-                     f"flow.root={flows.parent}")
+        run_evaluate(
+            compose_config,
+            root,
+            "dataset.sequences=[square]",
+            "flow=precomputed",
+            f"flow.root={flows.parent}",
+        )
 
 
 def test_checkpoints_that_do_not_fit_are_named(tmp_path):
@@ -249,8 +287,9 @@ def test_a_damaged_score_file_is_computed_again_on_resume(tmp_path, compose_conf
     score = run_folder / "scores" / "square.json"
     written = json.loads(score.read_text())
     score.write_text('{"J": [0.')
-    run_evaluate(compose_config, root, "dataset.sequences=[square]", "resume=true",
-                 output_dir=run_folder)
+    run_evaluate(
+        compose_config, root, "dataset.sequences=[square]", "resume=true", output_dir=run_folder
+    )
     assert "square.json is unreadable" in caplog.text
     assert json.loads(score.read_text()) == written
 
@@ -260,8 +299,7 @@ def test_a_run_folder_that_cannot_be_made_is_named(tmp_path, compose_config):
     blocker.write_text("")
     root = tiny_davis(tmp_path / "DAVIS")
     with pytest.raises(OSError, match="cannot create the run folder.*hydra.run.dir"):
-        run_evaluate(compose_config, root, "dataset.sequences=[square]",
-                     output_dir=blocker / "run")
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", output_dir=blocker / "run")
 
 
 def test_a_video_cut_short_is_reported(tmp_path, caplog):
@@ -319,17 +357,27 @@ def test_sigterm_stops_the_workers_too(tmp_path):
     root = tiny_davis(tmp_path / "DAVIS", sequences=names, frames=60)
     run_folder = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "evaluate.py", f"dataset.root={root}",
-         f"dataset.sequences=[{','.join(names)}]", "num_workers=2", "logger=none",
-         "progress=false", f"dataset.cache_dir={tmp_path / 'cache'}",
-         f"hydra.run.dir={run_folder}"],
-        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "evaluate.py",
+            f"dataset.root={root}",
+            f"dataset.sequences=[{','.join(names)}]",
+            "num_workers=2",
+            "logger=none",
+            "progress=false",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={run_folder}",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         workers = []
-        while time.time() < deadline and not (workers and list(
-                run_folder.glob("Segmentations/480p/nims/*/*.png"))):
+        while time.time() < deadline and not (
+            workers and list(run_folder.glob("Segmentations/480p/nims/*/*.png"))
+        ):
             workers = _loky_workers(process.pid) or workers
             time.sleep(0.1)
         assert workers, "the run never started its workers"

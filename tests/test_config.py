@@ -12,8 +12,9 @@ from tests.conftest import CONFIG_DIR
 def composer():
     GlobalHydra.instance().clear()
     initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR))
-    yield lambda name, overrides=(): compose(name, overrides=list(overrides),
-                                             return_hydra_config=True)
+    yield lambda name, overrides=(): compose(
+        name, overrides=list(overrides), return_hydra_config=True
+    )
     GlobalHydra.instance().clear()
 
 
@@ -42,8 +43,9 @@ def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
         assert (cfg.step2.alpha1, cfg.step2.alpha2) == (-0.01, 4.0)
 
 
-@pytest.mark.parametrize("task, norm, step2", [("independent", "batch", "hierarchical"),
-                                               ("crowd", "instance", "light")])
+@pytest.mark.parametrize(
+    "task, norm, step2", [("independent", "batch", "hierarchical"), ("crowd", "instance", "light")]
+)
 def test_task_picks_normalisation_and_step2(composer, task, norm, step2):
     cfg = composer("evaluate", [f"task={task}"])
     assert cfg.task.norm == norm and cfg.step2.name == step2
@@ -109,8 +111,9 @@ def test_train_config_composes_for_each_task(composer, task, norm):
     assert cfg.task.norm == norm and cfg.model.input_size == [96, 176]
     assert cfg.attribution.name == "lrp" and cfg.attribution.rules.first_layer == "zbeta"
     assert cfg.attribution.rules.bounds == "sample"
-    assert composer("train", ["lrp_rules=zplus_zbeta_dataset"]).attribution.rules.bounds == \
-        "dataset"
+    assert (
+        composer("train", ["lrp_rules=zplus_zbeta_dataset"]).attribution.rules.bounds == "dataset"
+    )
     assert composer("train", ["attribution=integrated_gradients"]).attribution.baseline == "zero"
 
 
@@ -134,8 +137,7 @@ def test_wandb_runs_of_a_sweep_are_named_by_their_overrides(composer, tmp_path):
 
     from nims.tracking import run_name
 
-    for mode, expected in ((RunMode.RUN, "12-00-00-000001"),
-                           (RunMode.MULTIRUN, "step2.beta=1.6")):
+    for mode, expected in ((RunMode.RUN, "12-00-00-000001"), (RunMode.MULTIRUN, "step2.beta=1.6")):
         cfg = composer("evaluate", ["step2.beta=1.6"])
         OmegaConf.set_readonly(cfg.hydra, False)
         with open_dict(cfg):
@@ -158,8 +160,9 @@ def _groups_of(entry: str):
 
     defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{entry}.yaml"))["defaults"]
     groups = [next(iter(item)) for item in defaults if isinstance(item, dict)]
-    return [g.replace("optional ", "") for g in groups if g != "optional local"] + \
-        ["hydra/launcher"]
+    return [g.replace("optional ", "") for g in groups if g != "optional local"] + [
+        "hydra/launcher"
+    ]
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
@@ -171,7 +174,10 @@ def test_every_entry_point_composes_with_every_option_of_its_groups(composer, en
         for option in _options(group):
             cfg = composer(entry, [f"{group}={option}"])
             # Everything resolves except the values a user must give (dataset.input=???).
-            OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
-                                   resolve=True, throw_on_missing=False)
+            OmegaConf.to_container(
+                OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                resolve=True,
+                throw_on_missing=False,
+            )
             combinations += 1
     assert combinations >= 5

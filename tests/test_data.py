@@ -14,26 +14,43 @@ from nims.data.crowd import CrowdConfig, crowd_video
 from nims.data.flow_cache import sequence_flows
 from nims.data.independent import IndependentConfig, independent_video
 from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
-from nims.data.synthetic_sets import (SyntheticFrames, build_set, contact_sheet, set_statistics,
-                                      split_videos)
+from nims.data.synthetic_sets import (
+    SyntheticFrames,
+    build_set,
+    contact_sheet,
+    set_statistics,
+    split_videos,
+)
 from nims.data.video import read_frames
 from tests.conftest import shared_path
 
-DIS = OmegaConf.create({"name": "dis", "preset": "medium", "variational_refinement_iterations":
-                        None})
+DIS = OmegaConf.create(
+    {"name": "dis", "preset": "medium", "variational_refinement_iterations": None}
+)
 
 
 def small_set(name, cache_dir, **overrides):
-    values = dict(name=name, videos=4, frames=4, size=[64, 112], salient_fraction=0.5,
-                  flow_source="analytic", cache_dir=str(cache_dir), seed=0)
+    values = dict(
+        name=name,
+        videos=4,
+        frames=4,
+        size=[64, 112],
+        salient_fraction=0.5,
+        flow_source="analytic",
+        cache_dir=str(cache_dir),
+        seed=0,
+    )
     values.update(overrides)
     return OmegaConf.create(values)
 
 
-@pytest.mark.parametrize("generate, config", [(crowd_video, CrowdConfig(size=(64, 112), frames=3,
-                                                                         people=(20, 40))),
-                                              (independent_video,
-                                               IndependentConfig(size=(64, 112), frames=3))])
+@pytest.mark.parametrize(
+    "generate, config",
+    [
+        (crowd_video, CrowdConfig(size=(64, 112), frames=3, people=(20, 40))),
+        (independent_video, IndependentConfig(size=(64, 112), frames=3)),
+    ],
+)
 def test_rendered_flow_is_exact(generate, config):
     # Warping frame t+1 back with the analytic flow gives frame t wherever the point stays
     # visible (median over pixels: occlusions and texture resampling are the only errors).
@@ -45,8 +62,12 @@ def test_rendered_flow_is_exact(generate, config):
     flow = surface_flow(hits, cameras[0], cameras[1], following)
     rows, cols = np.mgrid[0:64, 0:112].astype(np.float32)
     warped = cv2.remap(frame1, cols + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR)
-    inside = ((cols + flow[..., 0] > 1) & (cols + flow[..., 0] < 110) & (rows + flow[..., 1] > 1)
-              & (rows + flow[..., 1] < 62))
+    inside = (
+        (cols + flow[..., 0] > 1)
+        & (cols + flow[..., 0] < 110)
+        & (rows + flow[..., 1] > 1)
+        & (rows + flow[..., 1] < 62)
+    )
     error = np.abs(warped.astype(float) - frame0.astype(float)).mean(axis=2)[inside]
     assert np.median(error) < 6 and np.abs(flow).max() > 0.5
 
@@ -83,8 +104,10 @@ def test_synthetic_set_is_deterministic_and_cached(tmp_path, name):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest == json.loads((again / "manifest.json").read_text())
     for array in ("flows", "masks", "labels", "frames"):
-        assert np.array_equal(np.load(folder / "video_0001" / f"{array}.npy"),
-                              np.load(again / "video_0001" / f"{array}.npy"))
+        assert np.array_equal(
+            np.load(folder / "video_0001" / f"{array}.npy"),
+            np.load(again / "video_0001" / f"{array}.npy"),
+        )
     stamp = os.path.getmtime(folder / "manifest.json")
     assert build_set(small_set(name, tmp_path / "a"), DIS, progress=False) == folder
     assert os.path.getmtime(folder / "manifest.json") == stamp  # reused, not regenerated
@@ -94,26 +117,36 @@ def test_synthetic_set_is_deterministic_and_cached(tmp_path, name):
 
 
 def test_workers_render_the_same_set(tmp_path):
-    serial = build_set(small_set("crowd_synth", tmp_path / "a", flow_source="estimated"), DIS,
-                       progress=False)
-    parallel = build_set(small_set("crowd_synth", tmp_path / "b", flow_source="estimated",
-                                   workers=2), DIS, progress=False)
+    serial = build_set(
+        small_set("crowd_synth", tmp_path / "a", flow_source="estimated"), DIS, progress=False
+    )
+    parallel = build_set(
+        small_set("crowd_synth", tmp_path / "b", flow_source="estimated", workers=2),
+        DIS,
+        progress=False,
+    )
     assert json.loads((serial / "manifest.json").read_text()) == json.loads(
-        (parallel / "manifest.json").read_text())
+        (parallel / "manifest.json").read_text()
+    )
     for video in ("video_0000", "video_0002"):
         for array in ("flows", "masks", "frames"):
-            assert np.array_equal(np.load(serial / video / f"{array}.npy"),
-                                  np.load(parallel / video / f"{array}.npy"))
+            assert np.array_equal(
+                np.load(serial / video / f"{array}.npy"), np.load(parallel / video / f"{array}.npy")
+            )
     with pytest.raises(ValueError, match="dataset.workers"):
         build_set(small_set("crowd_synth", tmp_path / "c", workers=0), DIS, progress=False)
 
 
 def test_other_flow_or_parameters_never_reuse_a_set(tmp_path):
     analytic = build_set(small_set("independent_synth", tmp_path), DIS, progress=False)
-    estimated = build_set(small_set("independent_synth", tmp_path, flow_source="estimated"), DIS,
-                          progress=False)
-    other_backend = build_set(small_set("independent_synth", tmp_path, flow_source="estimated"),
-                              OmegaConf.create({"name": "farneback"}), progress=False)
+    estimated = build_set(
+        small_set("independent_synth", tmp_path, flow_source="estimated"), DIS, progress=False
+    )
+    other_backend = build_set(
+        small_set("independent_synth", tmp_path, flow_source="estimated"),
+        OmegaConf.create({"name": "farneback"}),
+        progress=False,
+    )
     assert len({analytic, estimated, other_backend}) == 3
     exact = np.load(analytic / "video_0000" / "flows.npy").astype(np.float32)
     measured = np.load(estimated / "video_0000" / "flows.npy").astype(np.float32)
@@ -128,11 +161,11 @@ def test_other_flow_or_parameters_never_reuse_a_set(tmp_path):
 
 def test_splits_are_by_video_and_stream_frames(tmp_path):
     folder = build_set(small_set("independent_synth", tmp_path, videos=7), DIS, progress=False)
-    splits = {split: SyntheticFrames(folder, split, (32, 48)) for split in
-              ("train", "val", "test")}
+    splits = {split: SyntheticFrames(folder, split, (32, 48)) for split in ("train", "val", "test")}
     videos = [set(data.videos) for data in splits.values()]
-    assert all(videos) and not (videos[0] & videos[1] or videos[0] & videos[2]
-                                or videos[1] & videos[2])
+    assert all(videos) and not (
+        videos[0] & videos[1] or videos[0] & videos[2] or videos[1] & videos[2]
+    )
     flow, label = splits["train"][0]
     assert flow.shape == (2, 32, 48) and label.item() in (0.0, 1.0)
     statistics = set_statistics(folder)
@@ -195,8 +228,9 @@ def test_flow_cache_computes_once_and_separates_backends(davis_root, tmp_path):
 
 def test_precomputed_flows_are_read_from_the_users_folder():
     root = shared_path("flows")
-    flows = sequence_flows([None] * 4, {"name": "precomputed", "root": str(root)}, None,
-                           "davis2016", "blackswan-raft")
+    flows = sequence_flows(
+        [None] * 4, {"name": "precomputed", "root": str(root)}, None, "davis2016", "blackswan-raft"
+    )
     assert len(flows) == 3 and flows[0].shape == (480, 854, 2)
 
 

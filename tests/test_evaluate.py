@@ -30,8 +30,13 @@ def copy_annotations(davis_root, destination, sequences=SEQUENCES, first_index=0
 
 
 def overrides(davis_root, predictions, *extra):
-    return [f"dataset.root={davis_root}", f"predictions={predictions}",
-            f"dataset.sequences=[{','.join(SEQUENCES)}]", "logger=none", *extra]
+    return [
+        f"dataset.root={davis_root}",
+        f"predictions={predictions}",
+        f"dataset.sequences=[{','.join(SEQUENCES)}]",
+        "logger=none",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("first_index", [0, 1])
@@ -68,8 +73,10 @@ def test_scores_match_the_toolkit_on_altered_masks(davis_root, tmp_path, compose
         altered = [alter(a, i) for i, a in enumerate(annotations)]
         j = [reference.davis_toolkit_jaccard(a, p) for p, a in zip(altered, annotations)]
         f = [reference.davis_toolkit_f_measure(p, a) for p, a in zip(altered, annotations)]
-        expected[sequence] = {"J": reference.davis_toolkit_statistics(j),
-                              "F": reference.davis_toolkit_statistics(f)}
+        expected[sequence] = {
+            "J": reference.davis_toolkit_statistics(j),
+            "F": reference.davis_toolkit_statistics(f),
+        }
     for key, value in metrics.dataset_summary(expected).items():
         assert summary[key] == pytest.approx(value, abs=1e-6), key
 
@@ -90,8 +97,14 @@ def test_unscored_end_frames_may_be_missing(davis_root, tmp_path, compose_config
     # the last; the files cannot tell, so the user must.
     with pytest.raises(RuntimeError, match="ValueError.*predictions_first_index"):
         evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
-    assert evaluate.run(compose_config("evaluate", overrides(
-        davis_root, predictions, "predictions_first_index=0"))) == 1.0
+    assert (
+        evaluate.run(
+            compose_config(
+                "evaluate", overrides(davis_root, predictions, "predictions_first_index=0")
+            )
+        )
+        == 1.0
+    )
     for sequence, count in (("blackswan", 50), ("libby", 49)):
         (predictions / sequence / f"{count - 1:05d}.png").unlink()
     assert evaluate.run(compose_config("evaluate", overrides(davis_root, predictions))) == 1.0
@@ -112,20 +125,36 @@ def test_missing_sequence_and_missing_root_are_named(davis_root, tmp_path, compo
         evaluate.run(compose_config("evaluate", overrides(tmp_path / "nowhere", predictions)))
     # No sequence list: the split's sequences present under the root, strictly on request.
     with pytest.raises(FileNotFoundError, match="bmx-trees.*dataset.strict=false"):
-        evaluate.run(compose_config("evaluate", [f"dataset.root={davis_root}",
-                                                 f"predictions={predictions}", "logger=none",
-                                                 "dataset.strict=true"]))
+        evaluate.run(
+            compose_config(
+                "evaluate",
+                [
+                    f"dataset.root={davis_root}",
+                    f"predictions={predictions}",
+                    "logger=none",
+                    "dataset.strict=true",
+                ],
+            )
+        )
     with pytest.raises(RuntimeError, match="car-shadow: FileNotFoundError"):
-        evaluate.run(compose_config("evaluate", [f"dataset.root={davis_root}",
-                                                 f"predictions={predictions}", "logger=none"]))
+        evaluate.run(
+            compose_config(
+                "evaluate",
+                [f"dataset.root={davis_root}", f"predictions={predictions}", "logger=none"],
+            )
+        )
 
 
-def test_a_partial_davis_copy_scores_the_sequences_it_holds(davis_root, tmp_path,
-                                                            compose_config, caplog):
+def test_a_partial_davis_copy_scores_the_sequences_it_holds(
+    davis_root, tmp_path, compose_config, caplog
+):
     present = ["blackswan", "car-shadow", "libby", "parkour"]
     predictions = copy_annotations(davis_root, tmp_path / "results", sequences=present)
-    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"predictions={predictions}",
-                                      "logger=none"], output_dir=tmp_path / "run")
+    cfg = compose_config(
+        "evaluate",
+        [f"dataset.root={davis_root}", f"predictions={predictions}", "logger=none"],
+        output_dir=tmp_path / "run",
+    )
     assert evaluate.run(cfg) == 1.0
     assert "16 of the 20 val sequences" in caplog.text and "bmx-trees" in caplog.text
     rows = (tmp_path / "run" / "per_sequence.csv").read_text().splitlines()
@@ -142,24 +171,41 @@ def test_unreadable_mask_names_the_file(davis_root, tmp_path, compose_config):
 def test_multirun_gives_each_job_its_own_folder(davis_root, tmp_path):
     predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "evaluate.py", "-m", f"dataset.root={davis_root}",
-               f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
-               "predictions_first_index=auto,0", f"hydra.sweep.dir={sweep}"]
-    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True,
-                          timeout=300)
+    command = [
+        sys.executable,
+        "evaluate.py",
+        "-m",
+        f"dataset.root={davis_root}",
+        f"predictions={predictions}",
+        "dataset.sequences=[blackswan]",
+        "logger=none",
+        "predictions_first_index=auto,0",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    done = subprocess.run(
+        command, cwd=REPO, check=True, capture_output=True, text=True, timeout=300
+    )
     assert f"sweep folder: {sweep}" in done.stdout and f"run folder: {sweep / '1'}" in done.stdout
     for job in ("0", "1"):
         assert json.loads((sweep / job / "summary.json").read_text())["J&F"] == 1.0
         assert "predictions_first_index" in (sweep / job / "config.yaml").read_text()
 
 
-def test_wandb_offline_run_is_written_in_the_run_folder(davis_root, tmp_path, compose_config,
-                                                        monkeypatch):
+def test_wandb_offline_run_is_written_in_the_run_folder(
+    davis_root, tmp_path, compose_config, monkeypatch
+):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
-    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"predictions={predictions}",
-                                      "dataset.sequences=[blackswan]", "logger=wandb"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={davis_root}",
+            f"predictions={predictions}",
+            "dataset.sequences=[blackswan]",
+            "logger=wandb",
+        ],
+    )
     assert cfg.logger.mode == "offline"
     evaluate.run(cfg)
     assert list((tmp_path / "run1" / "wandb").glob("offline-run-*"))
@@ -176,17 +222,31 @@ def test_nims_sweep_and_its_report(davis_root, tmp_path):
     checkpoint = tmp_path / "independent.pt"
     save_checkpoint(checkpoint, MotionClassifier((32, 48), (4, 8, 8)).eval(), "independent", {})
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "evaluate.py", "-m", f"dataset.root={davis_root}",
-               f"checkpoint={checkpoint}", "dataset.sequences=[car-shadow]", "logger=none",
-               f"dataset.cache_dir={tmp_path / 'cache'}", "step2.beta=1.2,1.6",
-               f"hydra.sweep.dir={sweep}"]
+    command = [
+        sys.executable,
+        "evaluate.py",
+        "-m",
+        f"dataset.root={davis_root}",
+        f"checkpoint={checkpoint}",
+        "dataset.sequences=[car-shadow]",
+        "logger=none",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        "step2.beta=1.2,1.6",
+        f"hydra.sweep.dir={sweep}",
+    ]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
     for job in ("0", "1"):
         assert (sweep / job / "Segmentations" / "480p" / "nims" / "car-shadow").is_dir()
         assert 0 <= json.loads((sweep / job / "summary.json").read_text())["J&F"] <= 1
     (sweep / "2").mkdir()  # a job that died before writing its summary
-    report = subprocess.run([sys.executable, "-m", "nims.report", str(sweep)], cwd=REPO,
-                            check=True, capture_output=True, text=True, timeout=120)
+    report = subprocess.run(
+        [sys.executable, "-m", "nims.report", str(sweep)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "J&F" in report.stdout
     lines = (sweep / "sweep.csv").read_text().splitlines()
     assert len(lines) == 4 and "step2.beta" in lines[0]
@@ -199,10 +259,19 @@ def test_submitit_local_launcher_runs_a_sweep(davis_root, tmp_path):
     # The SLURM launcher's local twin: same submitit machinery, jobs run as local processes.
     predictions = copy_annotations(davis_root, tmp_path / "results", sequences=["blackswan"])
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "evaluate.py", "-m", "hydra/launcher=submitit_local",
-               "hydra.launcher.timeout_min=10", f"dataset.root={davis_root}",
-               f"predictions={predictions}", "dataset.sequences=[blackswan]", "logger=none",
-               "step2.beta=1.2,1.6", f"hydra.sweep.dir={sweep}"]
+    command = [
+        sys.executable,
+        "evaluate.py",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        f"dataset.root={davis_root}",
+        f"predictions={predictions}",
+        "dataset.sequences=[blackswan]",
+        "logger=none",
+        "step2.beta=1.2,1.6",
+        f"hydra.sweep.dir={sweep}",
+    ]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
     for job in ("0", "1"):
         assert json.loads((sweep / job / "summary.json").read_text())["J&F"] == 1.0
@@ -216,28 +285,39 @@ def test_slurm_launcher_config_composes():
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("evaluate", ["hydra/launcher=slurm", "hydra.launcher.partition=cpu"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "evaluate",
+            ["hydra/launcher=slurm", "hydra.launcher.partition=cpu"],
+            return_hydra_config=True,
+        )
     GlobalHydra.instance().clear()
     assert cfg.hydra.launcher.partition == "cpu" and cfg.hydra.launcher.cpus_per_task == 4
     assert "SlurmLauncher" in cfg.hydra.launcher._target_
-
 
 
 def test_resume_a_run_folder_with_a_subset_keeps_the_rest(tmp_path, compose_config, capsys):
     from tests.conftest import tiny_davis
 
     root = tiny_davis(tmp_path / "DAVIS", sequences=("one", "two"))
-    common = [f"dataset.root={root}", "logger=none", "progress=false",
-              f"dataset.cache_dir={tmp_path / 'cache'}"]
+    common = [
+        f"dataset.root={root}",
+        "logger=none",
+        "progress=false",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+    ]
     first = tmp_path / "first"
-    evaluate.run(compose_config("evaluate", common + ["dataset.sequences=[one,two]"],
-                                output_dir=first))
+    evaluate.run(
+        compose_config("evaluate", common + ["dataset.sequences=[one,two]"], output_dir=first)
+    )
     before = (first / "per_sequence.csv").read_text()
     capsys.readouterr()
-    evaluate.run(compose_config("evaluate", common + ["dataset.sequences=[one]",
-                                                      f"resume={first}"],
-                                output_dir=tmp_path / "second"))
+    evaluate.run(
+        compose_config(
+            "evaluate",
+            common + ["dataset.sequences=[one]", f"resume={first}"],
+            output_dir=tmp_path / "second",
+        )
+    )
     printed = capsys.readouterr().out
     assert f"run folder: {first}" in printed and "| Sequence | J-Mean | J-Recall" in printed
     assert "| two |" in printed
@@ -251,8 +331,12 @@ def test_progress_bars_cover_flows_and_frames_unless_silenced(tmp_path, compose_
     from tests.conftest import tiny_davis
 
     root = tiny_davis(tmp_path / "DAVIS", sequences=("square",))
-    common = [f"dataset.root={root}", "logger=none", f"dataset.cache_dir={tmp_path / 'cache'}",
-              "dataset.sequences=[square]"]
+    common = [
+        f"dataset.root={root}",
+        "logger=none",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        "dataset.sequences=[square]",
+    ]
     evaluate.run(compose_config("evaluate", common + ["progress=true"]))
     bars = capsys.readouterr().err
     assert "sequences" in bars and "square flow" in bars and "square:" in bars
@@ -263,7 +347,9 @@ def test_progress_bars_cover_flows_and_frames_unless_silenced(tmp_path, compose_
 def test_a_sweep_without_scores_draws_no_empty_plot(tmp_path, recwarn):
     from nims.report import plot_sweep
 
-    rows = [{"job": 0, "status": "done", "dataset.step": "1", "frames": 10},
-            {"job": 1, "status": "done", "dataset.step": "2", "frames": 5}]
+    rows = [
+        {"job": 0, "status": "done", "dataset.step": "1", "frames": 10},
+        {"job": 1, "status": "done", "dataset.step": "2", "frames": 5},
+    ]
     assert plot_sweep(rows, tmp_path / "sweep.png") is None
     assert not (tmp_path / "sweep.png").exists() and not recwarn.list

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 
 from nims.data.synthetic import affine_field, random_scene
-from nims.flow import (check_flow, flow_to_color, load_precomputed_flow, read_flow, resize_flow,
-                       write_flow)
+from nims.flow import (
+    check_flow,
+    flow_to_color,
+    load_precomputed_flow,
+    read_flow,
+    resize_flow,
+    write_flow,
+)
 from nims.flow_backends import FLOW_BACKENDS, make_flow_estimator
 from tests.conftest import shared_path
 
@@ -84,9 +90,9 @@ def test_resize_constant_flow_scales_each_component():
 
 def test_colour_wheel_reference_colours():
     flow = np.zeros((1, 5, 2), dtype=np.float32)
-    flow[0, 1] = [1, 0]    # right
-    flow[0, 2] = [-1, 0]   # left
-    flow[0, 3] = [0, 1]    # down
+    flow[0, 1] = [1, 0]  # right
+    flow[0, 2] = [-1, 0]  # left
+    flow[0, 3] = [0, 1]  # down
     flow[0, 4] = [0.5, 0]  # half speed right
     colour = flow_to_color(flow)
     assert colour[0, 0].tolist() == [255, 255, 255]  # no motion: white
@@ -96,20 +102,31 @@ def test_colour_wheel_reference_colours():
     assert colour[0, 2].tolist() == [0, 209, 255]
     assert colour[0, 3].tolist() == [255, 229, 0]
     # Half the magnitude: halfway between white and the saturated colour.
-    np.testing.assert_allclose(colour[0, 4].astype(float),
-                               255 - 0.5 * (255 - colour[0, 1].astype(float)), atol=1)
+    np.testing.assert_allclose(
+        colour[0, 4].astype(float), 255 - 0.5 * (255 - colour[0, 1].astype(float)), atol=1
+    )
     assert flow_to_color(np.zeros((2, 2, 2))).min() == 255
 
 
 def test_registry_lists_backends_and_rejects_unknown():
     assert {"dis", "farneback", "tvl1", "deepflow", "rlof", "pcaflow", "raft"} <= set(
-        FLOW_BACKENDS.names())
+        FLOW_BACKENDS.names()
+    )
     with pytest.raises(KeyError, match="unknown flow backend 'nope'.*dis"):
         make_flow_estimator({"name": "nope"})
 
 
-@pytest.mark.parametrize("name, max_error", [("dis", 0.35), ("farneback", 0.6), ("tvl1", 0.6),
-                                             ("deepflow", 0.6), ("rlof", 0.6), ("pcaflow", 0.8)])
+@pytest.mark.parametrize(
+    "name, max_error",
+    [
+        ("dis", 0.35),
+        ("farneback", 0.6),
+        ("tvl1", 0.6),
+        ("deepflow", 0.6),
+        ("rlof", 0.6),
+        ("pcaflow", 0.8),
+    ],
+)
 def test_backend_recovers_known_flow(name, max_error):
     scene = random_scene((120, 200), n_objects=1, seed=3)
     flow = make_flow_estimator({"name": name})(scene.frame0, scene.frame1)
@@ -128,12 +145,21 @@ def test_full_resolution_dis_tracks_small_objects_better():
     video = render_video(cameras, pairs, min_visible=15)
     exact = video["flows"].astype(np.float32)
     errors = {}
-    for name, options in (("medium", {}), ("fine", {"finest_scale": 0, "patch_size": 6,
-                                                      "patch_stride": 2})):
+    for name, options in (
+        ("medium", {}),
+        ("fine", {"finest_scale": 0, "patch_size": 6, "patch_stride": 2}),
+    ):
         estimate = make_flow_estimator({"name": "dis", **options})
-        errors[name] = np.mean([end_point_error(estimate(video["frames"][t],
-                                                         video["frames"][t + 1]),
-                                                exact[t], video["others"][t]) for t in range(2)])
+        errors[name] = np.mean(
+            [
+                end_point_error(
+                    estimate(video["frames"][t], video["frames"][t + 1]),
+                    exact[t],
+                    video["others"][t],
+                )
+                for t in range(2)
+            ]
+        )
     assert errors["fine"] < 0.8 * errors["medium"]
 
 

@@ -21,16 +21,28 @@ def browser() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip(f"no headless browser on this machine (looked for {', '.join(BROWSERS)}): "
-                "apt-get install chromium to run this test; .ci/run installs it")
+    pytest.skip(
+        f"no headless browser on this machine (looked for {', '.join(BROWSERS)}): "
+        "apt-get install chromium to run this test; .ci/run installs it"
+    )
 
 
 def rendered_body(path, fragment=""):
     """The ``<body>`` tag of the page after its scripts ran, as the browser serialises it."""
     result = subprocess.run(
-        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-         "--dump-dom", f"file://{path}{fragment}"],
-        capture_output=True, text=True, timeout=120)
+        [
+            browser(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            f"file://{path}{fragment}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     match = re.search(r"<body[^>]*>", result.stdout)
     assert match, f"the browser rendered no page: {result.stderr[-2000:]}"
     return match.group(0)
@@ -59,10 +71,17 @@ def report(tmp_path_factory):
         cv2.imwrite(str(path), np.roll(mask, 20, axis=1))
     GlobalHydra.instance().clear()
     initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR))
-    cfg = compose("evaluate", [f"dataset.root={root}", "dataset.sequences=[zeta,alpha]",
-                               "logger=none", "progress=false",
-                               f"dataset.cache_dir={tmp_path / 'cache'}"],
-                  return_hydra_config=True)
+    cfg = compose(
+        "evaluate",
+        [
+            f"dataset.root={root}",
+            "dataset.sequences=[zeta,alpha]",
+            "logger=none",
+            "progress=false",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+        ],
+        return_hydra_config=True,
+    )
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(tmp_path / "run")
     HydraConfig.instance().set_config(cfg)
@@ -74,8 +93,8 @@ def report(tmp_path_factory):
 def test_the_report_is_one_self_contained_file(report):
     text = report.read_text()
     assert text.count("data:image/png;base64,") == 2 * 4  # 4 strips per sequence
-    assert "frame 1: J " in text and "<h3 id=\"alpha\">" in text
-    assert "src=\"http" not in text and "href=\"http" not in text
+    assert "frame 1: J " in text and '<h3 id="alpha">' in text
+    assert 'src="http' not in text and 'href="http' not in text
 
 
 def test_a_headless_browser_renders_the_tables_and_images(report):

@@ -17,10 +17,15 @@ def perturbations(mask, rng):
     kernel = np.ones((7, 7), np.uint8)
     as_uint8 = mask.astype(np.uint8)
     noisy = mask ^ (rng.random(mask.shape) < 0.01)
-    return {"exact": mask, "dilated": cv2.dilate(as_uint8, kernel).astype(bool),
-            "eroded": cv2.erode(as_uint8, kernel).astype(bool),
-            "shifted": np.roll(mask, (12, -20), axis=(0, 1)), "noisy": noisy,
-            "empty": np.zeros_like(mask), "full": np.ones_like(mask)}
+    return {
+        "exact": mask,
+        "dilated": cv2.dilate(as_uint8, kernel).astype(bool),
+        "eroded": cv2.erode(as_uint8, kernel).astype(bool),
+        "shifted": np.roll(mask, (12, -20), axis=(0, 1)),
+        "noisy": noisy,
+        "empty": np.zeros_like(mask),
+        "full": np.ones_like(mask),
+    }
 
 
 @pytest.mark.parametrize("sequence", ["blackswan", "car-shadow", "libby", "parkour"])
@@ -31,9 +36,11 @@ def test_frame_measures_equal_the_toolkit_on_real_masks(davis_root, sequence):
         annotation = davis.read_mask(paths[index])
         for name, prediction in perturbations(annotation, rng).items():
             assert metrics.jaccard(prediction, annotation) == pytest.approx(
-                reference.davis_toolkit_jaccard(annotation, prediction), abs=1e-6), name
+                reference.davis_toolkit_jaccard(annotation, prediction), abs=1e-6
+            ), name
             assert metrics.f_measure(prediction, annotation) == pytest.approx(
-                reference.davis_toolkit_f_measure(prediction, annotation), abs=1e-6), name
+                reference.davis_toolkit_f_measure(prediction, annotation), abs=1e-6
+            ), name
 
 
 def test_sequence_statistics_equal_the_toolkit_on_real_masks(davis_root):
@@ -45,8 +52,7 @@ def test_sequence_statistics_equal_the_toolkit_on_real_masks(davis_root):
     expected = toolkit_sequence(predictions, annotations)
     for measure in ("J", "F"):
         for statistic in ("mean", "recall", "decay"):
-            assert ours[measure][statistic] == pytest.approx(expected[measure][statistic],
-                                                             abs=1e-6)
+            assert ours[measure][statistic] == pytest.approx(expected[measure][statistic], abs=1e-6)
 
 
 @pytest.mark.parametrize("length", [3, 4, 5, 6, 7, 9, 12, 40, 41, 50, 100, 104])
@@ -86,7 +92,8 @@ def test_empty_mask_cases():
     assert metrics.jaccard(blob, empty) == 0.0 and metrics.f_measure(blob, empty) == 0.0
     for prediction, annotation in [(empty, empty), (empty, blob), (blob, empty)]:
         assert metrics.f_measure(prediction, annotation) == reference.davis_toolkit_f_measure(
-            prediction, annotation)
+            prediction, annotation
+        )
 
 
 def test_boundary_map_and_tolerance():
@@ -103,8 +110,8 @@ def test_boundary_map_and_tolerance():
 def test_boundary_within_tolerance_counts_as_matched():
     annotation = np.zeros((480, 854), dtype=bool)
     annotation[100:300, 200:500] = True
-    near = np.roll(annotation, 8, axis=1)   # boundary 8 px away: within tolerance
-    far = np.roll(annotation, 9, axis=1)    # 9 px: the vertical edges no longer match
+    near = np.roll(annotation, 8, axis=1)  # boundary 8 px away: within tolerance
+    far = np.roll(annotation, 9, axis=1)  # 9 px: the vertical edges no longer match
     assert metrics.f_measure(near, annotation) == 1.0
     assert metrics.f_measure(far, annotation) < 1.0
 
@@ -117,10 +124,16 @@ def test_mismatched_shapes_are_rejected():
 
 
 def test_dataset_summary_is_the_mean_over_sequences():
-    per_sequence = {"a": {"J": {"mean": 0.5, "recall": 1.0, "decay": 0.1},
-                          "F": {"mean": 0.7, "recall": 0.5, "decay": 0.0}},
-                    "b": {"J": {"mean": 0.7, "recall": 0.0, "decay": -0.1},
-                          "F": {"mean": 0.9, "recall": 1.0, "decay": 0.2}}}
+    per_sequence = {
+        "a": {
+            "J": {"mean": 0.5, "recall": 1.0, "decay": 0.1},
+            "F": {"mean": 0.7, "recall": 0.5, "decay": 0.0},
+        },
+        "b": {
+            "J": {"mean": 0.7, "recall": 0.0, "decay": -0.1},
+            "F": {"mean": 0.9, "recall": 1.0, "decay": 0.2},
+        },
+    }
     summary = metrics.dataset_summary(per_sequence)
     assert summary["J_mean"] == pytest.approx(0.6) and summary["F_mean"] == pytest.approx(0.8)
     assert summary["J&F"] == pytest.approx(0.7) and summary["F_decay"] == pytest.approx(0.1)

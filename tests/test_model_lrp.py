@@ -81,6 +81,7 @@ def test_instance_norm_makes_the_classifier_magnitude_invariant():
 
 # Literal, per-output re-implementations of each rule.
 
+
 def literal_zplus_linear(x, weight, relevance):
     out = torch.zeros_like(x)
     for sample in range(x.shape[0]):
@@ -121,18 +122,24 @@ def tiny_block(seed=0, c_in=2, c_out=3, size=3):
 def test_zplus_linear_matches_the_literal_rule():
     torch.manual_seed(0)
     x, weight, relevance = torch.rand(2, 7), torch.randn(7), torch.randn(2)
-    torch.testing.assert_close(rules.ZPlus().linear(x, weight, relevance),
-                               literal_zplus_linear(x, weight, relevance), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        rules.ZPlus().linear(x, weight, relevance),
+        literal_zplus_linear(x, weight, relevance),
+        atol=1e-5,
+        rtol=1e-4,
+    )
 
 
 def test_zplus_conv_matches_the_literal_rule():
     block = tiny_block()
     torch.manual_seed(1)
     x, relevance = torch.rand(1, 2, 5, 6), torch.rand(1, 3, 5, 6)
-    expected = literal_conv_rule(x[0], block.weight, relevance[0],
-                                 lambda i, y, xx, w: float(x[0, i, y, xx]) * max(w, 0.0))
-    torch.testing.assert_close(rules.ZPlus().conv(block, x, relevance)[0], expected, atol=1e-5,
-                               rtol=1e-4)
+    expected = literal_conv_rule(
+        x[0], block.weight, relevance[0], lambda i, y, xx, w: float(x[0, i, y, xx]) * max(w, 0.0)
+    )
+    torch.testing.assert_close(
+        rules.ZPlus().conv(block, x, relevance)[0], expected, atol=1e-5, rtol=1e-4
+    )
 
 
 def test_zbeta_conv_matches_the_literal_rule():
@@ -144,12 +151,16 @@ def test_zbeta_conv_matches_the_literal_rule():
     relevance = torch.rand(1, 3, 5, 6)
 
     def contribution(i, y, xx, w):
-        return (float(x[0, i, y, xx]) * w - float(low[0, i]) * max(w, 0.0)
-                - float(high[0, i]) * min(w, 0.0))
+        return (
+            float(x[0, i, y, xx]) * w
+            - float(low[0, i]) * max(w, 0.0)
+            - float(high[0, i]) * min(w, 0.0)
+        )
 
     expected = literal_conv_rule(x[0], block.weight, relevance[0], contribution)
-    torch.testing.assert_close(rules.ZBeta().conv(block, x, relevance, low, high)[0], expected,
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        rules.ZBeta().conv(block, x, relevance, low, high)[0], expected, atol=1e-5, rtol=1e-4
+    )
 
 
 def test_maxpool_gives_all_relevance_to_the_winner():
@@ -176,8 +187,9 @@ def test_unit_start_is_the_logit_map_divided_by_the_logit(norm):
     from_logit = propagation.lrp(model, flow, {"start": "logit"})
     unit = propagation.lrp(model, flow, {"start": "unit"})
     torch.testing.assert_close(unit.logits, from_logit.logits)
-    torch.testing.assert_close(unit.per_channel.sum(dim=(1, 2, 3)), torch.ones(4), rtol=1e-4,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        unit.per_channel.sum(dim=(1, 2, 3)), torch.ones(4), rtol=1e-4, atol=1e-6
+    )
     expected = from_logit.per_channel / from_logit.logits[:, None, None, None]
     torch.testing.assert_close(unit.per_channel, expected, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="lrp_rules.start"):
@@ -200,8 +212,9 @@ def relevance_with_norm_passed_through(model, flow):
         low = flow.amin(dim=(2, 3), keepdim=True)
         high = flow.amax(dim=(2, 3), keepdim=True)
         for index in reversed(range(3)):
-            block = FoldedBlock(model.convs[index].weight, model.convs[index].bias,
-                                model.convs[index].padding[0])
+            block = FoldedBlock(
+                model.convs[index].weight, model.convs[index].bias, model.convs[index].padding[0]
+            )
             relevance = propagation.maxpool_winner_takes_all(pre_pools[index], relevance)
             if index == 0:
                 relevance = rules.ZBeta().conv(block, activations[0], relevance, low, high)
@@ -216,25 +229,33 @@ def test_folded_lrp_equals_lrp_through_the_normalisation_for_positive_scales(nor
     # positive factor per output channel, which cancels in every rule's ratio.
     model = random_model(norm, seed=6, negative_scales=False)
     flow = random_flow(batch=2, seed=7)
-    torch.testing.assert_close(propagation.lrp(model, flow).per_channel,
-                               relevance_with_norm_passed_through(model, flow),
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        propagation.lrp(model, flow).per_channel,
+        relevance_with_norm_passed_through(model, flow),
+        atol=1e-5,
+        rtol=1e-4,
+    )
 
 
 def test_negative_scales_make_the_two_readings_differ():
     model = random_model("batch", seed=6, negative_scales=True)
     flow = random_flow(batch=2, seed=7)
-    assert not torch.allclose(propagation.lrp(model, flow).per_channel,
-                              relevance_with_norm_passed_through(model, flow), atol=1e-3)
+    assert not torch.allclose(
+        propagation.lrp(model, flow).per_channel,
+        relevance_with_norm_passed_through(model, flow),
+        atol=1e-3,
+    )
 
 
 def test_fixed_and_dataset_bounds():
     model = random_model()
     flow = random_flow(batch=2)
-    fixed = propagation.lrp(model, flow, rules={"bounds": "fixed", "low": [-30, -30],
-                                                "high": [30, 30]})
-    torch.testing.assert_close(fixed.per_channel.sum(dim=(1, 2, 3)), fixed.logits, rtol=1e-4,
-                               atol=1e-6)
+    fixed = propagation.lrp(
+        model, flow, rules={"bounds": "fixed", "low": [-30, -30], "high": [30, 30]}
+    )
+    torch.testing.assert_close(
+        fixed.per_channel.sum(dim=(1, 2, 3)), fixed.logits, rtol=1e-4, atol=1e-6
+    )
     with pytest.raises(ValueError, match="lrp_rules.low"):
         propagation.lrp(model, flow, rules={"bounds": "fixed"})
     with pytest.raises(ValueError, match="bounds=dataset"):
@@ -267,8 +288,9 @@ def test_the_config_picks_the_rules():
     model = random_model()
     flow = random_flow(batch=2)
     paper = propagation.lrp(model, flow)
-    epsilon = propagation.lrp(model, flow, rules={"first_layer": "epsilon",
-                                                  "other_layers": "epsilon"})
+    epsilon = propagation.lrp(
+        model, flow, rules={"first_layer": "epsilon", "other_layers": "epsilon"}
+    )
     assert torch.isfinite(epsilon.per_channel).all()
     assert not torch.allclose(paper.per_channel, epsilon.per_channel, atol=1e-4)
 
@@ -283,8 +305,9 @@ def test_gradient_attributions(name):
         # Completeness: attributions sum to f(x) - f(baseline) (midpoint rule, 32 steps).
         with torch.no_grad():
             difference = model(flow) - model(torch.zeros_like(flow))
-        torch.testing.assert_close(result.per_channel.sum(dim=(1, 2, 3)), difference,
-                                   rtol=0.05, atol=0.05)
+        torch.testing.assert_close(
+            result.per_channel.sum(dim=(1, 2, 3)), difference, rtol=0.05, atol=0.05
+        )
 
 
 def test_integrated_gradients_with_the_dominant_motion_baseline():
@@ -292,8 +315,9 @@ def test_integrated_gradients_with_the_dominant_motion_baseline():
     # A pure affine flow is its own dominant motion: nothing departs from it.
     rows, cols = torch.meshgrid(torch.arange(16.0), torch.arange(24.0), indexing="ij")
     flow = torch.stack([1 + 0.1 * cols, -2 + 0.05 * rows])[None]
-    result = attribution.attribute(model, flow, {"name": "integrated_gradients",
-                                         "baseline": "dominant_motion"})
+    result = attribution.attribute(
+        model, flow, {"name": "integrated_gradients", "baseline": "dominant_motion"}
+    )
     assert result.per_channel.abs().max() < 1e-3
     with pytest.raises(ValueError, match="baseline"):
         attribution.attribute(model, flow, {"name": "integrated_gradients", "baseline": "mean"})
@@ -307,9 +331,14 @@ def test_relevance_maps_at_the_flow_resolution():
     assert maps[0].shape == (48, 72) and maps[0].dtype == np.float32
 
 
-@pytest.mark.parametrize("shape, message", [((1, 3, 16, 24), r"\(B, 2, H, W\)"),
-                                            ((2, 16, 24), r"\(B, 2, H, W\)"),
-                                            ((1, 2, 32, 24), "resize")])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 3, 16, 24), r"\(B, 2, H, W\)"),
+        ((2, 16, 24), r"\(B, 2, H, W\)"),
+        ((1, 2, 32, 24), "resize"),
+    ],
+)
 def test_bad_model_inputs_are_named(shape, message):
     model = random_model()
     with pytest.raises(ValueError, match=message):
@@ -355,22 +384,24 @@ def test_max_head_folds_and_conserves_relevance(norm):
         model.fc.weight.mul_(3)
     flow = random_flow(batch=3, seed=14)
     with torch.no_grad():
-        torch.testing.assert_close(fold(model, flow).forward(flow), model(flow), atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(
+            fold(model, flow).forward(flow), model(flow), atol=1e-5, rtol=1e-5
+        )
     result = propagation.lrp(model, flow)
-    torch.testing.assert_close(result.per_channel.sum(dim=(1, 2, 3)), result.logits, rtol=1e-4,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        result.per_channel.sum(dim=(1, 2, 3)), result.logits, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_global_max_gives_each_channel_relevance_to_its_winner():
     features = torch.tensor([[[[1.0, 3.0], [2.0, 0.0]], [[5.0, 0.0], [0.0, 4.0]]]])
     relevance = torch.tensor([[0.6, -0.2]])
     expected = torch.tensor([[[[0.0, 0.6], [0.0, 0.0]], [[-0.2, 0.0], [0.0, 0.0]]]])
-    torch.testing.assert_close(propagation.global_max_winner_takes_all(features, relevance),
-                               expected)
+    torch.testing.assert_close(
+        propagation.global_max_winner_takes_all(features, relevance), expected
+    )
     with pytest.raises(ValueError, match="model.head"):
         MotionClassifier(head="mean")
-
 
 
 def test_shipped_checkpoints_load_as_plain_weights():

@@ -13,12 +13,31 @@ from nims.model import MotionClassifier, save_checkpoint
 from nims.pipeline import empty_result, oracle_mask, run_frames, sequence_results
 from nims.segmentation import Segmentation
 
-PIPELINE = OmegaConf.create({
-    "attribution": {"name": "lrp", "rules": {"first_layer": "zbeta", "other_layers": "zplus",
-                                             "bounds": "sample", "low": None, "high": None}},
-    "step2": {"name": "hierarchical", "beta": 1.6, "scale": "mad", "min_outliers": 50,
-              "max_layers": 32, "min_region": 50, "connectivity": 8},
-    "saliency": {"lam": 0.15, "mask_threshold": 0.0}, "batch_size": 4})
+PIPELINE = OmegaConf.create(
+    {
+        "attribution": {
+            "name": "lrp",
+            "rules": {
+                "first_layer": "zbeta",
+                "other_layers": "zplus",
+                "bounds": "sample",
+                "low": None,
+                "high": None,
+            },
+        },
+        "step2": {
+            "name": "hierarchical",
+            "beta": 1.6,
+            "scale": "mad",
+            "min_outliers": 50,
+            "max_layers": 32,
+            "min_region": 50,
+            "connectivity": 8,
+        },
+        "saliency": {"lam": 0.15, "mask_threshold": 0.0},
+        "batch_size": 4,
+    }
+)
 
 
 def classifier(norm="batch", seed=0, input_size=(32, 48)):
@@ -36,8 +55,10 @@ def checkpoint(tmp_path):
 def moving_square_flows(count=3):
     layers = np.ones((60, 90), dtype=np.int32)
     layers[20:40, 30:55] = 2
-    motions = [np.array([[0.5, 0.002, 0.0], [0.2, 0.0, 0.001]]),
-               np.array([[4.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])]
+    motions = [
+        np.array([[0.5, 0.002, 0.0], [0.2, 0.0, 0.001]]),
+        np.array([[4.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]),
+    ]
     flow = layered_flow(layers, motions)
     return [flow + np.float32(0.01 * k) for k in range(count)], layers == 2
 
@@ -89,10 +110,17 @@ def test_oracle_keeps_the_regions_mostly_inside_the_truth():
 
 
 def test_nims_on_real_davis_sequences(davis_root, tmp_path, compose_config, checkpoint):
-    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={checkpoint}",
-                                      "dataset.sequences=[car-shadow]", "logger=none",
-                                      f"dataset.cache_dir={tmp_path / 'cache'}",
-                                      "step2.scale=mad"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={davis_root}",
+            f"checkpoint={checkpoint}",
+            "dataset.sequences=[car-shadow]",
+            "logger=none",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            "step2.scale=mad",
+        ],
+    )
     score = evaluate.run(cfg)
     folder = tmp_path / "run1"
     summary = json.loads((folder / "summary.json").read_text())
@@ -105,22 +133,38 @@ def test_nims_on_real_davis_sequences(davis_root, tmp_path, compose_config, chec
     assert len(saliency) == 40
     assert json.loads((folder / "failures.json").read_text()) == {}
     # Scoring the written masks as a results folder gives the same numbers (same code path).
-    rescored = compose_config("evaluate", [f"dataset.root={davis_root}", "logger=none",
-                                           f"predictions={folder / 'Segmentations/480p/nims'}",
-                                           "dataset.sequences=[car-shadow]"])
+    rescored = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={davis_root}",
+            "logger=none",
+            f"predictions={folder / 'Segmentations/480p/nims'}",
+            "dataset.sequences=[car-shadow]",
+        ],
+    )
     assert evaluate.run(rescored) == pytest.approx(score, abs=1e-9)
     # resume=true in the same folder skips the written sequence and scores it again.
     stamps = [path.stat().st_mtime_ns for path in masks]
-    again = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={checkpoint}",
-                                        "dataset.sequences=[car-shadow]", "logger=none",
-                                        f"dataset.cache_dir={tmp_path / 'cache'}", "resume=true",
-                                        "step2.scale=mad"], output_dir=folder)
+    again = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={davis_root}",
+            f"checkpoint={checkpoint}",
+            "dataset.sequences=[car-shadow]",
+            "logger=none",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            "resume=true",
+            "step2.scale=mad",
+        ],
+        output_dir=folder,
+    )
     assert evaluate.run(again) == pytest.approx(score, abs=1e-9)
     assert [path.stat().st_mtime_ns for path in masks] == stamps
 
 
-def test_a_failing_sequence_does_not_lose_the_others(davis_root, tmp_path, compose_config,
-                                                     checkpoint):
+def test_a_failing_sequence_does_not_lose_the_others(
+    davis_root, tmp_path, compose_config, checkpoint
+):
     import shutil
 
     root = tmp_path / "DAVIS"
@@ -128,9 +172,16 @@ def test_a_failing_sequence_does_not_lose_the_others(davis_root, tmp_path, compo
         for sequence in ("car-shadow", "libby"):
             shutil.copytree(davis_root / kind / "480p" / sequence, root / kind / "480p" / sequence)
     (root / "Annotations" / "480p" / "libby" / "00010.png").unlink()  # count mismatch
-    cfg = compose_config("evaluate", [f"dataset.root={root}", f"checkpoint={checkpoint}",
-                                      "dataset.sequences=[car-shadow,libby]", "logger=none",
-                                      f"dataset.cache_dir={tmp_path / 'cache'}"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={root}",
+            f"checkpoint={checkpoint}",
+            "dataset.sequences=[car-shadow,libby]",
+            "logger=none",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+        ],
+    )
     with pytest.raises(RuntimeError, match="libby"):
         evaluate.run(cfg)
     folder = tmp_path / "run1"
@@ -143,12 +194,21 @@ def test_a_failing_sequence_does_not_lose_the_others(davis_root, tmp_path, compo
 def test_checkpoint_of_the_wrong_task_is_refused(davis_root, tmp_path, compose_config):
     path = tmp_path / "crowd.pt"
     save_checkpoint(path, classifier("instance"), "crowd", {})
-    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={path}",
-                                      "dataset.sequences=[car-shadow]", "logger=none"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={davis_root}",
+            f"checkpoint={path}",
+            "dataset.sequences=[car-shadow]",
+            "logger=none",
+        ],
+    )
     with pytest.raises(ValueError, match="task 'crowd', not 'independent'"):
         evaluate.run(cfg)
-    missing = compose_config("evaluate", [f"dataset.root={davis_root}", "logger=none",
-                                          f"checkpoint={tmp_path / 'none.pt'}"])
+    missing = compose_config(
+        "evaluate",
+        [f"dataset.root={davis_root}", "logger=none", f"checkpoint={tmp_path / 'none.pt'}"],
+    )
     with pytest.raises(FileNotFoundError, match="none.pt"):
         evaluate.run(missing)
 
@@ -157,10 +217,18 @@ def test_nims_on_a_real_video(tmp_path, compose_config, checkpoint):
     from tests.conftest import shared_path
 
     video = shared_path("videos", "vtest.avi")
-    cfg = compose_config("evaluate", ["dataset=video", f"dataset.input={video}",
-                                      "dataset.max_frames=6", "dataset.step=2", "logger=none",
-                                      f"checkpoint={checkpoint}",
-                                      f"dataset.cache_dir={tmp_path / 'cache'}"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            "dataset=video",
+            f"dataset.input={video}",
+            "dataset.max_frames=6",
+            "dataset.step=2",
+            "logger=none",
+            f"checkpoint={checkpoint}",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+        ],
+    )
     evaluate.run(cfg)
     folder = tmp_path / "run1"
     assert len(list((folder / "masks").glob("*.png"))) == 6
@@ -173,23 +241,38 @@ def test_nims_on_a_real_video(tmp_path, compose_config, checkpoint):
 
 
 def test_figures_for_chosen_davis_frames(davis_root, tmp_path, compose_config, checkpoint):
-    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", f"checkpoint={checkpoint}",
-                                      "dataset.sequences=[car-shadow]", "logger=none",
-                                      f"dataset.cache_dir={tmp_path / 'cache'}",
-                                      "figures=[[car-shadow,5]]"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={davis_root}",
+            f"checkpoint={checkpoint}",
+            "dataset.sequences=[car-shadow]",
+            "logger=none",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            "figures=[[car-shadow,5]]",
+        ],
+    )
     evaluate.run(cfg)
     assert (tmp_path / "run1" / "figures" / "car-shadow_00005.png").stat().st_size > 0
 
 
 def test_dominant_motion_baseline_on_a_real_sequence(davis_root, tmp_path, compose_config):
-    cfg = compose_config("evaluate", [f"dataset.root={davis_root}", "method=dominant_motion",
-                                      "dataset.sequences=[car-shadow]", "logger=none",
-                                      f"dataset.cache_dir={tmp_path / 'cache'}",
-                                      f"checkpoint={tmp_path / 'not-needed.pt'}"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={davis_root}",
+            "method=dominant_motion",
+            "dataset.sequences=[car-shadow]",
+            "logger=none",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            f"checkpoint={tmp_path / 'not-needed.pt'}",
+        ],
+    )
     score = evaluate.run(cfg)
     folder = tmp_path / "run1"
-    masks = list((folder / "Segmentations" / "480p" / "dominant_motion" / "car-shadow").glob(
-        "*.png"))
+    masks = list(
+        (folder / "Segmentations" / "480p" / "dominant_motion" / "car-shadow").glob("*.png")
+    )
     assert len(masks) == 40 and 0 < score <= 1
     assert "oracle_J_mean" not in json.loads((folder / "summary.json").read_text())
 
@@ -220,27 +303,51 @@ def test_relevance_flow_correlation():
 def test_nims_on_the_test_videos_of_a_synthetic_set(tmp_path, compose_config, task, norm):
     path = tmp_path / f"{task}.pt"
     save_checkpoint(path, classifier(norm), task, {})
-    cfg = compose_config("evaluate", [f"task={task}", f"dataset={task}_synth", "logger=none",
-                                      "dataset.videos=4", "dataset.frames=3",
-                                      "dataset.size=[64,112]", "dataset.flow_source=analytic",
-                                      f"dataset.cache_dir={tmp_path / 'cache'}",
-                                      f"checkpoint={path}"])
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"task={task}",
+            f"dataset={task}_synth",
+            "logger=none",
+            "dataset.videos=4",
+            "dataset.frames=3",
+            "dataset.size=[64,112]",
+            "dataset.flow_source=analytic",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            f"checkpoint={path}",
+        ],
+    )
     evaluate.run(cfg)
     summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["test_frames"] == 3
-    for key in ("frame_accuracy", "J_mean_detected_salient", "J_mean_all_salient",
-                "oracle_J_mean_all_salient", "relevance_flow_correlation"):
+    for key in (
+        "frame_accuracy",
+        "J_mean_detected_salient",
+        "J_mean_all_salient",
+        "oracle_J_mean_all_salient",
+        "relevance_flow_correlation",
+    ):
         assert key in summary
 
 
 @pytest.mark.parametrize("method", ["nims", "dominant_motion"])
-def test_parallax_set_reports_wrongly_salient_parallax(tmp_path, compose_config, checkpoint,
-                                                       method):
-    cfg = compose_config("evaluate", ["dataset=parallax_synth", f"method={method}",
-                                      "dataset.videos=3", "dataset.frames=2",
-                                      "dataset.size=[64,112]", "dataset.flow_source=analytic",
-                                      f"dataset.cache_dir={tmp_path / 'cache'}", "logger=none",
-                                      f"checkpoint={checkpoint}"])
+def test_parallax_set_reports_wrongly_salient_parallax(
+    tmp_path, compose_config, checkpoint, method
+):
+    cfg = compose_config(
+        "evaluate",
+        [
+            "dataset=parallax_synth",
+            f"method={method}",
+            "dataset.videos=3",
+            "dataset.frames=2",
+            "dataset.size=[64,112]",
+            "dataset.flow_source=analytic",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            "logger=none",
+            f"checkpoint={checkpoint}",
+        ],
+    )
     evaluate.run(cfg)
     summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["test_frames"] == 6  # every video of the test set

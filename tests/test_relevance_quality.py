@@ -8,14 +8,14 @@ from nims.relevance_quality import mean_quality, relevance_quality
 
 def test_known_answers():
     truth = np.zeros((4, 5), dtype=bool)
-    truth[1:3, 1:3] = True                       # 4 of 20 pixels
+    truth[1:3, 1:3] = True  # 4 of 20 pixels
     relevance = np.zeros((4, 5))
-    relevance[1, 1] = 3.0                        # maximum, inside
-    relevance[0, 4] = 1.0                        # outside
-    relevance[3, 0] = -5.0                       # negative: not counted
+    relevance[1, 1] = 3.0  # maximum, inside
+    relevance[0, 4] = 1.0  # outside
+    relevance[3, 0] = -5.0  # negative: not counted
     quality = relevance_quality(relevance, truth)
     assert quality == {"pointing": 1.0, "share_inside": 0.75, "object_share": 0.2}
-    relevance[0, 4] = 4.0                        # the maximum moves outside
+    relevance[0, 4] = 4.0  # the maximum moves outside
     quality = relevance_quality(relevance, truth)
     assert quality["pointing"] == 0.0 and quality["share_inside"] == pytest.approx(3 / 7)
 
@@ -32,9 +32,12 @@ def test_undefined_cases_are_nan():
 
 
 def test_mean_quality_leaves_out_nan():
-    rows = [{"pointing": 1.0, "share_inside": 0.5, "object_share": 0.1},
-            {"pointing": float("nan"), "share_inside": 0.3, "object_share": 0.3}]
+    rows = [
+        {"pointing": 1.0, "share_inside": 0.5, "object_share": 0.1},
+        {"pointing": float("nan"), "share_inside": 0.3, "object_share": 0.3},
+    ]
     summary = mean_quality(rows)
-    assert summary == pytest.approx({"relevance_pointing": 1.0, "relevance_share_inside": 0.4,
-                                     "relevance_object_share": 0.2})
+    assert summary == pytest.approx(
+        {"relevance_pointing": 1.0, "relevance_share_inside": 0.4, "relevance_object_share": 0.2}
+    )
     assert np.isnan(mean_quality([])["relevance_pointing"])

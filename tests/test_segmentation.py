@@ -7,8 +7,7 @@ from nims.data.synthetic import layered_flow
 from nims.flow import read_flow
 from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
-from nims.segmentation import (STEP2_METHODS, connected_regions, segment,
-                               select_salient_regions)
+from nims.segmentation import STEP2_METHODS, connected_regions, segment, select_salient_regions
 from nims.step2_hierarchical import hierarchical_step, motion_layers
 from nims.step2_light import light_step, relevant_flow_modes
 from tests.conftest import shared_path
@@ -67,10 +66,15 @@ def test_std_scale_at_paper_beta_swallows_the_swan_on_real_flow(frame):
     # all residuals as scale (the paper as written) and beta = 1.6 the first layer takes most
     # of the swan; beta = 1.2 or the MAD scale keep it out.
     flow = read_flow(shared_path("flows", "blackswan-raft", f"{frame:05d}.flo"))
-    truth = read_mask(shared_path("davis2016-mini", "DAVIS", "Annotations", "480p", "blackswan",
-                                  f"{frame:05d}.png"))
-    swallowed = {(scale, beta): (motion_layers(flow, beta, scale)[truth] == 1).mean()
-                 for scale, beta in [("std", 1.6), ("std", 1.2), ("mad", 1.6)]}
+    truth = read_mask(
+        shared_path(
+            "davis2016-mini", "DAVIS", "Annotations", "480p", "blackswan", f"{frame:05d}.png"
+        )
+    )
+    swallowed = {
+        (scale, beta): (motion_layers(flow, beta, scale)[truth] == 1).mean()
+        for scale, beta in [("std", 1.6), ("std", 1.2), ("mad", 1.6)]
+    }
     assert swallowed["std", 1.6] > 0.8
     assert swallowed["std", 1.2] < 0.5
     assert swallowed["mad", 1.6] < 0.01
@@ -101,7 +105,7 @@ def test_connected_regions_split_layers_and_drop_small_ones():
     labels[:, :6] = 1
     labels[:, 6:] = 2
     labels[0:3, 0:3] = 2  # a second piece of layer 2, 9 pixels
-    labels[9, 11] = 1     # a 1-pixel piece of layer 1
+    labels[9, 11] = 1  # a 1-pixel piece of layer 1
     regions = connected_regions(labels, min_region=5)
     assert regions.max() == 3
     assert regions[9, 11] == 0
@@ -119,9 +123,9 @@ def test_diagonal_neighbours_join_only_with_8_connectivity():
 
 def test_selection_keeps_regions_more_relevant_than_the_largest():
     regions = np.zeros((4, 10), dtype=np.int32)
-    regions[:, :6] = 1   # largest, mean relevance 0.2
+    regions[:, :6] = 1  # largest, mean relevance 0.2
     regions[:, 6:8] = 2  # 0.5: kept
-    regions[:, 8:] = 3   # 0.1: dropped
+    regions[:, 8:] = 3  # 0.1: dropped
     relevance = np.select([regions == 1, regions == 2, regions == 3], [0.2, 0.5, 0.1])
     scores, labels, mask = select_salient_regions(regions, relevance)
     np.testing.assert_allclose(scores[1:], [0.2, 0.5, 0.1])
@@ -132,11 +136,11 @@ def test_selection_keeps_regions_more_relevant_than_the_largest():
 def test_relevance_mass_drops_specks_the_paper_rule_keeps():
     # A 100-pixel object holds most of the relevance; a 2-pixel speck under the relevance
     # peak has the highest mean. The paper's rule keeps both, relevance_mass only the object.
-    regions = np.ones((20, 20), dtype=np.int32)   # background: 298 pixels, relevance 0
-    regions[5:15, 5:15] = 2                       # object: 0.5 per pixel, 50 in all (~83%)
-    regions[0, 0:2] = 3                           # speck: 5 per pixel, 10 in all (~17%)
+    regions = np.ones((20, 20), dtype=np.int32)  # background: 298 pixels, relevance 0
+    regions[5:15, 5:15] = 2  # object: 0.5 per pixel, 50 in all (~83%)
+    regions[0, 0:2] = 3  # speck: 5 per pixel, 10 in all (~17%)
     relevance = np.select([regions == 2, regions == 3], [0.5, 5.0], default=0.0)
-    relevance[19, 19] = -3.0                      # negative relevance counts for nothing
+    relevance[19, 19] = -3.0  # negative relevance counts for nothing
     _, paper, _ = select_salient_regions(regions, relevance, "paper")
     assert paper.tolist() == [2, 3]
     _, mass, mask = select_salient_regions(regions, relevance, "relevance_mass", min_share=0.2)
@@ -146,9 +150,14 @@ def test_relevance_mass_drops_specks_the_paper_rule_keeps():
     assert select_salient_regions(regions, relevance, min_share=0.0)[1].tolist() == [2, 3]
 
 
-@pytest.mark.parametrize("rule, share, key", [("other", 0.1, "step2.selection"),
-                                              ("relevance_mass", 1.0, "step2.min_share"),
-                                              ("relevance_mass", -0.1, "step2.min_share")])
+@pytest.mark.parametrize(
+    "rule, share, key",
+    [
+        ("other", 0.1, "step2.selection"),
+        ("relevance_mass", 1.0, "step2.min_share"),
+        ("relevance_mass", -0.1, "step2.min_share"),
+    ],
+)
 def test_bad_selection_settings_are_named(rule, share, key):
     with pytest.raises(ValueError, match=key):
         select_salient_regions(np.ones((3, 3), dtype=np.int32), np.ones((3, 3)), rule, share)
@@ -162,8 +171,7 @@ def test_constant_relevance_selects_nothing(relevance_value):
 
 
 def test_no_region_selects_nothing():
-    scores, labels, mask = select_salient_regions(np.zeros((3, 3), dtype=np.int32),
-                                                  np.ones((3, 3)))
+    scores, labels, mask = select_salient_regions(np.zeros((3, 3), dtype=np.int32), np.ones((3, 3)))
     assert labels.size == 0 and not mask.any()
 
 
@@ -206,8 +214,10 @@ def test_light_step_modes_find_opposite_motions():
     layers = np.ones(SHAPE, dtype=np.int32)
     layers[20:80, 20:120] = 2
     layers[150:210, 180:280] = 3
-    flow = layered_flow(layers, [np.zeros((2, 3)), np.array([[4.0, 0, 0], [0, 0, 0]]),
-                                 np.array([[-4.0, 0, 0], [0, 0, 0]])])
+    flow = layered_flow(
+        layers,
+        [np.zeros((2, 3)), np.array([[4.0, 0, 0], [0, 0, 0]]), np.array([[-4.0, 0, 0], [0, 0, 0]])],
+    )
     relevance = np.where(layers > 1, 1.0, 0.0)
     # One mean of two opposite motions is zero: nothing is found.
     assert not light_step(flow, relevance, modes=1).salient_mask.any()
@@ -224,15 +234,18 @@ def test_all_zero_relevance_gives_an_empty_selection():
     assert not hierarchical_step(flow, zero).salient_mask.any()
 
 
-@pytest.mark.parametrize("method, options, key", [
-    ("hierarchical", {"beta": 0}, "step2.beta"),
-    ("hierarchical", {"beta": -1.0}, "step2.beta"),
-    ("hierarchical", {"min_outliers": -1}, "step2.min_outliers"),
-    ("hierarchical", {"scale": "iqr"}, "step2.scale"),
-    ("light", {"alpha1": 4, "alpha2": 4}, "step2.alpha1"),
-    ("light", {"alpha1": 1, "alpha2": -1}, "step2.alpha1"),
-    ("light", {"modes": 0}, "step2.modes"),
-])
+@pytest.mark.parametrize(
+    "method, options, key",
+    [
+        ("hierarchical", {"beta": 0}, "step2.beta"),
+        ("hierarchical", {"beta": -1.0}, "step2.beta"),
+        ("hierarchical", {"min_outliers": -1}, "step2.min_outliers"),
+        ("hierarchical", {"scale": "iqr"}, "step2.scale"),
+        ("light", {"alpha1": 4, "alpha2": 4}, "step2.alpha1"),
+        ("light", {"alpha1": 1, "alpha2": -1}, "step2.alpha1"),
+        ("light", {"modes": 0}, "step2.modes"),
+    ],
+)
 def test_wrong_thresholds_name_the_key(method, options, key):
     flow, relevance, _ = object_scene()
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
@@ -256,8 +269,11 @@ def test_bad_flow_and_relevance_are_clear_errors(method):
 def test_degenerate_frames_have_defined_results(method):
     one_pixel = segment(np.ones((1, 1, 2), np.float32), np.ones((1, 1)), {"name": method})
     assert not one_pixel.salient_mask.any()
-    zero_flow = segment(np.zeros((20, 30, 2), np.float32), np.random.default_rng(0).random(
-        (20, 30)), {"name": method})
+    zero_flow = segment(
+        np.zeros((20, 30, 2), np.float32),
+        np.random.default_rng(0).random((20, 30)),
+        {"name": method},
+    )
     assert zero_flow.salient_mask.shape == (20, 30)
     if method == "hierarchical":
         assert zero_flow.layers.max() == 1
@@ -276,7 +292,8 @@ def test_fast_pipeline_matches_the_literal_scikit_learn_one():
     flow += np.random.default_rng(5).uniform(-0.1, 0.1, flow.shape).astype(np.float32)
     relevance = np.where(layers == 2, 1.0, 0.1)
     literal_layers, literal_salient, literal_saliency = hierarchical_step_sklearn(
-        flow, relevance, scale="mad")
+        flow, relevance, scale="mad"
+    )
     fast = hierarchical_step(flow, relevance, scale="mad")
     assert grouping_accuracy(literal_layers, fast.layers) > 0.999
     assert np.array_equal(fast.salient_mask, literal_salient)
@@ -299,10 +316,10 @@ def test_light_step_picks_the_wrong_way_walker_not_the_crowd():
     crowd = np.zeros_like(odd)
     while crowd.sum() < 100 * 72:
         y, x = int(rng.integers(0, height - 12)), int(rng.integers(0, width - 6))
-        if taken[max(0, y - 2):y + 14, max(0, x - 2):x + 8].any():
+        if taken[max(0, y - 2) : y + 14, max(0, x - 2) : x + 8].any():
             continue
-        crowd[y:y + 12, x:x + 6] = taken[y:y + 12, x:x + 6] = True
-        flow[y:y + 12, x:x + 6] = (2.5 + rng.normal(0, 0.1), rng.normal(0, 0.1))
+        crowd[y : y + 12, x : x + 6] = taken[y : y + 12, x : x + 6] = True
+        flow[y : y + 12, x : x + 6] = (2.5 + rng.normal(0, 0.1), rng.normal(0, 0.1))
     flow[odd] = (-1.5, 0.3)
     relevance = rng.normal(0, 0.002, (height, width))
     relevance[crowd] += 0.05

@@ -10,9 +10,17 @@ from nims import train
 from nims.model import load_checkpoint, load_classifier
 from nims.objectives import flip_augment, objective_for
 
-TINY = ["dataset=synthetic_scenes", "dataset.videos=10", "dataset.frames_per_video=6",
-        "model.input_size=[32,48]", "model.channels=[4,8,8]", "trainer.batch_size=8",
-        "trainer.lr=3e-3", "trainer.progress=false", "logger=none"]
+TINY = [
+    "dataset=synthetic_scenes",
+    "dataset.videos=10",
+    "dataset.frames_per_video=6",
+    "model.input_size=[32,48]",
+    "model.channels=[4,8,8]",
+    "trainer.batch_size=8",
+    "trainer.lr=3e-3",
+    "trainer.progress=false",
+    "logger=none",
+]
 
 
 def history(folder):
@@ -57,21 +65,28 @@ def test_same_seed_same_numbers(tmp_path, compose_config):
 def test_resume_continues_where_the_run_stopped(tmp_path, compose_config):
     train.run(compose_config("train", TINY + ["trainer.epochs=2"]))
     train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
-    train.run(compose_config("train", TINY + ["trainer.epochs=2",
-                                              f"resume={tmp_path / 'run2' / 'last.pt'}"]))
+    train.run(
+        compose_config(
+            "train", TINY + ["trainer.epochs=2", f"resume={tmp_path / 'run2' / 'last.pt'}"]
+        )
+    )
     resumed = history(tmp_path / "run3")
     assert [row["epoch"] for row in resumed] == ["1", "2"]
     # Epoch 2 after a resume equals epoch 2 of an uninterrupted run, up to the data order
     # (the shuffling generator restarts): its loss is of the same size.
     assert float(resumed[1]["train_loss"]) == pytest.approx(
-        float(history(tmp_path / "run1")[1]["train_loss"]), rel=0.5)
+        float(history(tmp_path / "run1")[1]["train_loss"]), rel=0.5
+    )
 
 
 def test_fine_tuning_the_last_layer_only(tmp_path, compose_config):
     train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
     source = tmp_path / "run1" / "best.pt"
-    train.run(compose_config("train", TINY + ["trainer.epochs=2", f"init_from={source}",
-                                              "trainer.trainable=fc"]))
+    train.run(
+        compose_config(
+            "train", TINY + ["trainer.epochs=2", f"init_from={source}", "trainer.trainable=fc"]
+        )
+    )
     before = load_checkpoint(source)["model_state"]
     after = load_checkpoint(tmp_path / "run2" / "last.pt")["model_state"]
     for name, value in before.items():
@@ -87,8 +102,9 @@ def test_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, compose
     with pytest.raises(ValueError, match="task 'independent', not 'crowd'"):
         train.run(compose_config("train", TINY + ["task=crowd", f"init_from={checkpoint}"]))
     with pytest.raises(ValueError, match="architecture"):
-        train.run(compose_config("train", TINY + ["model.channels=[4,8,16]",
-                                                  f"init_from={checkpoint}"]))
+        train.run(
+            compose_config("train", TINY + ["model.channels=[4,8,16]", f"init_from={checkpoint}"])
+        )
     with pytest.raises(ValueError, match="task 'independent', not 'crowd'"):
         load_classifier(checkpoint, expected_task="crowd")
     broken = tmp_path / "broken.pt"
@@ -112,23 +128,35 @@ def test_bad_training_options_are_named(compose_config):
 
 def test_flip_augmentation_mirrors_the_motion():
     flows = torch.zeros(64, 2, 4, 6)
-    flows[:, 0, :, :3] = 1.0   # left half moves right
+    flows[:, 0, :, :3] = 1.0  # left half moves right
     augmented = flip_augment(flows, torch.Generator().manual_seed(0))
     horizontally = augmented[:, 0, 0, 0] == 0  # the moving half went to the right side
     assert 0 < horizontally.sum() < 64
-    torch.testing.assert_close(augmented[horizontally, 0, :, 3:], -torch.ones(
-        int(horizontally.sum()), 4, 3))
-    assert torch.equal(augmented[~horizontally, 0, :, :3], torch.ones(
-        int((~horizontally).sum()), 4, 3))
+    torch.testing.assert_close(
+        augmented[horizontally, 0, :, 3:], -torch.ones(int(horizontally.sum()), 4, 3)
+    )
+    assert torch.equal(
+        augmented[~horizontally, 0, :, :3], torch.ones(int((~horizontally).sum()), 4, 3)
+    )
 
 
 def test_training_on_a_task_set(tmp_path, compose_config):
     # The default dataset of a task is its synthetic set: generated, cached, then trained on.
-    cfg = compose_config("train", ["dataset.videos=6", "dataset.frames=3", "dataset.size=[64,112]",
-                                   "dataset.flow_source=analytic",
-                                   f"dataset.cache_dir={tmp_path / 'cache'}",
-                                   "model.input_size=[32,48]", "model.channels=[4,8,8]",
-                                   "trainer.epochs=1", "trainer.progress=false", "logger=none"])
+    cfg = compose_config(
+        "train",
+        [
+            "dataset.videos=6",
+            "dataset.frames=3",
+            "dataset.size=[64,112]",
+            "dataset.flow_source=analytic",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            "model.input_size=[32,48]",
+            "model.channels=[4,8,8]",
+            "trainer.epochs=1",
+            "trainer.progress=false",
+            "logger=none",
+        ],
+    )
     assert cfg.dataset.name == "independent_synth"
     train.run(cfg)
     assert load_classifier(tmp_path / "run1" / "best.pt").head == "max"
@@ -138,12 +166,27 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
     from nims import evaluate
     from nims.unet import UNet, load_unet
 
-    data = ["task=crowd", "dataset.videos=6", "dataset.frames=3", "dataset.size=[64,112]",
-            "dataset.flow_source=analytic", "dataset.salient_fraction=1.0",
-            f"dataset.cache_dir={tmp_path / 'cache'}"]
-    cfg = compose_config("train", data + ["model=unet", "model.input_size=[32,48]",
-                                          "model.channels=[4,8]", "trainer.epochs=2",
-                                          "trainer.progress=false", "logger=none"])
+    data = [
+        "task=crowd",
+        "dataset.videos=6",
+        "dataset.frames=3",
+        "dataset.size=[64,112]",
+        "dataset.flow_source=analytic",
+        "dataset.salient_fraction=1.0",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+    ]
+    cfg = compose_config(
+        "train",
+        data
+        + [
+            "model=unet",
+            "model.input_size=[32,48]",
+            "model.channels=[4,8]",
+            "trainer.epochs=2",
+            "trainer.progress=false",
+            "logger=none",
+        ],
+    )
     train.run(cfg)
     rows = history(tmp_path / "run1")
     assert len(rows) == 2 and "val_J_mean_salient" in rows[0]
@@ -152,9 +195,16 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
     train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
     with pytest.raises(ValueError, match="not a U-Net"):
         load_unet(tmp_path / "run2" / "best.pt")
-    result = compose_config("evaluate", data + ["dataset=crowd_synth", "method=unet",
-                                                "logger=none",
-                                                f"checkpoint={tmp_path / 'run1' / 'best.pt'}"])
+    result = compose_config(
+        "evaluate",
+        data
+        + [
+            "dataset=crowd_synth",
+            "method=unet",
+            "logger=none",
+            f"checkpoint={tmp_path / 'run1' / 'best.pt'}",
+        ],
+    )
     evaluate.run(result)
     summary = json.loads((tmp_path / "run3" / "summary.json").read_text())
     assert 0 <= summary["J_mean_all_salient"] <= 1 and summary["salient_frames"] > 0

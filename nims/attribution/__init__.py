@@ -50,8 +50,10 @@ def to_model_input(flows: Sequence[np.ndarray], input_size: Sequence[int]) -> to
     resolution, vectors rescaled to its pixels."""
     if isinstance(flows, np.ndarray) and flows.ndim == 3:
         flows = [flows]
-    resized = [resize_flow(check_flow(flow, f"flow {index}"), input_size)
-               for index, flow in enumerate(flows)]
+    resized = [
+        resize_flow(check_flow(flow, f"flow {index}"), input_size)
+        for index, flow in enumerate(flows)
+    ]
     return torch.from_numpy(np.stack(resized).transpose(0, 3, 1, 2).copy())
 
 
@@ -79,9 +81,12 @@ def relevance_maps(model: MotionClassifier, flows: Sequence[np.ndarray], attribu
     batch = to_model_input(flows, model.input_size).to(model.fc.weight.device)
     on_device = attribute(model, batch, attribution_cfg)
     result = Attribution(on_device.per_channel.cpu(), on_device.logits.cpu())
-    maps = [cv2.resize(relevance.numpy(), (flow.shape[1], flow.shape[0]),
-                       interpolation=cv2.INTER_LINEAR)
-            for relevance, flow in zip(result.relevance, flows)]
+    maps = [
+        cv2.resize(
+            relevance.numpy(), (flow.shape[1], flow.shape[0]), interpolation=cv2.INTER_LINEAR
+        )
+        for relevance, flow in zip(result.relevance, flows)
+    ]
     return result, maps
 
 

@@ -34,8 +34,13 @@ def dominant_motion_baseline(flow: torch.Tensor) -> torch.Tensor:
 
 
 @ATTRIBUTIONS.register("integrated_gradients")
-def integrated_gradients(model: MotionClassifier, flow: torch.Tensor, baseline: str = "zero",
-                         steps: int = 32, **_: object) -> Attribution:
+def integrated_gradients(
+    model: MotionClassifier,
+    flow: torch.Tensor,
+    baseline: str = "zero",
+    steps: int = 32,
+    **_: object,
+) -> Attribution:
     """Integrated gradients (Sundararajan et al. 2017), midpoint rule with ``steps`` points.
 
     ``baseline="zero"``: no motion; ``"dominant_motion"``: the frame's robust affine motion, so
@@ -47,8 +52,9 @@ def integrated_gradients(model: MotionClassifier, flow: torch.Tensor, baseline: 
     elif baseline == "dominant_motion":
         reference = dominant_motion_baseline(flow)
     else:
-        raise ValueError(f"integrated gradients baseline must be 'zero' or 'dominant_motion', "
-                         f"got {baseline!r}")
+        raise ValueError(
+            f"integrated gradients baseline must be 'zero' or 'dominant_motion', got {baseline!r}"
+        )
     if steps < 1:
         raise ValueError(f"integrated gradients steps must be >= 1, got {steps}")
     model.eval()

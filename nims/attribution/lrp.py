@@ -28,8 +28,13 @@ from torch.nn import functional as F
 
 from nims.attribution import ATTRIBUTIONS, Attribution
 from nims.attribution.rules import rule
-from nims.model import (InterpretationNetwork, MotionClassifier, check_model_input, fold,
-                        head_features)
+from nims.model import (
+    InterpretationNetwork,
+    MotionClassifier,
+    check_model_input,
+    fold,
+    head_features,
+)
 
 
 def maxpool_winner_takes_all(pre_pool: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
@@ -49,9 +54,13 @@ def global_max_winner_takes_all(features: torch.Tensor, relevance: torch.Tensor)
     return spread.reshape(features.shape)
 
 
-def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Sequence[float]] = None,
-                 high: Optional[Sequence[float]] = None,
-                 model: Optional[MotionClassifier] = None):
+def input_bounds(
+    flow: torch.Tensor,
+    bounds: str = "sample",
+    low: Optional[Sequence[float]] = None,
+    high: Optional[Sequence[float]] = None,
+    model: Optional[MotionClassifier] = None,
+):
     """Per-channel admissible bounds of the input, each ``(B or 1, 2, 1, 1)``.
 
     ``bounds``: ``sample`` (each flow's own min and max), ``dataset`` (the training set's, kept in
@@ -61,15 +70,19 @@ def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Seque
         return (flow.amin(dim=(2, 3), keepdim=True), flow.amax(dim=(2, 3), keepdim=True))
     if bounds == "dataset":
         if model is None or not torch.isfinite(model.input_low).all():
-            raise ValueError("lrp_rules.bounds=dataset needs a classifier trained by this repo "
-                             "(its checkpoint keeps the training flows' bounds); use "
-                             "bounds=sample or bounds=fixed")
+            raise ValueError(
+                "lrp_rules.bounds=dataset needs a classifier trained by this repo "
+                "(its checkpoint keeps the training flows' bounds); use "
+                "bounds=sample or bounds=fixed"
+            )
         low, high = model.input_low.tolist(), model.input_high.tolist()
     elif bounds != "fixed":
         raise ValueError(f"lrp_rules.bounds must be 'sample', 'dataset' or 'fixed', got {bounds!r}")
     if low is None or high is None or len(low) != 2 or len(high) != 2:
-        raise ValueError("lrp_rules.bounds=fixed needs lrp_rules.low and lrp_rules.high, two "
-                         "values each (u, v channels, pixels at the model's resolution)")
+        raise ValueError(
+            "lrp_rules.bounds=fixed needs lrp_rules.low and lrp_rules.high, two "
+            "values each (u, v channels, pixels at the model's resolution)"
+        )
     low_tensor = torch.tensor(list(low), dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
     high_tensor = torch.tensor(list(high), dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
     if (low_tensor >= high_tensor).any():
@@ -80,9 +93,15 @@ def input_bounds(flow: torch.Tensor, bounds: str = "sample", low: Optional[Seque
 START_VALUES = ("logit", "unit")
 
 
-def propagate(network: InterpretationNetwork, flow: torch.Tensor, low: torch.Tensor,
-              high: torch.Tensor, start: str = "logit", first_layer: str = "zbeta",
-              other_layers: str = "zplus") -> Attribution:
+def propagate(
+    network: InterpretationNetwork,
+    flow: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    start: str = "logit",
+    first_layer: str = "zbeta",
+    other_layers: str = "zplus",
+) -> Attribution:
     """LRP through an interpretation network: ``other_layers`` on the linear layer and every
     convolution but the first, ``first_layer`` on the first (rule names of
     :data:`nims.attribution.rules.RULES`).
@@ -95,8 +114,9 @@ def propagate(network: InterpretationNetwork, flow: torch.Tensor, low: torch.Ten
     logits, activations, pre_pools = network.forward(flow, keep=True)
     features = activations[-1]
     read = head_features(features, network.head)
-    relevance = other.linear(read, network.fc_weight[0],
-                             logits if start == "logit" else torch.ones_like(logits))
+    relevance = other.linear(
+        read, network.fc_weight[0], logits if start == "logit" else torch.ones_like(logits)
+    )
     if network.head == "fc":
         relevance = relevance.reshape(features.shape)
     else:  # a global max-pool: each channel's relevance goes to its maximum's position
@@ -121,7 +141,15 @@ def lrp(model: MotionClassifier, flow: torch.Tensor, rules=None, **_: object) ->
     rules = dict(rules or {})
     check_model_input(flow, model.input_size)
     model.eval()
-    lower, upper = input_bounds(flow, rules.get("bounds", "sample"), rules.get("low"),
-                                rules.get("high"), model)
-    return propagate(fold(model, flow), flow, lower, upper, rules.get("start", "logit"),
-                     rules.get("first_layer", "zbeta"), rules.get("other_layers", "zplus"))
+    lower, upper = input_bounds(
+        flow, rules.get("bounds", "sample"), rules.get("low"), rules.get("high"), model
+    )
+    return propagate(
+        fold(model, flow),
+        flow,
+        lower,
+        upper,
+        rules.get("start", "logit"),
+        rules.get("first_layer", "zbeta"),
+        rules.get("other_layers", "zplus"),
+    )

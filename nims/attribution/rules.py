@@ -42,16 +42,22 @@ def _through_conv(block, inputs, weights, relevance: torch.Tensor) -> torch.Tens
 class ZPlus:
     """The z+ rule (positive weights only), for layers whose input is non-negative."""
 
-    def linear(self, x: torch.Tensor, weight: torch.Tensor,
-               relevance: torch.Tensor) -> torch.Tensor:
+    def linear(
+        self, x: torch.Tensor, weight: torch.Tensor, relevance: torch.Tensor
+    ) -> torch.Tensor:
         """``x (B, D) >= 0``, ``weight (D,)``, ``relevance (B,)`` -> ``(B, D)``."""
         positive = weight.clamp(min=0)
         z = x @ positive
         return x * positive[None] * (relevance / stabilise(z))[:, None]
 
-    def conv(self, block, x: torch.Tensor, relevance: torch.Tensor,
-             low: Optional[torch.Tensor] = None,
-             high: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def conv(
+        self,
+        block,
+        x: torch.Tensor,
+        relevance: torch.Tensor,
+        low: Optional[torch.Tensor] = None,
+        high: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         return _through_conv(block, [x], [block.weight.clamp(min=0)], relevance)
 
 
@@ -61,18 +67,28 @@ class ZBeta:
     high`` broadcastable to ``x``."""
 
     def linear(self, x, weight, relevance):
-        raise ValueError("lrp_rules: zbeta is a rule for the first convolution (the flow "
-                         "input), not for the classifier's linear layer")
+        raise ValueError(
+            "lrp_rules: zbeta is a rule for the first convolution (the flow "
+            "input), not for the classifier's linear layer"
+        )
 
-    def conv(self, block, x: torch.Tensor, relevance: torch.Tensor,
-             low: Optional[torch.Tensor] = None,
-             high: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def conv(
+        self,
+        block,
+        x: torch.Tensor,
+        relevance: torch.Tensor,
+        low: Optional[torch.Tensor] = None,
+        high: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         if low is None or high is None:
             raise ValueError("the zbeta rule needs the input bounds low and high")
         # z = conv(x, w) - conv(l, w+) - conv(h, w-); relevance goes to x, l and h together.
-        return _through_conv(block, [x, low.expand_as(x).clone(), high.expand_as(x).clone()],
-                             [block.weight, -block.weight.clamp(min=0),
-                              -block.weight.clamp(max=0)], relevance)
+        return _through_conv(
+            block,
+            [x, low.expand_as(x).clone(), high.expand_as(x).clone()],
+            [block.weight, -block.weight.clamp(min=0), -block.weight.clamp(max=0)],
+            relevance,
+        )
 
 
 @RULES.register("epsilon")
@@ -82,19 +98,26 @@ class Epsilon:
     def __init__(self, epsilon: float = 1e-2):
         self.epsilon = epsilon
 
-    def linear(self, x: torch.Tensor, weight: torch.Tensor,
-               relevance: torch.Tensor) -> torch.Tensor:
+    def linear(
+        self, x: torch.Tensor, weight: torch.Tensor, relevance: torch.Tensor
+    ) -> torch.Tensor:
         z = x @ weight
         return x * weight[None] * (relevance / stabilise(z, self.epsilon))[:, None]
 
-    def conv(self, block, x: torch.Tensor, relevance: torch.Tensor,
-             low: Optional[torch.Tensor] = None,
-             high: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def conv(
+        self,
+        block,
+        x: torch.Tensor,
+        relevance: torch.Tensor,
+        low: Optional[torch.Tensor] = None,
+        high: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             z = block.conv(x, block.weight)
             (gradient,) = torch.autograd.grad(
-                z, x, grad_outputs=relevance / stabilise(z, self.epsilon))
+                z, x, grad_outputs=relevance / stabilise(z, self.epsilon)
+            )
         return (x * gradient).detach()
 
 

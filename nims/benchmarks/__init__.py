@@ -85,12 +85,18 @@ def write_saliency(path: Path, saliency: np.ndarray) -> None:
 def report_frames(first: int, last: int, count: int) -> set:
     """Up to ``count`` frame indices spread evenly over ``first .. last`` (report.html)."""
     count = min(count, last - first + 1)
-    return set(np.linspace(first, last, count).round().astype(int).tolist()) if count > 0 \
-        else set()
+    return set(np.linspace(first, last, count).round().astype(int).tolist()) if count > 0 else set()
 
 
-def write_strip(folder: Path, sequence: str, index: int, image_bgr: np.ndarray,
-                flow: np.ndarray, result, truth: np.ndarray) -> None:
+def write_strip(
+    folder: Path,
+    sequence: str,
+    index: int,
+    image_bgr: np.ndarray,
+    flow: np.ndarray,
+    result,
+    truth: np.ndarray,
+) -> None:
     """One frame's strip for report.html, ``report/<sequence>/NNNNN.png``."""
     from nims.figures import report_strip
 

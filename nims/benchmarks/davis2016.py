@@ -25,8 +25,15 @@ import numpy as np
 from omegaconf import DictConfig
 
 from nims import metrics
-from nims.benchmarks import (BENCHMARKS, SequenceData, nan_mean, report_frames, write_mask,
-                             write_saliency, write_strip)
+from nims.benchmarks import (
+    BENCHMARKS,
+    SequenceData,
+    nan_mean,
+    report_frames,
+    write_mask,
+    write_saliency,
+    write_strip,
+)
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.pipeline import FrameResult, oracle_mask
@@ -43,38 +50,55 @@ def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
     images = root / "JPEGImages" / cfg.dataset.resolution
     if cfg.dataset.get("sequences"):
         names = [str(name) for name in cfg.dataset.sequences]
-        available = sorted(p.name for p in images.iterdir() if p.is_dir()) \
-            if images.is_dir() else []
+        available = (
+            sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
+        )
         for name in names:
             # A name is a folder of the dataset, never a path: "../x" would read and write
             # outside the dataset and the run folder.
             if name not in available:
                 raise FileNotFoundError(
                     f"dataset.sequences: {name!r} is not a sequence folder of {images} "
-                    f"(available: {', '.join(available) or 'none'})")
+                    f"(available: {', '.join(available) or 'none'})"
+                )
         return names
     names = davis.split_sequences(root, cfg.dataset.split, cfg.dataset.resolution)
     present = [name for name in names if (images / name).is_dir()]
     missing = [name for name in names if name not in present]
     if missing and (cfg.dataset.get("strict", False) or not present):
-        raise FileNotFoundError(f"{len(missing)} of the {len(names)} {cfg.dataset.split} "
-                                f"sequences are missing under {images} ({', '.join(missing)}): "
-                                "complete the copy or list dataset.sequences"
-                                + (", or set dataset.strict=false" if present else ""))
+        raise FileNotFoundError(
+            f"{len(missing)} of the {len(names)} {cfg.dataset.split} "
+            f"sequences are missing under {images} ({', '.join(missing)}): "
+            "complete the copy or list dataset.sequences"
+            + (", or set dataset.strict=false" if present else "")
+        )
     if missing:
-        log.warning("%d of the %d %s sequences are not under %s and are skipped (%s); "
-                    "dataset.strict=true makes this an error", len(missing), len(names),
-                    cfg.dataset.split, images, ", ".join(missing))
+        log.warning(
+            "%d of the %d %s sequences are not under %s and are skipped (%s); "
+            "dataset.strict=true makes this an error",
+            len(missing),
+            len(names),
+            cfg.dataset.split,
+            images,
+            ", ".join(missing),
+        )
     return present
 
 
 def sequence_rows(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> List[Dict[str, object]]:
     """Flatten per-sequence statistics into rows with the DAVIS toolkit's column names
     (``Sequence``, ``J-Mean``, ``J-Recall``, ``J-Decay``, ``F-Mean``, ...)."""
-    return [{"Sequence": name, **{f"{measure}-{statistic.capitalize()}": value
-                                  for measure, stats in result.items()
-                                  for statistic, value in stats.items()}}
-            for name, result in per_sequence.items()]
+    return [
+        {
+            "Sequence": name,
+            **{
+                f"{measure}-{statistic.capitalize()}": value
+                for measure, stats in result.items()
+                for statistic, value in stats.items()
+            },
+        }
+        for name, result in per_sequence.items()
+    ]
 
 
 def check_flow_sizes(flows, frame_size, sequence: str, flow_cfg) -> None:
@@ -82,17 +106,24 @@ def check_flow_sizes(flows, frame_size, sequence: str, flow_cfg) -> None:
     annotation later."""
     for index, flow in enumerate(flows):
         if flow.shape[:2] != tuple(frame_size):
-            where = (f"{flow_cfg.get('root')}/{sequence}/{index:05d}.flo"
-                     if flow_cfg.get("name") == "precomputed" else f"flow {index}")
-            raise ValueError(f"sequence {sequence!r}: {where} is {flow.shape[1]}x"
-                             f"{flow.shape[0]}, the frames are {frame_size[1]}x{frame_size[0]}:"
-                             " flows must be computed on the frames at this resolution")
+            where = (
+                f"{flow_cfg.get('root')}/{sequence}/{index:05d}.flo"
+                if flow_cfg.get("name") == "precomputed"
+                else f"flow {index}"
+            )
+            raise ValueError(
+                f"sequence {sequence!r}: {where} is {flow.shape[1]}x"
+                f"{flow.shape[0]}, the frames are {frame_size[1]}x{frame_size[0]}:"
+                " flows must be computed on the frames at this resolution"
+            )
 
 
 def _statistics(jaccards: List[float], boundaries: List[float]) -> Dict[str, Dict[str, float]]:
     """The protocol's per-sequence statistics of per-frame J and F."""
-    return {"J": metrics.sequence_statistics(jaccards),
-            "F": metrics.sequence_statistics(boundaries)}
+    return {
+        "J": metrics.sequence_statistics(jaccards),
+        "F": metrics.sequence_statistics(boundaries),
+    }
 
 
 class SavedMasks:
@@ -112,10 +143,16 @@ class SavedMasks:
 
     def predict(self, data: SequenceData, progress: Optional[str] = None) -> List[FrameResult]:
         paths = davis.prediction_paths(self.folder, data.name, data.n_frames, self.first_index)
-        return [FrameResult(float("nan"), None, None, None,
-                            np.zeros_like(truth) if path is None
-                            else davis.read_mask(path, truth.shape))
-                for path, truth in zip(paths, data.truths)]
+        return [
+            FrameResult(
+                float("nan"),
+                None,
+                None,
+                None,
+                np.zeros_like(truth) if path is None else davis.read_mask(path, truth.shape),
+            )
+            for path, truth in zip(paths, data.truths)
+        ]
 
 
 @BENCHMARKS.register("davis2016")
@@ -139,14 +176,20 @@ class Davis2016:
         truths = [davis.read_mask(path, shape, "the frames'") for path in annotations]
 
         def flows():
-            computed = sequence_flows(davis.FrameSequence(frames), self.cfg.flow,
-                                      self.cfg.dataset.cache_dir, "davis2016", name,
-                                      progress=progress)
+            computed = sequence_flows(
+                davis.FrameSequence(frames),
+                self.cfg.flow,
+                self.cfg.dataset.cache_dir,
+                "davis2016",
+                name,
+                progress=progress,
+            )
             check_flow_sizes(computed, shape, name, self.cfg.flow)
             return computed
 
-        return SequenceData(name, len(frames), lambda index: davis.read_image(frames[index]),
-                            flows, truths)
+        return SequenceData(
+            name, len(frames), lambda index: davis.read_image(frames[index]), flows, truths
+        )
 
     def score_path(self, name: str) -> Path:
         return self.folder / "scores" / f"{name}.json"
@@ -181,21 +224,37 @@ class Davis2016:
             name = f"{index:05d}.png"
             write_mask(masks / self.method / data.name / name, result.mask)
             if result.segmentation is not None:
-                write_mask(masks / "oracle" / data.name / name,
-                           oracle_mask(result.segmentation, truth))
+                write_mask(
+                    masks / "oracle" / data.name / name, oracle_mask(result.segmentation, truth)
+                )
             write_saliency(self.folder / "saliency" / data.name / name, result.saliency)
             if index in drawn and result.relevance is not None:
-                write_strip(self.folder, data.name, index, data.image(index), data.flows[index],
-                            result, truth)
+                write_strip(
+                    self.folder,
+                    data.name,
+                    index,
+                    data.image(index),
+                    data.flows[index],
+                    result,
+                    truth,
+                )
         from nims.figures import frame_figure
 
         for sequence, frame in self.cfg.get("figures") or []:
-            if sequence == data.name and 0 <= int(frame) < len(data.flows) and \
-                    results[int(frame)].relevance is not None:
+            if (
+                sequence == data.name
+                and 0 <= int(frame) < len(data.flows)
+                and results[int(frame)].relevance is not None
+            ):
                 index = int(frame)
-                frame_figure(data.image(index), data.flows[index], results[index],
-                             self.folder / "figures" / f"{data.name}_{index:05d}.png",
-                             f"{data.name} frame {index}", data.truths[index])
+                frame_figure(
+                    data.image(index),
+                    data.flows[index],
+                    results[index],
+                    self.folder / "figures" / f"{data.name}_{index:05d}.png",
+                    f"{data.name} frame {index}",
+                    data.truths[index],
+                )
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         """Per-frame J and F (all frames; the protocol's statistics skip the first and last),
@@ -204,18 +263,33 @@ class Davis2016:
         score = {"J": frames["J"], "F": frames["F"]}
         if method.classifies:
             oracle, _ = metrics.evaluate_sequence(
-                [oracle_mask(r.segmentation, t) for r, t in zip(results, data.truths)],
-                data.truths)
+                [oracle_mask(r.segmentation, t) for r, t in zip(results, data.truths)], data.truths
+            )
             flows = data.flows
             logits = [r.logit for r in results if np.isfinite(r.logit)]
-            quality = [relevance_quality(r.relevance, t)
-                       for r, t in zip(results[:len(flows)], data.truths)]
-            score.update({"oracle_J": oracle["J"], "oracle_F": oracle["F"], "logits": logits,
-                          "salient_rate": float(np.mean(np.array(logits) > 0)) if logits
-                          else float("nan"),
-                          "relevance": {"relevance_flow_correlation": nan_mean(
-                              [relevance_flow_correlation(r.relevance, f)
-                               for r, f in zip(results, flows)]), **mean_quality(quality)}})
+            quality = [
+                relevance_quality(r.relevance, t)
+                for r, t in zip(results[: len(flows)], data.truths)
+            ]
+            score.update(
+                {
+                    "oracle_J": oracle["J"],
+                    "oracle_F": oracle["F"],
+                    "logits": logits,
+                    "salient_rate": float(np.mean(np.array(logits) > 0))
+                    if logits
+                    else float("nan"),
+                    "relevance": {
+                        "relevance_flow_correlation": nan_mean(
+                            [
+                                relevance_flow_correlation(r.relevance, f)
+                                for r, f in zip(results, flows)
+                            ]
+                        ),
+                        **mean_quality(quality),
+                    },
+                }
+            )
         write_json(self.score_path(data.name), score)
         return score
 
@@ -228,35 +302,51 @@ class Davis2016:
             for index, (j, f) in enumerate(zip(score["J"], score["F"])):
                 row = {"sequence": name, "frame": index, "J": j, "F": f}
                 if classified:
-                    row.update({"oracle_J": score["oracle_J"][index],
-                                "oracle_F": score["oracle_F"][index]})
+                    row.update(
+                        {"oracle_J": score["oracle_J"][index], "oracle_F": score["oracle_F"][index]}
+                    )
                 per_frame.append(row)
             if classified:
                 oracle_sequence[name] = _statistics(score["oracle_J"], score["oracle_F"])
         summary = metrics.dataset_summary(per_sequence)
         if self.cfg.get("predictions"):
-            title = (f"DAVIS-2016 {', '.join(scores)}: "
-                     f"{Path(str(self.cfg.predictions)).name}")
+            title = f"DAVIS-2016 {', '.join(scores)}: {Path(str(self.cfg.predictions)).name}"
         else:
-            title = (f"{self.method} on DAVIS-2016 ({len(scores)} sequences, flow "
-                     f"{self.cfg.flow.name}"
-                     + (f", step 2 {self.cfg.step2.name})" if classified else ")"))
+            title = (
+                f"{self.method} on DAVIS-2016 ({len(scores)} sequences, flow "
+                f"{self.cfg.flow.name}"
+                + (f", step 2 {self.cfg.step2.name})" if classified else ")")
+            )
         extra = ""
         if classified:
             diagnostics = [score["relevance"] for score in scores.values()]
             for key in diagnostics[0]:
                 summary[key] = nan_mean([d[key] for d in diagnostics])
             oracle = metrics.dataset_summary(oracle_sequence)
-            summary.update({"classified_salient": nan_mean(
-                [score["salient_rate"] for score in scores.values()]),
-                **{f"oracle_{key}": value for key, value in oracle.items()}})
-            extra = "\nOracle selection (upper bound of step 2's regions):\n\n" + \
-                markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"]) + \
-                "\nRelevance before step 2 (pointing game, share of positive relevance on " \
-                "the object, the object's share of the frame):\n\n" + \
-                markdown_table([summary], ["relevance_pointing", "relevance_share_inside",
-                                           "relevance_object_share",
-                                           "relevance_flow_correlation", "classified_salient"])
+            summary.update(
+                {
+                    "classified_salient": nan_mean(
+                        [score["salient_rate"] for score in scores.values()]
+                    ),
+                    **{f"oracle_{key}": value for key, value in oracle.items()},
+                }
+            )
+            extra = (
+                "\nOracle selection (upper bound of step 2's regions):\n\n"
+                + markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
+                + "\nRelevance before step 2 (pointing game, share of positive relevance on "
+                "the object, the object's share of the frame):\n\n"
+                + markdown_table(
+                    [summary],
+                    [
+                        "relevance_pointing",
+                        "relevance_share_inside",
+                        "relevance_object_share",
+                        "relevance_flow_correlation",
+                        "classified_salient",
+                    ],
+                )
+            )
         rows = sequence_rows(per_sequence)
         write_csv(self.folder / "per_frame.csv", per_frame)
         write_csv(self.folder / "per_sequence.csv", rows)
@@ -271,8 +361,11 @@ class Davis2016:
         if figures:
             import cv2
 
-            tracker.images("figures", [cv2.imread(str(p))[..., ::-1] for p in figures],
-                           [p.stem for p in figures])
+            tracker.images(
+                "figures",
+                [cv2.imread(str(p))[..., ::-1] for p in figures],
+                [p.stem for p in figures],
+            )
         print(table)
         print(markdown_table(rows))
         return summary["J&F"]

@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from nims import metrics
-from nims.benchmarks import (BENCHMARKS, SequenceData, nan_mean, report_frames, write_strip)
+from nims.benchmarks import BENCHMARKS, SequenceData, nan_mean, report_frames, write_strip
 from nims.data.synthetic_sets import GENERATORS, SyntheticFrames, build_set
 from nims.pipeline import FrameResult, oracle_mask
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
@@ -57,10 +57,14 @@ class SyntheticSet:
     def load(self, name: str, progress: Optional[str] = None) -> SequenceData:
         arrays = self.videos.video_arrays(int(name.split("_")[1]))
         flows = [np.asarray(flow, dtype=np.float32) for flow in arrays["flows"]]
-        return SequenceData(name, len(flows), lambda index: np.asarray(arrays["frames"][index]),
-                            lambda: flows, [np.asarray(mask) for mask in arrays["masks"]],
-                            {"labels": [int(label) for label in arrays["labels"]],
-                             "others": arrays.get("others")})
+        return SequenceData(
+            name,
+            len(flows),
+            lambda index: np.asarray(arrays["frames"][index]),
+            lambda: flows,
+            [np.asarray(mask) for mask in arrays["masks"]],
+            {"labels": [int(label) for label in arrays["labels"]], "others": arrays.get("others")},
+        )
 
     def saved_score(self, name: str) -> None:
         return None  # a synthetic run is short: it is not resumed
@@ -73,8 +77,15 @@ class SyntheticSet:
         drawn = report_frames(0, data.n_frames - 1, int(self.cfg.get("report_frames", 4)))
         for index in sorted(drawn):
             if results[index].relevance is not None:
-                write_strip(self.folder, data.name, index, data.image(index), data.flows[index],
-                            results[index], data.truths[index])
+                write_strip(
+                    self.folder,
+                    data.name,
+                    index,
+                    data.image(index),
+                    data.flows[index],
+                    results[index],
+                    data.truths[index],
+                )
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         """One row per frame."""
@@ -84,17 +95,27 @@ class SyntheticSet:
             label = data.extra["labels"][index]
             row = {"video": int(data.name.split("_")[1]), "frame": index, "label": label}
             if method.classifies:
-                row.update({"logit": result.logit,
-                            "relevance_flow_correlation": relevance_flow_correlation(
-                                result.relevance, data.flows[index]),
-                            **relevance_quality(result.relevance, truth),
-                            "oracle_J": metrics.jaccard(oracle_mask(result.segmentation, truth),
-                                                        truth) if label else float("nan")})
-            row.update({"detected": bool(result.logit > 0 if method.classifies
-                                         else result.mask.any()),
-                        "J": metrics.jaccard(result.mask, truth) if label else float("nan"),
-                        "others_marked_salient": others_marked(
-                            result.mask, None if others is None else np.asarray(others[index]))})
+                row.update(
+                    {
+                        "logit": result.logit,
+                        "relevance_flow_correlation": relevance_flow_correlation(
+                            result.relevance, data.flows[index]
+                        ),
+                        **relevance_quality(result.relevance, truth),
+                        "oracle_J": metrics.jaccard(oracle_mask(result.segmentation, truth), truth)
+                        if label
+                        else float("nan"),
+                    }
+                )
+            row.update(
+                {
+                    "detected": bool(result.logit > 0 if method.classifies else result.mask.any()),
+                    "J": metrics.jaccard(result.mask, truth) if label else float("nan"),
+                    "others_marked_salient": others_marked(
+                        result.mask, None if others is None else np.asarray(others[index])
+                    ),
+                }
+            )
             rows.append(row)
         return {"rows": rows}
 
@@ -105,23 +126,37 @@ class SyntheticSet:
         if method.classifies:
             from nims.objectives import classification_metrics
 
-            summary = {f"frame_{k}": v for k, v in classification_metrics(
-                np.array([r["label"] for r in rows]),
-                np.array([r["logit"] for r in rows])).items()}
-            summary.update({
-                "J_mean_detected_salient": _mean_or_zero(detected),
-                "J_mean_all_salient": _mean_or_zero(salient),
-                "oracle_J_mean_all_salient": float(np.nanmean([r["oracle_J"] for r in rows]))
-                if salient else 0.0,
-                "relevance_flow_correlation": float(np.nanmean(
-                    [r["relevance_flow_correlation"] for r in rows])),
-                **mean_quality(rows)})
+            summary = {
+                f"frame_{k}": v
+                for k, v in classification_metrics(
+                    np.array([r["label"] for r in rows]), np.array([r["logit"] for r in rows])
+                ).items()
+            }
+            summary.update(
+                {
+                    "J_mean_detected_salient": _mean_or_zero(detected),
+                    "J_mean_all_salient": _mean_or_zero(salient),
+                    "oracle_J_mean_all_salient": float(np.nanmean([r["oracle_J"] for r in rows]))
+                    if salient
+                    else 0.0,
+                    "relevance_flow_correlation": float(
+                        np.nanmean([r["relevance_flow_correlation"] for r in rows])
+                    ),
+                    **mean_quality(rows),
+                }
+            )
         else:
-            summary = {"J_mean_all_salient": _mean_or_zero(salient),
-                       "J_mean_detected_salient": _mean_or_zero(detected)}
-        summary.update({"others_marked_salient": nan_mean(
-                        [r["others_marked_salient"] for r in rows]),
-                        "test_frames": len(rows), "salient_frames": len(salient)})
+            summary = {
+                "J_mean_all_salient": _mean_or_zero(salient),
+                "J_mean_detected_salient": _mean_or_zero(detected),
+            }
+        summary.update(
+            {
+                "others_marked_salient": nan_mean([r["others_marked_salient"] for r in rows]),
+                "test_frames": len(rows),
+                "salient_frames": len(salient),
+            }
+        )
         title = f"{method.title} on {self.cfg.dataset.name} ({self.split} videos)"
         self._write(rows, summary, title, tracker)
         return summary["J_mean_detected_salient" if method.classifies else "J_mean_all_salient"]
@@ -138,11 +173,21 @@ class SyntheticSet:
         per_video = []
         for video in sorted({row["video"] for row in rows}):
             own = [row for row in rows if row["video"] == video]
-            per_video.append({"Sequence": video_name(video), "frames": len(own),
-                              "salient frames": sum(int(row["label"]) for row in own),
-                              "J (salient frames)": nan_mean([row["J"] for row in own])})
-        write_html_report(self.folder, title, summary, per_video,
-                          [{**row, "sequence": video_name(row["video"])} for row in rows])
+            per_video.append(
+                {
+                    "Sequence": video_name(video),
+                    "frames": len(own),
+                    "salient frames": sum(int(row["label"]) for row in own),
+                    "J (salient frames)": nan_mean([row["J"] for row in own]),
+                }
+            )
+        write_html_report(
+            self.folder,
+            title,
+            summary,
+            per_video,
+            [{**row, "sequence": video_name(row["video"])} for row in rows],
+        )
         tracker.summary(summary)
         tracker.table("per_video", per_video)
         print(table)

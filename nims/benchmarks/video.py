@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
-from nims.benchmarks import (BENCHMARKS, SequenceData, write_mask, write_saliency,
-                             write_strip)
+from nims.benchmarks import BENCHMARKS, SequenceData, write_mask, write_saliency, write_strip
 from nims.data.flow_cache import sequence_flows
 from nims.pipeline import FrameResult
 from nims.report import write_json
@@ -39,11 +38,20 @@ class Video:
 
         dataset = self.cfg.dataset
         frames = list(read_frames(self.source, dataset.max_frames, int(dataset.step)))
-        return SequenceData(name, len(frames), frames.__getitem__,
-                            lambda: sequence_flows(frames, self.cfg.flow, dataset.cache_dir,
-                                                   "video", f"{name}-step{dataset.step}",
-                                                   progress=progress),
-                            extra={"frames": frames})
+        return SequenceData(
+            name,
+            len(frames),
+            frames.__getitem__,
+            lambda: sequence_flows(
+                frames,
+                self.cfg.flow,
+                dataset.cache_dir,
+                "video",
+                f"{name}-step{dataset.step}",
+                progress=progress,
+            ),
+            extra={"frames": frames},
+        )
 
     def saved_score(self, name: str) -> None:
         return None
@@ -57,50 +65,79 @@ class Video:
 
         frames = data.extra["frames"]
         height, width = frames[0].shape[:2]
-        writer = cv2.VideoWriter(str(self.folder / "overlay.mp4"),
-                                 cv2.VideoWriter_fourcc(*"mp4v"), 10, (2 * width, height))
+        writer = cv2.VideoWriter(
+            str(self.folder / "overlay.mp4"),
+            cv2.VideoWriter_fourcc(*"mp4v"),
+            10,
+            (2 * width, height),
+        )
         for index, (frame, result) in enumerate(zip(frames, results)):
             write_mask(self.folder / "masks" / f"{index:05d}.png", result.mask)
             write_saliency(self.folder / "saliency" / f"{index:05d}.png", result.saliency)
-            heat = cv2.applyColorMap((255 * result.saliency).astype(np.uint8),
-                                     cv2.COLORMAP_MAGMA)
-            writer.write(np.hstack([cv2.cvtColor(overlay(frame, result.mask),
-                                                 cv2.COLOR_RGB2BGR), heat]))
+            heat = cv2.applyColorMap((255 * result.saliency).astype(np.uint8), cv2.COLORMAP_MAGMA)
+            writer.write(
+                np.hstack([cv2.cvtColor(overlay(frame, result.mask), cv2.COLOR_RGB2BGR), heat])
+            )
         writer.release()
         chosen = np.linspace(0, len(data.flows) - 1, min(4, len(data.flows))).round().astype(int)
-        sheet = np.vstack([side_by_side([overlay(frames[i], results[i].mask),
-                                         (255 * results[i].saliency).astype(np.uint8)],
-                                        height=180,
-                                        titles=[f"frame {i}: mask (logit {results[i].logit:.2f})",
-                                                f"frame {i}: saliency (0-1)"])
-                           for i in chosen])
+        sheet = np.vstack(
+            [
+                side_by_side(
+                    [
+                        overlay(frames[i], results[i].mask),
+                        (255 * results[i].saliency).astype(np.uint8),
+                    ],
+                    height=180,
+                    titles=[
+                        f"frame {i}: mask (logit {results[i].logit:.2f})",
+                        f"frame {i}: saliency (0-1)",
+                    ],
+                )
+                for i in chosen
+            ]
+        )
         write_png(self.folder / "contact_sheet.png", sheet)
         nothing = np.zeros((height, width), dtype=bool)  # a video has no ground truth
         for index in chosen:
             if results[index].relevance is not None:
-                write_strip(self.folder, data.name, index, frames[index], data.flows[index],
-                            results[index], nothing)
+                write_strip(
+                    self.folder,
+                    data.name,
+                    index,
+                    frames[index],
+                    data.flows[index],
+                    results[index],
+                    nothing,
+                )
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         logits = np.array([r.logit for r in results[:-1]])
-        return {"frames": data.n_frames,
-                "classified_salient": float(np.mean(logits > 0)) if method.classifies
-                else float("nan"),
-                "mean_salient_area": float(np.mean([r.mask.mean() for r in results])),
-                "logits": [r.logit for r in results]}
+        return {
+            "frames": data.n_frames,
+            "classified_salient": float(np.mean(logits > 0)) if method.classifies else float("nan"),
+            "mean_salient_area": float(np.mean([r.mask.mean() for r in results])),
+            "logits": [r.logit for r in results],
+        }
 
     def summarise(self, scores: Dict[str, dict], tracker, method) -> None:
         from nims.html_report import write_html_report
 
-        (name, score), = scores.items()
-        summary = {key: score[key] for key in ("frames", "classified_salient",
-                                               "mean_salient_area")}
+        ((name, score),) = scores.items()
+        summary = {key: score[key] for key in ("frames", "classified_salient", "mean_salient_area")}
         write_json(self.folder / "summary.json", summary)
-        write_html_report(self.folder, f"{method.title} on {self.source.name}", summary,
-                          [{"Sequence": name, **summary}],
-                          [{"sequence": name, "frame": index, "logit": logit}
-                           for index, logit in enumerate(score["logits"])])
+        write_html_report(
+            self.folder,
+            f"{method.title} on {self.source.name}",
+            summary,
+            [{"Sequence": name, **summary}],
+            [
+                {"sequence": name, "frame": index, "logit": logit}
+                for index, logit in enumerate(score["logits"])
+            ],
+        )
         tracker.summary(summary)
-        print(f"{summary['frames']} frames of {self.source}: maps, masks, overlay.mp4, "
-              f"contact_sheet.png and report.html in {self.folder}")
+        print(
+            f"{summary['frames']} frames of {self.source}: maps, masks, overlay.mp4, "
+            f"contact_sheet.png and report.html in {self.folder}"
+        )
         return None

@@ -15,8 +15,15 @@ from typing import List, Tuple
 
 import numpy as np
 
-from nims.data.render import (BACKGROUND, SALIENT, OTHER_OBJECT, Camera, Surface,
-                              rotation_matrix, texture)
+from nims.data.render import (
+    BACKGROUND,
+    OTHER_OBJECT,
+    SALIENT,
+    Camera,
+    Surface,
+    rotation_matrix,
+    texture,
+)
 
 
 @dataclass(frozen=True)
@@ -28,31 +35,56 @@ class CrowdConfig:
     people: Tuple[int, int] = (30, 300)
     salient_fraction: float = 0.5
     distinctive: Tuple[int, int] = (1, 3)
-    speed: float = 0.3              # metres per frame (about 1.5 m/s at 5 frames/s)
-    speed_jitter: float = 0.15      # relative
-    heading_jitter: float = 0.2     # radians
-    min_turn: float = 1.2           # distinctive walkers head at least this far from the crowd
+    speed: float = 0.3  # metres per frame (about 1.5 m/s at 5 frames/s)
+    speed_jitter: float = 0.15  # relative
+    heading_jitter: float = 0.2  # radians
+    min_turn: float = 1.2  # distinctive walkers head at least this far from the crowd
     camera_height: Tuple[float, float] = (7.0, 12.0)
     camera_pitch: Tuple[float, float] = (0.45, 0.75)
-    pan: float = 0.004              # yaw rate range (+-)
+    pan: float = 0.004  # yaw rate range (+-)
     tilt: float = 0.002
-    zoom: float = 0.004             # relative focal change per frame (+-)
-    travel: float = 0.05            # camera translation per frame (+-, each axis)
-    min_visible: int = 15           # pixels of a distinctive walker for a salient label
+    zoom: float = 0.004  # relative focal change per frame (+-)
+    travel: float = 0.05  # camera translation per frame (+-, each axis)
+    min_visible: int = 15  # pixels of a distinctive walker for a salient label
 
 
-def _walker_surfaces(position: np.ndarray, direction: np.ndarray, phase: float, right: np.ndarray,
-                     textures, kind: int, owner: int) -> List[Surface]:
+def _walker_surfaces(
+    position: np.ndarray,
+    direction: np.ndarray,
+    phase: float,
+    right: np.ndarray,
+    textures,
+    kind: int,
+    owner: int,
+) -> List[Surface]:
     """Body (ellipse) and two legs (rectangles) of a walker standing at ``position``."""
     hip = position + np.array([0.0, -0.85, 0.0])
-    body = Surface(hip + np.array([0.0, -1.0, 0.0]) - 0.25 * right, 0.5 * right,
-                   np.array([0.0, 1.05, 0.0]), textures[0], "ellipse", kind, 30.0, owner)
+    body = Surface(
+        hip + np.array([0.0, -1.0, 0.0]) - 0.25 * right,
+        0.5 * right,
+        np.array([0.0, 1.05, 0.0]),
+        textures[0],
+        "ellipse",
+        kind,
+        30.0,
+        owner,
+    )
     stride = 0.22 * np.sin(phase)
     legs = []
     for side, swing in ((-1, stride), (1, -stride)):
         top = hip + side * 0.09 * right + swing * direction - 0.07 * right
-        legs.append(Surface(top, 0.14 * right, np.array([0.0, 0.85, 0.0]), textures[1], "rect",
-                            kind, 30.0, owner))
+        legs.append(
+            Surface(
+                top,
+                0.14 * right,
+                np.array([0.0, 0.85, 0.0]),
+                textures[1],
+                "rect",
+                kind,
+                30.0,
+                owner,
+            )
+        )
     return [body] + legs
 
 
@@ -72,10 +104,12 @@ def crowd_video(config: CrowdConfig, seed: int, salient: bool):
     yaw = rng.uniform(-np.pi, np.pi)
     focal = rng.uniform(0.8, 1.2) * width
     centre = np.array([0.0, -camera_height, 0.0])
-    rates = {"yaw": rng.uniform(-config.pan, config.pan),
-             "pitch": rng.uniform(-config.tilt, config.tilt),
-             "zoom": rng.uniform(-config.zoom, config.zoom),
-             "travel": rng.uniform(-config.travel, config.travel, 3) * np.array([1, 0.2, 1])}
+    rates = {
+        "yaw": rng.uniform(-config.pan, config.pan),
+        "pitch": rng.uniform(-config.tilt, config.tilt),
+        "zoom": rng.uniform(-config.zoom, config.zoom),
+        "travel": rng.uniform(-config.travel, config.travel, 3) * np.array([1, 0.2, 1]),
+    }
     # The crowd lives in a square of the ground around the point the camera looks at; walkers
     # leaving it re-enter on the other side, so the density stays constant.
     look = np.array([np.sin(yaw), 0.0, np.cos(yaw)])
@@ -86,8 +120,9 @@ def crowd_video(config: CrowdConfig, seed: int, salient: bool):
     right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])
 
     count = int(rng.integers(config.people[0], config.people[1] + 1))
-    n_distinctive = int(rng.integers(config.distinctive[0], config.distinctive[1] + 1)) if salient \
-        else 0
+    n_distinctive = (
+        int(rng.integers(config.distinctive[0], config.distinctive[1] + 1)) if salient else 0
+    )
     walkers = []
     for number in range(count + n_distinctive):
         distinctive = number >= count
@@ -99,21 +134,38 @@ def crowd_video(config: CrowdConfig, seed: int, salient: bool):
             heading = crowd_heading + rng.normal(0, config.heading_jitter)
             start = middle + rng.uniform(-1, 1, 3) * half * np.array([1, 0, 1])
         speed = config.speed * (1 + rng.normal(0, config.speed_jitter))
-        walkers.append({"start": start, "direction": np.array([np.sin(heading), 0.0,
-                                                               np.cos(heading)]),
-                        "speed": speed, "phase": rng.uniform(0, 2 * np.pi),
-                        "cadence": rng.uniform(0.8, 1.2),
-                        "textures": (texture(rng, 32), texture(rng, 16)),
-                        "kind": SALIENT if distinctive else OTHER_OBJECT})
-    ground = Surface(np.array([0.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0]),
-                     np.array([0.0, 0.0, 1.0]), texture(rng, 64, rng.uniform(90, 160, 3)),
-                     "plane", BACKGROUND, 3.0)
+        walkers.append(
+            {
+                "start": start,
+                "direction": np.array([np.sin(heading), 0.0, np.cos(heading)]),
+                "speed": speed,
+                "phase": rng.uniform(0, 2 * np.pi),
+                "cadence": rng.uniform(0.8, 1.2),
+                "textures": (texture(rng, 32), texture(rng, 16)),
+                "kind": SALIENT if distinctive else OTHER_OBJECT,
+            }
+        )
+    ground = Surface(
+        np.array([0.0, 0.0, 0.0]),
+        np.array([1.0, 0.0, 0.0]),
+        np.array([0.0, 0.0, 1.0]),
+        texture(rng, 64, rng.uniform(90, 160, 3)),
+        "plane",
+        BACKGROUND,
+        3.0,
+    )
 
     cameras, placements = [], []
     for time in range(config.frames + 1):
         rotation = rotation_matrix(yaw + rates["yaw"] * time, pitch + rates["pitch"] * time)
-        cameras.append(Camera(config.size, focal * (1 + rates["zoom"]) ** time, rotation,
-                              centre + rates["travel"] * time))
+        cameras.append(
+            Camera(
+                config.size,
+                focal * (1 + rates["zoom"]) ** time,
+                rotation,
+                centre + rates["travel"] * time,
+            )
+        )
         surfaces = [ground]
         for owner, walker in enumerate(walkers):
             position = walker["start"] + walker["speed"] * time * walker["direction"]
@@ -123,8 +175,15 @@ def crowd_video(config: CrowdConfig, seed: int, salient: bool):
                 offset[[0, 2]] = (offset[[0, 2]] + half) % (2 * half) - half
                 position = middle + offset
             phase = walker["phase"] + walker["cadence"] * 1.3 * time
-            surfaces += _walker_surfaces(position, walker["direction"], phase, right,
-                                         walker["textures"], walker["kind"], owner)
+            surfaces += _walker_surfaces(
+                position,
+                walker["direction"],
+                phase,
+                right,
+                walker["textures"],
+                walker["kind"],
+                owner,
+            )
         placements.append(surfaces)
     # Wrapping teleports a walker: keep its previous placement continuous for that step by
     # using the unwrapped position at t + 1 when the wrap happens between t and t + 1.

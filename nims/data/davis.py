@@ -23,15 +23,60 @@ import cv2
 import numpy as np
 
 DAVIS_2016_SPLITS: Dict[str, List[str]] = {
-    "train": ["bear", "bmx-bumps", "boat", "breakdance-flare", "bus", "car-turn", "dance-jump",
-              "dog-agility", "drift-turn", "elephant", "flamingo", "hike", "hockey",
-              "horsejump-low", "kite-walk", "lucia", "mallard-fly", "mallard-water",
-              "motocross-bumps", "motorbike", "paragliding", "rhino", "rollerblade",
-              "scooter-gray", "soccerball", "stroller", "surf", "swing", "tennis", "train"],
-    "val": ["blackswan", "bmx-trees", "breakdance", "camel", "car-roundabout", "car-shadow",
-            "cows", "dance-twirl", "dog", "drift-chicane", "drift-straight", "goat",
-            "horsejump-high", "kite-surf", "libby", "motocross-jump", "paragliding-launch",
-            "parkour", "scooter-black", "soapbox"],
+    "train": [
+        "bear",
+        "bmx-bumps",
+        "boat",
+        "breakdance-flare",
+        "bus",
+        "car-turn",
+        "dance-jump",
+        "dog-agility",
+        "drift-turn",
+        "elephant",
+        "flamingo",
+        "hike",
+        "hockey",
+        "horsejump-low",
+        "kite-walk",
+        "lucia",
+        "mallard-fly",
+        "mallard-water",
+        "motocross-bumps",
+        "motorbike",
+        "paragliding",
+        "rhino",
+        "rollerblade",
+        "scooter-gray",
+        "soccerball",
+        "stroller",
+        "surf",
+        "swing",
+        "tennis",
+        "train",
+    ],
+    "val": [
+        "blackswan",
+        "bmx-trees",
+        "breakdance",
+        "camel",
+        "car-roundabout",
+        "car-shadow",
+        "cows",
+        "dance-twirl",
+        "dog",
+        "drift-chicane",
+        "drift-straight",
+        "goat",
+        "horsejump-high",
+        "kite-surf",
+        "libby",
+        "motocross-jump",
+        "paragliding-launch",
+        "parkour",
+        "scooter-black",
+        "soapbox",
+    ],
 }
 _FRAME_NAME = re.compile(r"^(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
 
@@ -48,20 +93,24 @@ def resolve_root(root: Optional[str]) -> Path:
         raise FileNotFoundError(
             "no DAVIS root configured: set dataset.root=<folder holding JPEGImages/ and "
             "Annotations/> or the NIMS_DATA environment variable (DAVIS is then "
-            "$NIMS_DATA/DAVIS)")
+            "$NIMS_DATA/DAVIS)"
+        )
     path = Path(os.path.expanduser(str(root)))
     if not (path / "Annotations").is_dir() and not (path / "JPEGImages").is_dir():
         raise FileNotFoundError(
             f"DAVIS root {path} not found or not in the official layout (expected "
             f"{path / 'JPEGImages' / '480p'} and {path / 'Annotations' / '480p'}): set "
-            "dataset.root=<path> or NIMS_DATA; download DAVIS-2016 from the DAVIS challenge site")
+            "dataset.root=<path> or NIMS_DATA; download DAVIS-2016 from the DAVIS challenge site"
+        )
     return path
 
 
 def split_sequences(root: Path, split: str, resolution: str = "480p") -> List[str]:
     """Sequence names of a split, from ``ImageSets`` when present, else the built-in lists."""
-    for list_file in (root / "ImageSets" / resolution / f"{split}.txt",
-                      root / "ImageSets" / "2016" / f"{split}.txt"):
+    for list_file in (
+        root / "ImageSets" / resolution / f"{split}.txt",
+        root / "ImageSets" / "2016" / f"{split}.txt",
+    ):
         if list_file.is_file():
             names = []
             for line in list_file.read_text().split("\n"):
@@ -74,8 +123,10 @@ def split_sequences(root: Path, split: str, resolution: str = "480p") -> List[st
                     names.append(name)
             return names
     if split not in DAVIS_2016_SPLITS:
-        raise ValueError(f"unknown DAVIS-2016 split {split!r}: use one of "
-                         f"{sorted(DAVIS_2016_SPLITS)} or add {root}/ImageSets/2016/{split}.txt")
+        raise ValueError(
+            f"unknown DAVIS-2016 split {split!r}: use one of "
+            f"{sorted(DAVIS_2016_SPLITS)} or add {root}/ImageSets/2016/{split}.txt"
+        )
     return list(DAVIS_2016_SPLITS[split])
 
 
@@ -101,7 +152,8 @@ def annotation_paths(root: Path, sequence: str, resolution: str = "480p") -> Lis
         missing = sorted(set(expected) - set(files))
         raise FileNotFoundError(
             f"sequence {sequence!r}: annotations are not consecutive in {folder} "
-            f"(missing {missing[:5]})")
+            f"(missing {missing[:5]})"
+        )
     return [files[index] for index in expected]
 
 
@@ -119,7 +171,8 @@ def image_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Pat
         missing = sorted(set(range(min(files), max(files) + 1)) - set(files))
         raise FileNotFoundError(
             f"sequence {sequence!r}: frames are not consecutive in {folder} "
-            f"(missing {missing[:5]}): restore them or remove the sequence")
+            f"(missing {missing[:5]}): restore them or remove the sequence"
+        )
     return [files[index] for index in expected]
 
 
@@ -139,8 +192,10 @@ def read_mask(path: Path, shape=None, reference: str = "the annotation's") -> np
         mask = mask.any(axis=2)
     mask = mask != 0
     if shape is not None and mask.shape != tuple(shape):
-        raise ValueError(f"mask {path} has size {mask.shape[1]}x{mask.shape[0]}, expected "
-                         f"{shape[1]}x{shape[0]} ({reference})")
+        raise ValueError(
+            f"mask {path} has size {mask.shape[1]}x{mask.shape[0]}, expected "
+            f"{shape[1]}x{shape[0]} ({reference})"
+        )
     return mask
 
 
@@ -156,8 +211,10 @@ def read_image(path: Path) -> np.ndarray:
         with Image.open(path) as decoded:
             decoded.load()
     except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image {path}: missing, truncated or not an image "
-                         f"({error}); restore the file") from error
+        raise ValueError(
+            f"cannot read image {path}: missing, truncated or not an image "
+            f"({error}); restore the file"
+        ) from error
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read image {path}: missing, truncated or not an image")
@@ -168,8 +225,9 @@ def _detect_first_index(files: Dict[int, Path], n_frames: int, folder: Path) -> 
     """``"0"`` or ``"1"``: the numbering under which every scored frame (1 .. n_frames - 2
     in annotation numbers) has a file; an error when both or neither fit."""
     scored = range(1, n_frames - 1)
-    fits = [offset for offset in ("0", "1")
-            if all(frame + int(offset) in files for frame in scored)]
+    fits = [
+        offset for offset in ("0", "1") if all(frame + int(offset) in files for frame in scored)
+    ]
     if len(fits) == 1:
         return fits[0]
     if not fits:
@@ -179,13 +237,16 @@ def _detect_first_index(files: Dict[int, Path], n_frames: int, folder: Path) -> 
         return "0"
     if n_frames in files and 0 not in files:
         return "1"
-    raise ValueError(f"predictions in {folder}: files numbered 0..{max(files)} fit both "
-                     f"numberings of the {n_frames} annotations; set predictions_first_index="
-                     "0 (file 00000 is annotation 00000) or 1")
+    raise ValueError(
+        f"predictions in {folder}: files numbered 0..{max(files)} fit both "
+        f"numberings of the {n_frames} annotations; set predictions_first_index="
+        "0 (file 00000 is annotation 00000) or 1"
+    )
 
 
-def prediction_paths(folder: Path, sequence: str, n_frames: int,
-                     first_index: str = "auto") -> List[Optional[Path]]:
+def prediction_paths(
+    folder: Path, sequence: str, n_frames: int, first_index: str = "auto"
+) -> List[Optional[Path]]:
     """Mask files of a results folder aligned to a sequence's ``n_frames`` annotations.
 
     Parameters
@@ -213,8 +274,9 @@ def prediction_paths(folder: Path, sequence: str, n_frames: int,
     """
     sequence_folder = Path(folder) / sequence
     if not sequence_folder.is_dir():
-        raise FileNotFoundError(f"predictions for sequence {sequence!r} missing: "
-                                f"no folder {sequence_folder}")
+        raise FileNotFoundError(
+            f"predictions for sequence {sequence!r} missing: no folder {sequence_folder}"
+        )
     files = _numbered_files(sequence_folder, (".png",))
     first_index = str(first_index)
     if first_index == "auto":
@@ -227,7 +289,8 @@ def prediction_paths(folder: Path, sequence: str, n_frames: int,
         if aligned[frame] is None:
             raise FileNotFoundError(
                 f"predictions for {sequence!r}: frame {frame} missing "
-                f"(expected {sequence_folder / f'{frame + offset:05d}.png'})")
+                f"(expected {sequence_folder / f'{frame + offset:05d}.png'})"
+            )
     return aligned
 
 
@@ -242,13 +305,16 @@ def check_sequence(root: Path, sequence: str, resolution: str = "480p"):
     frames = image_paths(root, sequence, resolution)
     annotations = annotation_paths(root, sequence, resolution)
     if len(frames) < 3:
-        raise ValueError(f"sequence {sequence!r} has {len(frames)} frame(s) in "
-                         f"{frames[0].parent}: the DAVIS protocol scores all but the first and "
-                         "last, so a sequence needs at least 3")
+        raise ValueError(
+            f"sequence {sequence!r} has {len(frames)} frame(s) in "
+            f"{frames[0].parent}: the DAVIS protocol scores all but the first and "
+            "last, so a sequence needs at least 3"
+        )
     if len(frames) != len(annotations):
         raise ValueError(
             f"sequence {sequence!r}: {len(frames)} frames in {frames[0].parent} but "
-            f"{len(annotations)} annotations in {annotations[0].parent}; they must match")
+            f"{len(annotations)} annotations in {annotations[0].parent}; they must match"
+        )
     return frames, annotations
 
 

@@ -28,8 +28,11 @@ from nims.report import atomic_write_text
 
 
 def backend_key(flow_cfg) -> str:
-    config = OmegaConf.to_container(flow_cfg, resolve=True) if OmegaConf.is_config(flow_cfg) \
+    config = (
+        OmegaConf.to_container(flow_cfg, resolve=True)
+        if OmegaConf.is_config(flow_cfg)
         else dict(flow_cfg)
+    )
     text = json.dumps(config, sort_keys=True)
     return f"{config['name']}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
@@ -46,8 +49,9 @@ def frames_identity(frames: Sequence[np.ndarray]) -> str:
     if paths is not None:
         for path in paths:
             status = Path(path).stat()
-            digest.update(f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}\n"
-                          .encode())
+            digest.update(
+                f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}\n".encode()
+            )
     else:
         for frame in frames:
             frame = np.ascontiguousarray(frame)
@@ -56,8 +60,14 @@ def frames_identity(frames: Sequence[np.ndarray]) -> str:
     return digest.hexdigest()[:12]
 
 
-def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: str,
-                   sequence: str, progress: Optional[str] = None) -> List[np.ndarray]:
+def sequence_flows(
+    frames: Sequence[np.ndarray],
+    flow_cfg,
+    cache_dir,
+    dataset: str,
+    sequence: str,
+    progress: Optional[str] = None,
+) -> List[np.ndarray]:
     """Forward flows ``(H, W, 2)`` of consecutive frames: ``len(frames) - 1`` fields.
 
     Parameters
@@ -79,43 +89,57 @@ def sequence_flows(frames: Sequence[np.ndarray], flow_cfg, cache_dir, dataset: s
     if count < 1:
         raise ValueError(f"sequence {sequence!r} has {len(frames)} frame(s): flow needs two")
     if flow_cfg["name"] == "precomputed":
-        return [load_precomputed_flow(flow_cfg["root"], sequence, index) for index in
-                range(count)]
+        return [load_precomputed_flow(flow_cfg["root"], sequence, index) for index in range(count)]
     estimator = make_flow_estimator(flow_cfg)
     if cache_dir is None:
         return [estimator(frames[i], frames[i + 1]) for i in range(count)]
-    folder = (Path(str(cache_dir)) / "flows" / dataset / backend_key(flow_cfg)
-              / f"{sequence}-{frames_identity(frames)}")
+    folder = (
+        Path(str(cache_dir))
+        / "flows"
+        / dataset
+        / backend_key(flow_cfg)
+        / f"{sequence}-{frames_identity(frames)}"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     size = list(frames[0].shape[:2])
     meta_path = folder / "meta.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta["size"] != size:
-            raise ValueError(f"flow cache {folder} holds flows of {meta['size']} frames, this "
-                             f"sequence has {size}: delete the folder or use another cache_dir")
+            raise ValueError(
+                f"flow cache {folder} holds flows of {meta['size']} frames, this "
+                f"sequence has {size}: delete the folder or use another cache_dir"
+            )
     else:
-        config = OmegaConf.to_container(flow_cfg, resolve=True) if OmegaConf.is_config(
-            flow_cfg) else dict(flow_cfg)
+        config = (
+            OmegaConf.to_container(flow_cfg, resolve=True)
+            if OmegaConf.is_config(flow_cfg)
+            else dict(flow_cfg)
+        )
         atomic_write_text(meta_path, json.dumps({"flow": config, "size": size}))
     flows = []
-    for index in tqdm(range(count), desc=progress, unit="frame", leave=False,
-                      disable=progress is None):
+    for index in tqdm(
+        range(count), desc=progress, unit="frame", leave=False, disable=progress is None
+    ):
         path = folder / f"{index:05d}.flo"
         if path.is_file():
             try:
                 flows.append(read_flow(path))
             except ValueError as error:
-                raise ValueError(f"cached flow {path} is unreadable ({error}): delete it (or "
-                                 f"{folder}) to compute it again") from error
+                raise ValueError(
+                    f"cached flow {path} is unreadable ({error}): delete it (or "
+                    f"{folder}) to compute it again"
+                ) from error
         else:
             following = frames[index + 1]
             if list(following.shape[:2]) != size:
                 paths = getattr(frames, "paths", None)
                 name = paths[index + 1] if paths is not None else f"frame {index + 1}"
-                raise ValueError(f"sequence {sequence!r}: {name} is {following.shape[1]}x"
-                                 f"{following.shape[0]}, its first frame {size[1]}x{size[0]}: "
-                                 "every frame of a sequence must have one size")
+                raise ValueError(
+                    f"sequence {sequence!r}: {name} is {following.shape[1]}x"
+                    f"{following.shape[0]}, its first frame {size[1]}x{size[0]}: "
+                    "every frame of a sequence must have one size"
+                )
             flow = estimator(frames[index], following)
             with replaced_atomically(path, suffix=".flo") as temporary:
                 write_flow(temporary, flow)

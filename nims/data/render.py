@@ -37,9 +37,14 @@ class Camera:
         """World direction of every pixel's ray (camera z component 1), ``(H, W, 3)``."""
         height, width = self.size
         rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
-        camera_rays = np.stack([(cols - (width - 1) / 2) / self.focal,
-                                (rows - (height - 1) / 2) / self.focal, np.ones_like(cols)],
-                               axis=-1)
+        camera_rays = np.stack(
+            [
+                (cols - (width - 1) / 2) / self.focal,
+                (rows - (height - 1) / 2) / self.focal,
+                np.ones_like(cols),
+            ],
+            axis=-1,
+        )
         return camera_rays @ self.rotation  # row vectors: d_world = R^T d_cam
 
     def project(self, points: np.ndarray):
@@ -48,9 +53,13 @@ class Camera:
         depth = camera_points[..., 2]
         safe = np.where(np.abs(depth) < 1e-9, 1e-9, depth)
         height, width = self.size
-        pixels = np.stack([self.focal * camera_points[..., 0] / safe + (width - 1) / 2,
-                           self.focal * camera_points[..., 1] / safe + (height - 1) / 2],
-                          axis=-1)
+        pixels = np.stack(
+            [
+                self.focal * camera_points[..., 0] / safe + (width - 1) / 2,
+                self.focal * camera_points[..., 1] / safe + (height - 1) / 2,
+            ],
+            axis=-1,
+        )
         return pixels, depth
 
 
@@ -74,9 +83,14 @@ class Surface:
 
 
 def _corners(surface: Surface) -> np.ndarray:
-    return np.array([surface.origin, surface.origin + surface.axis_u,
-                     surface.origin + surface.axis_v,
-                     surface.origin + surface.axis_u + surface.axis_v])
+    return np.array(
+        [
+            surface.origin,
+            surface.origin + surface.axis_u,
+            surface.origin + surface.axis_v,
+            surface.origin + surface.axis_u + surface.axis_v,
+        ]
+    )
 
 
 @dataclass
@@ -136,8 +150,9 @@ def cast(camera: Camera, surfaces: Sequence[Surface]) -> Hits:
 REMAP_COLUMNS = 1024
 
 
-def shade(hits: Hits, surfaces: Sequence[Surface], sky: Tuple[int, int, int] = (200, 170, 140)
-          ) -> np.ndarray:
+def shade(
+    hits: Hits, surfaces: Sequence[Surface], sky: Tuple[int, int, int] = (200, 170, 140)
+) -> np.ndarray:
     """Colour every pixel from its surface's texture (bilinear, tiled); ``(H, W, 3)`` uint8."""
     image = np.empty(hits.index.shape + (3,), dtype=np.uint8)
     image[:] = sky
@@ -147,8 +162,8 @@ def shade(hits: Hits, surfaces: Sequence[Surface], sky: Tuple[int, int, int] = (
         surface = surfaces[number]
         mask = hits.index == number
         texture_height, texture_width = surface.texture.shape[:2]
-        u = (hits.alpha[mask] * np.linalg.norm(surface.axis_u) * surface.texture_scale)
-        v = (hits.beta[mask] * np.linalg.norm(surface.axis_v) * surface.texture_scale)
+        u = hits.alpha[mask] * np.linalg.norm(surface.axis_u) * surface.texture_scale
+        v = hits.beta[mask] * np.linalg.norm(surface.axis_v) * surface.texture_scale
         # cv2.remap takes maps under 32767 columns: the points are laid out in rows of 1024.
         count = u.size
         rows = -(-count // REMAP_COLUMNS)
@@ -156,15 +171,20 @@ def shade(hits: Hits, surfaces: Sequence[Surface], sky: Tuple[int, int, int] = (
         map_y = np.zeros(rows * REMAP_COLUMNS, dtype=np.float32)
         map_x[:count] = np.mod(u, texture_width)
         map_y[:count] = np.mod(v, texture_height)
-        colours = cv2.remap(surface.texture, map_x.reshape(rows, REMAP_COLUMNS),
-                            map_y.reshape(rows, REMAP_COLUMNS), cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_WRAP)
+        colours = cv2.remap(
+            surface.texture,
+            map_x.reshape(rows, REMAP_COLUMNS),
+            map_y.reshape(rows, REMAP_COLUMNS),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_WRAP,
+        )
         image[mask] = colours.reshape(-1, 3)[:count]
     return image
 
 
-def surface_flow(hits: Hits, camera: Camera, next_camera: Camera,
-                 next_surfaces: Sequence[Surface]) -> np.ndarray:
+def surface_flow(
+    hits: Hits, camera: Camera, next_camera: Camera, next_surfaces: Sequence[Surface]
+) -> np.ndarray:
     """Exact forward flow ``(H, W, 2)`` float32 of the visible surface points (0 on the sky)."""
     height, width = hits.index.shape
     flow = np.zeros((height, width, 2), dtype=np.float32)
@@ -175,8 +195,11 @@ def surface_flow(hits: Hits, camera: Camera, next_camera: Camera,
     axes_u = np.array([s.axis_u for s in next_surfaces])
     axes_v = np.array([s.axis_v for s in next_surfaces])
     index = hits.index[visible]
-    points = (origins[index] + hits.alpha[visible, None] * axes_u[index]
-              + hits.beta[visible, None] * axes_v[index])
+    points = (
+        origins[index]
+        + hits.alpha[visible, None] * axes_u[index]
+        + hits.beta[visible, None] * axes_v[index]
+    )
     pixels, _ = next_camera.project(points)
     rows, cols = np.nonzero(visible)
     flow[visible, 0] = pixels[:, 0] - cols
@@ -190,14 +213,15 @@ def rotation_matrix(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> 
     cy, sy = np.cos(yaw), np.sin(yaw)
     cp, sp = np.cos(pitch), np.sin(pitch)
     cr, sr = np.cos(roll), np.sin(roll)
-    turn = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])      # about y (down): yaw
-    tilt = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])      # about x: pitch (down > 0)
+    turn = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])  # about y (down): yaw
+    tilt = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])  # about x: pitch (down > 0)
     spin = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
     return (turn @ tilt @ spin).T
 
 
-def texture(rng: np.random.Generator, size: int = 64, tint: Optional[Sequence[float]] = None
-            ) -> np.ndarray:
+def texture(
+    rng: np.random.Generator, size: int = 64, tint: Optional[Sequence[float]] = None
+) -> np.ndarray:
     """A tileable random texture, ``(size, size, 3)`` uint8: blurred noise with a colour tint."""
     noise = rng.normal(size=(size, size, 3)).astype(np.float32)
     # Blurring a wrap-padded copy keeps the texture tileable.
@@ -216,9 +240,11 @@ class RenderedFrame:
     hits: Hits
 
 
-def render_pair(camera: Camera, surfaces: List[Surface], next_camera: Camera,
-                next_surfaces: List[Surface]) -> RenderedFrame:
+def render_pair(
+    camera: Camera, surfaces: List[Surface], next_camera: Camera, next_surfaces: List[Surface]
+) -> RenderedFrame:
     """Render a frame and its exact forward flow to the next placement."""
     hits = cast(camera, surfaces)
-    return RenderedFrame(shade(hits, surfaces), surface_flow(hits, camera, next_camera,
-                                                            next_surfaces), hits)
+    return RenderedFrame(
+        shade(hits, surfaces), surface_flow(hits, camera, next_camera, next_surfaces), hits
+    )

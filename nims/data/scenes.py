@@ -45,27 +45,35 @@ def video_splits(config: ScenesConfig) -> Dict[str, List[int]]:
     order = np.random.default_rng(config.seed).permutation(config.videos)
     train_end = int(round(config.split_fractions[0] * config.videos))
     val_end = train_end + int(round(config.split_fractions[1] * config.videos))
-    return {"train": sorted(order[:train_end].tolist()),
-            "val": sorted(order[train_end:val_end].tolist()),
-            "test": sorted(order[val_end:].tolist())}
+    return {
+        "train": sorted(order[:train_end].tolist()),
+        "val": sorted(order[train_end:val_end].tolist()),
+        "test": sorted(order[val_end:].tolist()),
+    }
 
 
 def _video_plan(config: ScenesConfig, video: int):
     rng = np.random.default_rng([config.seed, video])
     height, width = config.size
     salient = rng.random() < config.salient_fraction
-    camera = np.array([[rng.uniform(-1, 1) * config.max_speed, rng.normal(0, 0.01),
-                        rng.normal(0, 0.01)],
-                       [rng.uniform(-1, 1) * config.max_speed, rng.normal(0, 0.01),
-                        rng.normal(0, 0.01)]])
+    camera = np.array(
+        [
+            [rng.uniform(-1, 1) * config.max_speed, rng.normal(0, 0.01), rng.normal(0, 0.01)],
+            [rng.uniform(-1, 1) * config.max_speed, rng.normal(0, 0.01), rng.normal(0, 0.01)],
+        ]
+    )
     camera[:, 0] -= camera[:, 1] * width / 2 + camera[:, 2] * height / 2
     movers = []
     for _ in range(rng.integers(1, 4) if salient else 0):
         angle = rng.uniform(0, 2 * np.pi)
         speed = rng.uniform(0.5, 1.5) * config.max_speed
-        movers.append({"start": (rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height),
-                       "axes": (rng.uniform(0.04, 0.1) * width, rng.uniform(0.08, 0.2) * height),
-                       "velocity": speed * np.array([np.cos(angle), np.sin(angle)])})
+        movers.append(
+            {
+                "start": (rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height),
+                "axes": (rng.uniform(0.04, 0.1) * width, rng.uniform(0.08, 0.2) * height),
+                "velocity": speed * np.array([np.cos(angle), np.sin(angle)]),
+            }
+        )
     return camera, movers
 
 
@@ -82,8 +90,16 @@ def scene_frame(config: ScenesConfig, video: int, frame: int):
         # Movers walk in a straight line across the video (and may leave the frame).
         centre = np.array(mover["start"]) + 4 * frame * mover["velocity"] / config.max_speed
         mask = np.zeros(config.size, dtype=np.uint8)
-        cv2.ellipse(mask, (int(centre[0]), int(centre[1])),
-                    (int(mover["axes"][0]), int(mover["axes"][1])), 0, 0, 360, 1, -1)
+        cv2.ellipse(
+            mask,
+            (int(centre[0]), int(centre[1])),
+            (int(mover["axes"][0]), int(mover["axes"][1])),
+            0,
+            0,
+            360,
+            1,
+            -1,
+        )
         motion = drift.copy()
         motion[:, 0] += mover["velocity"]
         motions.append(motion)
@@ -105,8 +121,11 @@ class FlowFrames(Dataset):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.config = config
-        self.items = [(video, frame) for video in video_splits(config)[split]
-                      for frame in range(config.frames_per_video)]
+        self.items = [
+            (video, frame)
+            for video in video_splits(config)[split]
+            for frame in range(config.frames_per_video)
+        ]
         self.labels = [scene_frame(config, v, f)[1] for v, f in self.items]
         self.videos = [video for video, _ in self.items]
 
@@ -120,10 +139,13 @@ class FlowFrames(Dataset):
 
 def build_scenes(dataset_cfg, input_size: Sequence[int]) -> Dict[str, FlowFrames]:
     """The three splits of ``dataset=synthetic_scenes`` at the classifier's resolution."""
-    config = ScenesConfig(videos=int(dataset_cfg.videos),
-                          frames_per_video=int(dataset_cfg.frames_per_video),
-                          size=tuple(int(v) for v in input_size),
-                          salient_fraction=float(dataset_cfg.salient_fraction),
-                          max_speed=float(dataset_cfg.max_speed), noise=float(dataset_cfg.noise),
-                          seed=int(dataset_cfg.seed))
+    config = ScenesConfig(
+        videos=int(dataset_cfg.videos),
+        frames_per_video=int(dataset_cfg.frames_per_video),
+        size=tuple(int(v) for v in input_size),
+        salient_fraction=float(dataset_cfg.salient_fraction),
+        max_speed=float(dataset_cfg.max_speed),
+        noise=float(dataset_cfg.noise),
+        seed=int(dataset_cfg.seed),
+    )
     return {split: FlowFrames(config, split) for split in SPLITS}

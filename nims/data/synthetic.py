@@ -70,14 +70,24 @@ def texture(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 def _warp(image: np.ndarray, params: np.ndarray) -> np.ndarray:
     """Move an image by the affine motion ``p -> p + w(p)`` (exact inverse mapping)."""
-    forward = np.array([[1 + params[0, 1], params[0, 2], params[0, 0]],
-                        [params[1, 1], 1 + params[1, 2], params[1, 0]]])
-    return cv2.warpAffine(image, forward, (image.shape[1], image.shape[0]),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    forward = np.array(
+        [
+            [1 + params[0, 1], params[0, 2], params[0, 0]],
+            [params[1, 1], 1 + params[1, 2], params[1, 0]],
+        ]
+    )
+    return cv2.warpAffine(
+        image,
+        forward,
+        (image.shape[1], image.shape[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
 
 
-def random_scene(shape: Tuple[int, int] = (240, 427), n_objects: int = 2, seed: int = 0,
-                 max_speed: float = 4.0) -> SyntheticScene:
+def random_scene(
+    shape: Tuple[int, int] = (240, 427), n_objects: int = 2, seed: int = 0, max_speed: float = 4.0
+) -> SyntheticScene:
     """A camera-moving background with ``n_objects`` elliptic objects moving on their own.
 
     Parameters
@@ -94,10 +104,20 @@ def random_scene(shape: Tuple[int, int] = (240, 427), n_objects: int = 2, seed: 
     rng = np.random.default_rng(seed)
     height, width = shape
     scale = 1.0 / max(height, width)
-    background = np.array([[rng.uniform(-1, 1) * max_speed / 2, rng.uniform(-2, 2) * scale,
-                            rng.uniform(-2, 2) * scale],
-                           [rng.uniform(-1, 1) * max_speed / 2, rng.uniform(-2, 2) * scale,
-                            rng.uniform(-2, 2) * scale]])
+    background = np.array(
+        [
+            [
+                rng.uniform(-1, 1) * max_speed / 2,
+                rng.uniform(-2, 2) * scale,
+                rng.uniform(-2, 2) * scale,
+            ],
+            [
+                rng.uniform(-1, 1) * max_speed / 2,
+                rng.uniform(-2, 2) * scale,
+                rng.uniform(-2, 2) * scale,
+            ],
+        ]
+    )
     # Make the affine terms rotate/zoom about the centre instead of the top-left corner.
     background[:, 0] -= background[:, 1] * width / 2 + background[:, 2] * height / 2
     layers = np.ones(shape, dtype=np.int32)

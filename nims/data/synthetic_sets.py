@@ -35,10 +35,12 @@ from nims.flow import resize_flow
 from nims.flow_backends import make_flow_estimator
 
 GENERATOR_VERSION = 3  # bump whenever a generator changes what it draws or stores
-GENERATORS = {"crowd_synth": (CrowdConfig, crowd_video),
-              "independent_synth": (IndependentConfig, independent_video),
-              # Independent motion where a near static object has the strongest flow.
-              "parallax_synth": (IndependentConfig, independent_video)}
+GENERATORS = {
+    "crowd_synth": (CrowdConfig, crowd_video),
+    "independent_synth": (IndependentConfig, independent_video),
+    # Independent motion where a near static object has the strongest flow.
+    "parallax_synth": (IndependentConfig, independent_video),
+}
 SPLITS = ("train", "val", "test")
 
 
@@ -57,9 +59,13 @@ def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, 
     if estimator is not None:
         flows = [estimator(frames[t], frames[t + 1]) for t in range(len(pairs))]
     masks = np.stack(masks)
-    return {"frames": np.stack(frames), "flows": np.stack(flows).astype(np.float16),
-            "masks": masks, "others": np.stack(others),
-            "labels": (masks.sum(axis=(1, 2)) >= min_visible).astype(np.uint8)}
+    return {
+        "frames": np.stack(frames),
+        "flows": np.stack(flows).astype(np.float16),
+        "masks": masks,
+        "others": np.stack(others),
+        "labels": (masks.sum(axis=(1, 2)) >= min_visible).astype(np.uint8),
+    }
 
 
 def generator_config(dataset_cfg):
@@ -68,23 +74,32 @@ def generator_config(dataset_cfg):
     values = {}
     for item in fields(config_class):
         if item.name in dataset_cfg and dataset_cfg[item.name] is not None:
-            value = OmegaConf.to_object(dataset_cfg[item.name]) if OmegaConf.is_config(
-                dataset_cfg[item.name]) else dataset_cfg[item.name]
+            value = (
+                OmegaConf.to_object(dataset_cfg[item.name])
+                if OmegaConf.is_config(dataset_cfg[item.name])
+                else dataset_cfg[item.name]
+            )
             values[item.name] = tuple(value) if isinstance(value, list) else value
     return config_class(**values)
 
 
 def set_key(dataset_cfg, flow_cfg) -> str:
     """Hash of everything the set's content depends on."""
-    description = {"version": GENERATOR_VERSION, "name": dataset_cfg.name,
-                   "generator": asdict(generator_config(dataset_cfg)),
-                   "videos": int(dataset_cfg.videos), "seed": int(dataset_cfg.seed),
-                   "flow_source": dataset_cfg.flow_source}
+    description = {
+        "version": GENERATOR_VERSION,
+        "name": dataset_cfg.name,
+        "generator": asdict(generator_config(dataset_cfg)),
+        "videos": int(dataset_cfg.videos),
+        "seed": int(dataset_cfg.seed),
+        "flow_source": dataset_cfg.flow_source,
+    }
     if dataset_cfg.flow_source == "estimated":
         description["flow"] = OmegaConf.to_container(flow_cfg, resolve=True)
     elif dataset_cfg.flow_source != "analytic":
-        raise ValueError(f"dataset.flow_source must be 'estimated' or 'analytic', got "
-                         f"{dataset_cfg.flow_source!r}")
+        raise ValueError(
+            f"dataset.flow_source must be 'estimated' or 'analytic', got "
+            f"{dataset_cfg.flow_source!r}"
+        )
     text = json.dumps(description, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -96,15 +111,19 @@ def video_is_salient(seed: int, video: int, fraction: float) -> bool:
 def split_videos(count: int, seed: int, fractions=(0.7, 0.15, 0.15)) -> Dict[str, List[int]]:
     """Video indices per split, from the seed: frames of a video never cross splits."""
     if count < 3:
-        raise ValueError(f"dataset.videos must be at least 3 (train, val and test need one "
-                         f"video each), got {count}")
+        raise ValueError(
+            f"dataset.videos must be at least 3 (train, val and test need one "
+            f"video each), got {count}"
+        )
     order = np.random.default_rng([seed, 11]).permutation(count)
     val_count = max(1, int(round(fractions[1] * count)))
     train_end = max(1, min(count - 1 - val_count, int(round(fractions[0] * count))))
     val_end = train_end + val_count
-    return {"train": sorted(order[:train_end].tolist()),
-            "val": sorted(order[train_end:val_end].tolist()),
-            "test": sorted(order[val_end:].tolist())}
+    return {
+        "train": sorted(order[:train_end].tolist()),
+        "val": sorted(order[train_end:val_end].tolist()),
+        "test": sorted(order[val_end:].tolist()),
+    }
 
 
 def _write_video(folder: Path, video: Dict[str, np.ndarray]) -> None:
@@ -119,8 +138,9 @@ def _estimator(flow_json: str):
     return make_flow_estimator(OmegaConf.create(json.loads(flow_json)))
 
 
-def _generate_video(folder: Path, name: str, config, flow: Optional[dict], seed: int,
-                    video: int) -> List[int]:
+def _generate_video(
+    folder: Path, name: str, config, flow: Optional[dict], seed: int, video: int
+) -> List[int]:
     """Render video number ``video`` of a set into ``folder``; return its frame labels."""
     salient = video_is_salient(seed, video, config.salient_fraction)
     cameras, pairs = GENERATORS[name][1](config, seed * 100003 + video, salient)
@@ -135,22 +155,28 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
     from tqdm import tqdm
 
     if dataset_cfg.name not in GENERATORS:
-        raise ValueError(f"no synthetic generator named {dataset_cfg.name!r}; available: "
-                         f"{sorted(GENERATORS)}")
+        raise ValueError(
+            f"no synthetic generator named {dataset_cfg.name!r}; available: {sorted(GENERATORS)}"
+        )
     key = set_key(dataset_cfg, flow_cfg)
     folder = Path(str(dataset_cfg.cache_dir)) / f"{dataset_cfg.name}-{key}"
     manifest_path = folder / "manifest.json"
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("key") != key:
-            raise ValueError(f"{manifest_path} was written for another configuration "
-                             f"(key {manifest.get('key')}, expected {key}): delete {folder}")
+            raise ValueError(
+                f"{manifest_path} was written for another configuration "
+                f"(key {manifest.get('key')}, expected {key}): delete {folder}"
+            )
         return folder
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted generation: start again
     config = generator_config(dataset_cfg)
-    flow = OmegaConf.to_container(flow_cfg, resolve=True) \
-        if dataset_cfg.flow_source == "estimated" else None
+    flow = (
+        OmegaConf.to_container(flow_cfg, resolve=True)
+        if dataset_cfg.flow_source == "estimated"
+        else None
+    )
     seed, count = int(dataset_cfg.seed), int(dataset_cfg.videos)
     workers = int(dataset_cfg.get("workers", 1))
     if workers < 1:
@@ -159,13 +185,21 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
     # Each video has its own seed, so the set does not depend on how many workers render it.
     labels = Parallel(n_jobs=workers, max_nbytes=None)(
         delayed(_generate_video)(folder, dataset_cfg.name, config, flow, seed, video)
-        for video in videos)
-    manifest = {"key": key, "name": dataset_cfg.name, "config": asdict(config),
-                "flow_source": dataset_cfg.flow_source, "videos": count,
-                "frames_per_video": config.frames, "size": list(config.size),
-                "labels": labels, "splits": split_videos(count, seed),
-                "salient_frames": int(sum(map(sum, labels))),
-                "frames": int(sum(map(len, labels)))}
+        for video in videos
+    )
+    manifest = {
+        "key": key,
+        "name": dataset_cfg.name,
+        "config": asdict(config),
+        "flow_source": dataset_cfg.flow_source,
+        "videos": count,
+        "frames_per_video": config.frames,
+        "size": list(config.size),
+        "labels": labels,
+        "splits": split_videos(count, seed),
+        "salient_frames": int(sum(map(sum, labels))),
+        "frames": int(sum(map(len, labels))),
+    }
     manifest_path.write_text(json.dumps(manifest))
     return folder
 
@@ -182,10 +216,14 @@ class SyntheticFrames(Dataset):
         self.folder = Path(folder)
         self.manifest = json.loads((self.folder / "manifest.json").read_text())
         self.input_size = tuple(int(v) for v in input_size)
-        videos = range(self.manifest["videos"]) if split == "all" else \
-            self.manifest["splits"][split]
-        self.items = [(video, frame) for video in videos
-                      for frame in range(len(self.manifest["labels"][video]))]
+        videos = (
+            range(self.manifest["videos"]) if split == "all" else self.manifest["splits"][split]
+        )
+        self.items = [
+            (video, frame)
+            for video in videos
+            for frame in range(len(self.manifest["labels"][video]))
+        ]
         self.labels = [self.manifest["labels"][video][frame] for video, frame in self.items]
         self.videos = [video for video, _ in self.items]
         self._maps: Dict[int, Dict[str, np.ndarray]] = {}
@@ -194,8 +232,9 @@ class SyntheticFrames(Dataset):
         """Memory maps of one video's arrays (frames, flows, masks, others, labels)."""
         if video not in self._maps:
             base = self.folder / f"video_{video:04d}"
-            self._maps[video] = {path.stem: np.load(path, mmap_mode="r")
-                                 for path in base.glob("*.npy")}
+            self._maps[video] = {
+                path.stem: np.load(path, mmap_mode="r") for path in base.glob("*.npy")
+            }
         return self._maps[video]
 
     def __len__(self) -> int:
@@ -206,7 +245,8 @@ class SyntheticFrames(Dataset):
         flow = np.asarray(self.video_arrays(video)["flows"][frame], dtype=np.float32)
         flow = resize_flow(flow, self.input_size)
         return torch.from_numpy(flow.transpose(2, 0, 1).copy()), torch.tensor(
-            float(self.labels[index]))
+            float(self.labels[index])
+        )
 
     def mask(self, index: int) -> torch.Tensor:
         """The salient objects' mask of a frame at ``input_size``, ``(h, w)`` float 0/1."""
@@ -231,8 +271,9 @@ class MaskedFrames(Dataset):
         return self.frames[index][0], self.frames.mask(index)
 
 
-def build_synthetic_frames(dataset_cfg, flow_cfg, input_size, progress: bool = True
-                           ) -> Dict[str, SyntheticFrames]:
+def build_synthetic_frames(
+    dataset_cfg, flow_cfg, input_size, progress: bool = True
+) -> Dict[str, SyntheticFrames]:
     folder = build_set(dataset_cfg, flow_cfg, progress)
     return {split: SyntheticFrames(folder, split, input_size) for split in SPLITS}
 
@@ -245,18 +286,23 @@ def set_statistics(folder: Path) -> Dict[str, object]:
         masks = np.load(Path(folder) / f"video_{video:04d}" / "masks.npy", mmap_mode="r")
         fractions = masks.mean(axis=(1, 2))
         coverage += fractions[fractions > 0].tolist()
-    per_split = {split: float(np.mean([label for video in videos
-                                       for label in manifest["labels"][video]]))
-                 for split, videos in manifest["splits"].items()}
-    return {"videos": manifest["videos"], "frames": manifest["frames"],
-            "salient_frame_fraction": manifest["salient_frames"] / manifest["frames"],
-            "salient_fraction_per_split": per_split,
-            "mask_area_mean": float(np.mean(coverage)) if coverage else 0.0,
-            "mask_area_median": float(np.median(coverage)) if coverage else 0.0}
+    per_split = {
+        split: float(np.mean([label for video in videos for label in manifest["labels"][video]]))
+        for split, videos in manifest["splits"].items()
+    }
+    return {
+        "videos": manifest["videos"],
+        "frames": manifest["frames"],
+        "salient_frame_fraction": manifest["salient_frames"] / manifest["frames"],
+        "salient_fraction_per_split": per_split,
+        "mask_area_mean": float(np.mean(coverage)) if coverage else 0.0,
+        "mask_area_median": float(np.median(coverage)) if coverage else 0.0,
+    }
 
 
-def contact_sheet(folder: Path, videos: Optional[Sequence[int]] = None, frames: int = 4
-                  ) -> np.ndarray:
+def contact_sheet(
+    folder: Path, videos: Optional[Sequence[int]] = None, frames: int = 4
+) -> np.ndarray:
     """Rows of (frame, colour-coded flow, mask) for a few frames of a few videos, RGB uint8."""
     import cv2
 
@@ -279,9 +325,15 @@ def contact_sheet(folder: Path, videos: Optional[Sequence[int]] = None, frames: 
             rgb = cv2.cvtColor(np.asarray(images[frame]), cv2.COLOR_BGR2RGB)
             mask = (np.asarray(masks[frame]) * 255).astype(np.uint8)
             label = "salient" if manifest["labels"][video][frame] else "not salient"
-            rows.append(side_by_side([rgb, flow_to_color(np.asarray(flows[frame],
-                                                                    dtype=np.float32)), mask],
-                                     height=images.shape[1],
-                                     titles=[f"video {video} frame {frame} ({label})",
-                                             "flow (hue: direction)", "salient mask"]))
+            rows.append(
+                side_by_side(
+                    [rgb, flow_to_color(np.asarray(flows[frame], dtype=np.float32)), mask],
+                    height=images.shape[1],
+                    titles=[
+                        f"video {video} frame {frame} ({label})",
+                        "flow (hue: direction)",
+                        "salient mask",
+                    ],
+                )
+            )
     return np.vstack(rows)

@@ -42,8 +42,9 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
     if step < 1:
         raise ValueError(f"frame step must be >= 1, got {step}")
     if not source.exists():
-        raise FileNotFoundError(f"input {source} does not exist: give a video file or a folder "
-                                "of frames (input=<path>)")
+        raise FileNotFoundError(
+            f"input {source} does not exist: give a video file or a folder of frames (input=<path>)"
+        )
     shape = None
     count = 0
 
@@ -54,8 +55,10 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
         if shape is None:
             shape = frame.shape
         elif frame.shape != shape:
-            raise ValueError(f"frame {name} is {frame.shape[1]}x{frame.shape[0]}, the first "
-                             f"frame is {shape[1]}x{shape[0]}: frames must share one size")
+            raise ValueError(
+                f"frame {name} is {frame.shape[1]}x{frame.shape[0]}, the first "
+                f"frame is {shape[1]}x{shape[0]}: frames must share one size"
+            )
         return frame
 
     if source.is_dir():
@@ -69,8 +72,10 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
         return
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
-        raise ValueError(f"OpenCV cannot open video {source}: unknown container or codec; "
-                         "convert it (e.g. to H.264 mp4) or extract its frames into a folder")
+        raise ValueError(
+            f"OpenCV cannot open video {source}: unknown container or codec; "
+            "convert it (e.g. to H.264 mp4) or extract its frames into a folder"
+        )
     announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     try:
         index = 0
@@ -85,8 +90,13 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
     finally:
         capture.release()
     if (max_frames is None or count < max_frames) and 0 < index < announced:
-        log.warning("video %s announces %d frames but only %d could be decoded: it is cut "
-                    "short or damaged; the frames after %d are missing", source, announced,
-                    index, index - 1)
+        log.warning(
+            "video %s announces %d frames but only %d could be decoded: it is cut "
+            "short or damaged; the frames after %d are missing",
+            source,
+            announced,
+            index,
+            index - 1,
+        )
     if count == 0:
         raise ValueError(f"video {source} holds no readable frame")
