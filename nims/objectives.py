@@ -138,9 +138,9 @@ class FrameClassification:
         """``relevance.png`` (LRP of a few salient test frames); the closing line."""
         from nims.visualize import write_png
 
-        figure = relevance_figure(model.cpu(), datasets["test"])
+        figure = relevance_figure(model.cpu(), datasets["test"], self.cfg.attribution)
         write_png(folder / "relevance.png", figure)
-        tracker.images("relevance", [figure], ["flow | LRP relevance, salient test frames"])
+        tracker.images("relevance", [figure], ["flow | relevance, salient test frames"])
         return (
             f"best val AP {best:.3f}; test accuracy {test['test_accuracy']:.3f}, "
             f"AP {test['test_average_precision']:.3f}"
@@ -217,15 +217,18 @@ class MaskSegmentation:
 OBJECTIVES = {"classifier": FrameClassification, "unet": MaskSegmentation}
 
 
-def relevance_figure(model: nn.Module, dataset: Dataset, count: int = 4) -> np.ndarray:
-    """Colour-coded flow and LRP relevance of the first salient test frames, RGB uint8."""
-    from nims.attribution.lrp import lrp
+def relevance_figure(
+    model: nn.Module, dataset: Dataset, attribution_cfg, count: int = 4
+) -> np.ndarray:
+    """Colour-coded flow and relevance (the configured attribution) of the first salient test
+    frames, RGB uint8."""
+    from nims.attribution import attribute
     from nims.flow import flow_to_color
     from nims.visualize import side_by_side
 
     indices = [i for i, label in enumerate(dataset.labels) if label][:count] or [0]
     flows = torch.stack([dataset[i][0] for i in indices])
-    relevance = lrp(model, flows).relevance.numpy()
+    relevance = attribute(model, flows, attribution_cfg).relevance.numpy()
     rows = []
     for index, flow, relevance_map in zip(indices, flows.numpy(), relevance):
         scale = max(float(np.abs(relevance_map).max()), 1e-12)

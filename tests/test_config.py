@@ -128,6 +128,11 @@ def test_every_entry_point_config_composes(composer):
     assert unet.model.name == "unet" and unet.dataset.name == "crowd_synth"
     assert composer("evaluate").checkpoint == "checkpoints/independent.pt"
     assert composer("evaluate", ["task=crowd"]).checkpoint == "checkpoints/crowd.pt"
+    # The crowd task gates masks by the decision and estimates flow at full resolution.
+    crowd = composer("evaluate", ["task=crowd"])
+    assert crowd.saliency.gate and crowd.flow.finest_scale == 0
+    assert not composer("evaluate").saliency.gate
+    assert composer("evaluate", ["task=crowd", "flow=rlof"]).flow.name == "rlof"
 
 
 def test_wandb_runs_of_a_sweep_are_named_by_their_overrides(composer, tmp_path):
