@@ -18,7 +18,7 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -107,6 +107,36 @@ def score(objective, row: Dict[str, float]) -> float:
     return float(np.nan_to_num(value, nan=fallback))
 
 
+def _loaders(cfg: DictConfig, datasets, generator: torch.Generator) -> Dict[str, DataLoader]:
+    return {
+        split: DataLoader(
+            data,
+            batch_size=int(cfg.trainer.batch_size),
+            shuffle=split == "train",
+            generator=generator,
+            num_workers=int(cfg.trainer.num_workers),
+        )
+        for split, data in datasets.items()
+    }
+
+
+def _start(cfg: DictConfig, model, optimizer, folder: Path) -> Tuple[int, float, list]:
+    """``(first epoch, best score, history)``: a fresh run's, or those of the run ``resume``
+    names (its weights and optimiser state loaded, its ``best.pt`` copied beside this run)."""
+    if not cfg.get("resume"):
+        return 0, -1.0, []
+    state = load_checkpoint(cfg.resume, cfg.task.name, model.architecture())
+    model.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    best = state.get("best_score", state.get("best_val_ap", -1.0))  # older runs: best_val_ap
+    previous_best = Path(str(cfg.resume)).parent / "best.pt"
+    if previous_best.is_file() and previous_best.resolve() != (folder / "best.pt").resolve():
+        # The best so far may stay the best: keep it beside the continued run.
+        shutil.copyfile(previous_best, folder / "best.pt")
+    log.info("resumed from %s at epoch %d", cfg.resume, state["epoch"])
+    return state["epoch"], best, state["history"]
+
+
 @announce_run_folder
 def run(cfg: DictConfig) -> float:
     """Entry point of ``train.py``; returns the best validation score (AP for the classifier,
@@ -119,21 +149,9 @@ def run(cfg: DictConfig) -> float:
     torch.set_num_threads(int(cfg.trainer.threads))
     datasets = objective.datasets()
     generator = torch.Generator().manual_seed(int(cfg.seed))
-    loaders = {
-        split: DataLoader(
-            data,
-            batch_size=int(cfg.trainer.batch_size),
-            shuffle=split == "train",
-            generator=generator,
-            num_workers=int(cfg.trainer.num_workers),
-        )
-        for split, data in datasets.items()
-    }
+    loaders = _loaders(cfg, datasets, generator)
     device = resolve_device(cfg.trainer.device, "trainer.device")
     model = objective.model().to(device)
-    config = resolved_config(cfg)
-
-    start_epoch, best, history = 0, -1.0, []
     if cfg.get("init_from"):
         source = load_checkpoint(cfg.init_from, cfg.task.name, model.architecture())
         model.load_state_dict(source["model_state"])
@@ -142,44 +160,15 @@ def run(cfg: DictConfig) -> float:
     optimizer = torch.optim.AdamW(
         parameters, lr=float(cfg.trainer.lr), weight_decay=float(cfg.trainer.weight_decay)
     )
-    if cfg.get("resume"):
-        state = load_checkpoint(cfg.resume, cfg.task.name, model.architecture())
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        start_epoch, history = state["epoch"], state["history"]
-        best = state.get("best_score", state.get("best_val_ap", -1.0))  # older runs: best_val_ap
-        previous_best = Path(str(cfg.resume)).parent / "best.pt"
-        if previous_best.is_file() and previous_best.resolve() != (folder / "best.pt").resolve():
-            # The best so far may stay the best: keep it beside the continued run.
-            shutil.copyfile(previous_best, folder / "best.pt")
-        log.info("resumed from %s at epoch %d", cfg.resume, start_epoch)
+    start_epoch, best, history = _start(cfg, model, optimizer, folder)
     objective.prepare(model, loaders, device)
     log.info("training on %s", device)
-
+    config = resolved_config(cfg)
     with tracking_run(cfg, "train", folder) as tracker:
         for epoch in range(start_epoch, int(cfg.trainer.epochs)):
-            trained = run_epoch(
-                model,
-                objective,
-                loaders["train"],
-                device,
-                optimizer,
-                generator,
-                augment=bool(cfg.trainer.augment),
-                frozen_norms=cfg.trainer.trainable == "fc",
-                progress=f"epoch {epoch + 1}" if cfg.trainer.progress else None,
-            )
-            row = {
-                "epoch": epoch + 1,
-                **{f"train_{k}": v for k, v in trained.items()},
-                **{
-                    f"val_{k}": v
-                    for k, v in run_epoch(model, objective, loaders["val"], device).items()
-                },
-            }
+            row = _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch)
             history.append(row)
             tracker.log(row, step=epoch + 1)
-            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
             improved = score(objective, row) > best
             best = max(best, score(objective, row))
             state = {
@@ -193,7 +182,6 @@ def run(cfg: DictConfig) -> float:
             if improved:
                 save_checkpoint(folder / "best.pt", model, cfg.task.name, config, **state)
         write_csv(folder / "metrics.csv", history)
-
         best_state = load_checkpoint(folder / "best.pt")
         model.load_state_dict(best_state["model_state"])
         test = {
@@ -205,3 +193,26 @@ def run(cfg: DictConfig) -> float:
         message = objective.finish(model, datasets, folder, tracker, test, best)
     print(f"{message}; checkpoints in {folder}")
     return best
+
+
+def _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch: int) -> dict:
+    """One training epoch and the validation pass after it, as a logged row."""
+    trained = run_epoch(
+        model,
+        objective,
+        loaders["train"],
+        device,
+        optimizer,
+        generator,
+        augment=bool(cfg.trainer.augment),
+        frozen_norms=cfg.trainer.trainable == "fc",
+        progress=f"epoch {epoch + 1}" if cfg.trainer.progress else None,
+    )
+    validated = run_epoch(model, objective, loaders["val"], device)
+    row = {
+        "epoch": epoch + 1,
+        **{f"train_{k}": v for k, v in trained.items()},
+        **{f"val_{k}": v for k, v in validated.items()},
+    }
+    log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+    return row
