@@ -10,7 +10,8 @@ from torch import nn
 from nims import attribution
 from nims.attribution import lrp as propagation
 from nims.attribution import rules
-from nims.model import FoldedBlock, MotionClassifier, fold
+from nims.folding import FoldedBlock, fold
+from nims.model import MotionClassifier
 
 INPUT = (16, 24)
 

@@ -1,7 +1,7 @@
 """Step 1 of NIMS: relevance of every input pixel for the "salient" logit.
 
 Layer-wise relevance propagation (Bach et al. 2015, Montavon et al. 2017) on the classifier's
-interpretation network (:func:`nims.model.fold`), starting from the logit:
+interpretation network (:func:`nims.folding.fold`), starting from the logit:
 
 - fully-connected layer and every convolution but the first: ``lrp_rules.other_layers``
   (the paper: **z+**);
@@ -28,13 +28,8 @@ from torch.nn import functional as F
 
 from nims.attribution import ATTRIBUTIONS, Attribution
 from nims.attribution.rules import rule
-from nims.model import (
-    InterpretationNetwork,
-    MotionClassifier,
-    check_model_input,
-    fold,
-    head_features,
-)
+from nims.folding import InterpretationNetwork, fold
+from nims.model import MotionClassifier, check_model_input, head_features
 
 
 def maxpool_winner_takes_all(pre_pool: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """LRP rules: how one layer hands the relevance at its output to its input.
 
 Each rule is a small class with ``linear`` (the one-output classifier layer) and ``conv`` (a
-folded convolution block, :class:`nims.model.FoldedBlock`) methods; :data:`RULES` maps the names
+folded convolution block, :class:`nims.folding.FoldedBlock`) methods; :data:`RULES` maps the names
 the ``lrp_rules`` config uses (``first_layer``, ``other_layers``) to them. Biases are left out of
 every rule, so relevance is conserved layer to layer (up to the stabiliser).
 
