@@ -14,7 +14,8 @@ from typing import Optional
 import numpy as np
 
 from nims.flow import check_flow
-from nims.motion import HUBER_EPSILON, AffineMotion, fit_affine
+from nims.motion import AffineMotion, fit_affine
+from nims.robust import HUBER_EPSILON
 
 
 @dataclass

@@ -12,13 +12,8 @@ from typing import List, Tuple
 import numpy as np
 
 from nims.flow import check_flow
-from nims.motion import (
-    HUBER_EPSILON,
-    AffineMotion,
-    fit_affine_with_residuals,
-    pixel_grid,
-    robust_scale,
-)
+from nims.motion import AffineMotion, fit_affine_with_residuals, pixel_grid
+from nims.robust import HUBER_EPSILON, robust_scale
 from nims.segmentation import (
     STEP2_METHODS,
     Segmentation,

@@ -34,6 +34,12 @@ from nims.benchmarks import (
     write_saliency,
     write_strip,
 )
+from nims.benchmarks.davis_protocol import (
+    check_flow_sizes,
+    selected_sequences,
+    sequence_rows,
+    sequence_statistics,
+)
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.pipeline import FrameResult, oracle_mask
@@ -41,89 +47,6 @@ from nims.relevance_quality import mean_quality, relevance_flow_correlation, rel
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json, write_summary
 
 log = logging.getLogger(__name__)
-
-
-def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
-    """``dataset.sequences`` when given, else the sequences of ``dataset.split`` present under
-    ``root``: a partial copy of DAVIS evaluates what it holds and names what it lacks in one
-    line (``dataset.strict=true`` makes a missing sequence an error)."""
-    images = root / "JPEGImages" / cfg.dataset.resolution
-    if cfg.dataset.get("sequences"):
-        names = [str(name) for name in cfg.dataset.sequences]
-        available = (
-            sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
-        )
-        for name in names:
-            # A name is a folder of the dataset, never a path: "../x" would read and write
-            # outside the dataset and the run folder.
-            if name not in available:
-                raise FileNotFoundError(
-                    f"dataset.sequences: {name!r} is not a sequence folder of {images} "
-                    f"(available: {', '.join(available) or 'none'})"
-                )
-        return names
-    names = davis.split_sequences(root, cfg.dataset.split, cfg.dataset.resolution)
-    present = [name for name in names if (images / name).is_dir()]
-    missing = [name for name in names if name not in present]
-    if missing and (cfg.dataset.get("strict", False) or not present):
-        raise FileNotFoundError(
-            f"{len(missing)} of the {len(names)} {cfg.dataset.split} "
-            f"sequences are missing under {images} ({', '.join(missing)}): "
-            "complete the copy or list dataset.sequences"
-            + (", or set dataset.strict=false" if present else "")
-        )
-    if missing:
-        log.warning(
-            "%d of the %d %s sequences are not under %s and are skipped (%s); "
-            "dataset.strict=true makes this an error",
-            len(missing),
-            len(names),
-            cfg.dataset.split,
-            images,
-            ", ".join(missing),
-        )
-    return present
-
-
-def sequence_rows(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> List[Dict[str, object]]:
-    """Flatten per-sequence statistics into rows with the DAVIS toolkit's column names
-    (``Sequence``, ``J-Mean``, ``J-Recall``, ``J-Decay``, ``F-Mean``, ...)."""
-    return [
-        {
-            "Sequence": name,
-            **{
-                f"{measure}-{statistic.capitalize()}": value
-                for measure, stats in result.items()
-                for statistic, value in stats.items()
-            },
-        }
-        for name, result in per_sequence.items()
-    ]
-
-
-def check_flow_sizes(flows, frame_size, sequence: str, flow_cfg) -> None:
-    """Every flow must have the frames' size: a flow of another size would be blamed on the
-    annotation later."""
-    for index, flow in enumerate(flows):
-        if flow.shape[:2] != tuple(frame_size):
-            where = (
-                f"{flow_cfg.get('root')}/{sequence}/{index:05d}.flo"
-                if flow_cfg.get("name") == "precomputed"
-                else f"flow {index}"
-            )
-            raise ValueError(
-                f"sequence {sequence!r}: {where} is {flow.shape[1]}x"
-                f"{flow.shape[0]}, the frames are {frame_size[1]}x{frame_size[0]}:"
-                " flows must be computed on the frames at this resolution"
-            )
-
-
-def _statistics(jaccards: List[float], boundaries: List[float]) -> Dict[str, Dict[str, float]]:
-    """The protocol's per-sequence statistics of per-frame J and F."""
-    return {
-        "J": metrics.sequence_statistics(jaccards),
-        "F": metrics.sequence_statistics(boundaries),
-    }
 
 
 class SavedMasks:
@@ -298,7 +221,7 @@ class Davis2016:
         classified = method.classifies
         per_frame, per_sequence, oracle_sequence = [], {}, {}
         for name, score in scores.items():
-            per_sequence[name] = _statistics(score["J"], score["F"])
+            per_sequence[name] = sequence_statistics(score["J"], score["F"])
             for index, (j, f) in enumerate(zip(score["J"], score["F"])):
                 row = {"sequence": name, "frame": index, "J": j, "F": f}
                 if classified:
@@ -307,7 +230,7 @@ class Davis2016:
                     )
                 per_frame.append(row)
             if classified:
-                oracle_sequence[name] = _statistics(score["oracle_J"], score["oracle_F"])
+                oracle_sequence[name] = sequence_statistics(score["oracle_J"], score["oracle_F"])
         summary = metrics.dataset_summary(per_sequence)
         if self.cfg.get("predictions"):
             title = f"DAVIS-2016 {', '.join(scores)}: {Path(str(self.cfg.predictions)).name}"
