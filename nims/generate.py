@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+from typing import Dict, Optional, Sequence
 
+import numpy as np
 from omegaconf import DictConfig
 
-from nims.data.synthetic_sets import GENERATORS, build_set, contact_sheet, set_statistics
+from nims.data.synthetic_sets import GENERATORS, build_set
 from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
 from nims.visualize import write_png
 
@@ -30,3 +33,64 @@ def run(cfg: DictConfig) -> dict:
     print(json.dumps(statistics, indent=2))
     print(f"contact sheet: {folder / 'contact_sheet.png'}")
     return statistics
+
+
+def set_statistics(folder: Path) -> Dict[str, object]:
+    """Label balance and mask statistics of a cached set."""
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    coverage = []
+    for video in range(manifest["videos"]):
+        masks = np.load(Path(folder) / f"video_{video:04d}" / "masks.npy", mmap_mode="r")
+        fractions = masks.mean(axis=(1, 2))
+        coverage += fractions[fractions > 0].tolist()
+    per_split = {
+        split: float(np.mean([label for video in videos for label in manifest["labels"][video]]))
+        for split, videos in manifest["splits"].items()
+    }
+    return {
+        "videos": manifest["videos"],
+        "frames": manifest["frames"],
+        "salient_frame_fraction": manifest["salient_frames"] / manifest["frames"],
+        "salient_fraction_per_split": per_split,
+        "mask_area_mean": float(np.mean(coverage)) if coverage else 0.0,
+        "mask_area_median": float(np.median(coverage)) if coverage else 0.0,
+    }
+
+
+def contact_sheet(
+    folder: Path, videos: Optional[Sequence[int]] = None, frames: int = 4
+) -> np.ndarray:
+    """Rows of (frame, colour-coded flow, mask) for a few frames of a few videos, RGB uint8."""
+    import cv2
+
+    from nims.flow import flow_to_color
+    from nims.visualize import side_by_side
+
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    if videos is None:
+        salient = [v for v in range(manifest["videos"]) if any(manifest["labels"][v])]
+        quiet = [v for v in range(manifest["videos"]) if not any(manifest["labels"][v])]
+        videos = (salient[:2] + quiet[:1]) or [0]
+    rows = []
+    for video in videos:
+        base = Path(folder) / f"video_{video:04d}"
+        images = np.load(base / "frames.npy", mmap_mode="r")
+        flows = np.load(base / "flows.npy", mmap_mode="r")
+        masks = np.load(base / "masks.npy", mmap_mode="r")
+        step = max(1, len(flows) // frames)
+        for frame in range(0, len(flows), step)[:frames]:
+            rgb = cv2.cvtColor(np.asarray(images[frame]), cv2.COLOR_BGR2RGB)
+            mask = (np.asarray(masks[frame]) * 255).astype(np.uint8)
+            label = "salient" if manifest["labels"][video][frame] else "not salient"
+            rows.append(
+                side_by_side(
+                    [rgb, flow_to_color(np.asarray(flows[frame], dtype=np.float32)), mask],
+                    height=images.shape[1],
+                    titles=[
+                        f"video {video} frame {frame} ({label})",
+                        "flow (hue: direction)",
+                        "salient mask",
+                    ],
+                )
+            )
+    return np.vstack(rows)

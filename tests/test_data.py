@@ -14,14 +14,9 @@ from nims.data.crowd import CrowdConfig, crowd_video
 from nims.data.flow_cache import sequence_flows
 from nims.data.independent import IndependentConfig, independent_video
 from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
-from nims.data.synthetic_sets import (
-    SyntheticFrames,
-    build_set,
-    contact_sheet,
-    set_statistics,
-    split_videos,
-)
+from nims.data.synthetic_sets import SyntheticFrames, build_set, split_videos
 from nims.data.video import read_frames
+from nims.generate import contact_sheet, set_statistics
 from tests.conftest import shared_path
 
 DIS = OmegaConf.create(

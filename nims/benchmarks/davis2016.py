@@ -41,6 +41,7 @@ from nims.benchmarks.davis_protocol import (
     sequence_statistics,
 )
 from nims.data import davis
+from nims.data.davis_results import prediction_paths
 from nims.data.flow_cache import sequence_flows
 from nims.pipeline import FrameResult, oracle_mask
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
@@ -65,7 +66,7 @@ class SavedMasks:
         self.first_index = str(cfg.predictions_first_index)
 
     def predict(self, data: SequenceData, progress: Optional[str] = None) -> List[FrameResult]:
-        paths = davis.prediction_paths(self.folder, data.name, data.n_frames, self.first_index)
+        paths = prediction_paths(self.folder, data.name, data.n_frames, self.first_index)
         return [
             FrameResult(
                 float("nan"),

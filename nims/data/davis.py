@@ -1,4 +1,4 @@
-"""DAVIS-2016 in its official layout, and results folders in the official results layout.
+"""DAVIS-2016 in its official layout (results folders: :mod:`nims.data.davis_results`).
 
 Dataset layout (``root`` is the folder holding ``JPEGImages`` and ``Annotations``)::
 
@@ -7,9 +7,7 @@ Dataset layout (``root`` is the folder holding ``JPEGImages`` and ``Annotations`
     root/ImageSets/480p/{train,val}.txt              (optional: frame lists)
     root/ImageSets/2016/{train,val}.txt              (optional: sequence names)
 
-Without ``ImageSets`` the built-in DAVIS-2016 split lists are used. A results folder holds
-``<sequence>/NNNNN.png`` masks (any nonzero pixel is foreground), numbered like the annotations
-from 00000, or from 00001 (then shifted by one).
+Without ``ImageSets`` the built-in DAVIS-2016 split lists are used.
 """
 
 from __future__ import annotations
@@ -130,7 +128,7 @@ def split_sequences(root: Path, split: str, resolution: str = "480p") -> List[st
     return list(DAVIS_2016_SPLITS[split])
 
 
-def _numbered_files(folder: Path, suffixes: Sequence[str]) -> Dict[int, Path]:
+def numbered_files(folder: Path, suffixes: Sequence[str]) -> Dict[int, Path]:
     files = {}
     for path in folder.iterdir():
         match = _FRAME_NAME.match(path.name)
@@ -144,7 +142,7 @@ def annotation_paths(root: Path, sequence: str, resolution: str = "480p") -> Lis
     folder = root / "Annotations" / resolution / sequence
     if not folder.is_dir():
         raise FileNotFoundError(f"sequence {sequence!r}: annotation folder {folder} is missing")
-    files = _numbered_files(folder, (".png",))
+    files = numbered_files(folder, (".png",))
     if not files:
         raise FileNotFoundError(f"sequence {sequence!r}: no NNNNN.png annotation in {folder}")
     expected = list(range(min(files), min(files) + len(files)))
@@ -162,7 +160,7 @@ def image_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Pat
     folder = root / "JPEGImages" / resolution / sequence
     if not folder.is_dir():
         raise FileNotFoundError(f"sequence {sequence!r}: image folder {folder} is missing")
-    files = _numbered_files(folder, (".jpg", ".jpeg", ".png"))
+    files = numbered_files(folder, (".jpg", ".jpeg", ".png"))
     if not files:
         raise FileNotFoundError(f"sequence {sequence!r}: no NNNNN.jpg frame in {folder}")
     expected = list(range(min(files), min(files) + len(files)))
@@ -219,79 +217,6 @@ def read_image(path: Path) -> np.ndarray:
     if image is None:
         raise ValueError(f"cannot read image {path}: missing, truncated or not an image")
     return image
-
-
-def _detect_first_index(files: Dict[int, Path], n_frames: int, folder: Path) -> str:
-    """``"0"`` or ``"1"``: the numbering under which every scored frame (1 .. n_frames - 2
-    in annotation numbers) has a file; an error when both or neither fit."""
-    scored = range(1, n_frames - 1)
-    fits = [
-        offset for offset in ("0", "1") if all(frame + int(offset) in files for frame in scored)
-    ]
-    if len(fits) == 1:
-        return fits[0]
-    if not fits:
-        return "0"  # the caller names the first missing frame
-    # Both fit: only the unscored ends can tell (00000 or one past the last annotation).
-    if 0 in files and n_frames not in files:
-        return "0"
-    if n_frames in files and 0 not in files:
-        return "1"
-    raise ValueError(
-        f"predictions in {folder}: files numbered 0..{max(files)} fit both "
-        f"numberings of the {n_frames} annotations; set predictions_first_index="
-        "0 (file 00000 is annotation 00000) or 1"
-    )
-
-
-def prediction_paths(
-    folder: Path, sequence: str, n_frames: int, first_index: str = "auto"
-) -> List[Optional[Path]]:
-    """Mask files of a results folder aligned to a sequence's ``n_frames`` annotations.
-
-    Parameters
-    ----------
-    folder : Path
-        Results folder holding ``<sequence>/NNNNN.png``.
-    n_frames : int
-        Number of annotated frames.
-    first_index : {"auto", "0", "1"}
-        Number of the file matching annotation 00000. ``auto``: the numbering under which
-        every scored frame has a file; when both fit, 1 if there is no 00000.png but a file
-        numbered ``n_frames`` (one past the last annotation), 0 in the opposite case, an
-        error when both or neither end is there.
-
-    Returns
-    -------
-    list of Path or None
-        One entry per annotation; None only for the first or last frame, which the protocol
-        does not score.
-
-    Raises
-    ------
-    FileNotFoundError
-        Naming the missing sequence folder or the first missing scored frame.
-    """
-    sequence_folder = Path(folder) / sequence
-    if not sequence_folder.is_dir():
-        raise FileNotFoundError(
-            f"predictions for sequence {sequence!r} missing: no folder {sequence_folder}"
-        )
-    files = _numbered_files(sequence_folder, (".png",))
-    first_index = str(first_index)
-    if first_index == "auto":
-        first_index = _detect_first_index(files, n_frames, sequence_folder)
-    if first_index not in ("0", "1"):
-        raise ValueError(f"predictions_first_index must be auto, 0 or 1, got {first_index!r}")
-    offset = int(first_index)
-    aligned = [files.get(frame + offset) for frame in range(n_frames)]
-    for frame in range(1, n_frames - 1):
-        if aligned[frame] is None:
-            raise FileNotFoundError(
-                f"predictions for {sequence!r}: frame {frame} missing "
-                f"(expected {sequence_folder / f'{frame + offset:05d}.png'})"
-            )
-    return aligned
 
 
 def check_sequence(root: Path, sequence: str, resolution: str = "480p"):
