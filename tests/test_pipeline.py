@@ -1,5 +1,6 @@
 """NIMS end to end: the pipeline on flows, and evaluate.py on DAVIS sequences and synthetic sets."""
 
+import csv
 import json
 
 import numpy as np
@@ -357,3 +358,35 @@ def test_parallax_set_reports_wrongly_salient_parallax(
     assert all(f"<td>video_000{v}</td>" in report for v in range(3))
     # NIMS draws each video's frames (2 per video here), the baseline gives its tables only.
     assert report.count("data:image/png;base64,") == (6 if method == "nims" else 0)
+
+
+def test_the_crowd_task_gates_masks_by_the_decision(tmp_path, compose_config):
+    # A classifier that calls every frame non-salient: with the crowd task's default gate,
+    # nothing is marked anywhere, and every frame without a wrong-way walker counts as empty.
+    model = classifier("instance")
+    with torch.no_grad():
+        model.fc.bias.fill_(-1e3)
+    path = tmp_path / "crowd.pt"
+    save_checkpoint(path, model, "crowd", {})
+    cfg = compose_config(
+        "evaluate",
+        [
+            "task=crowd",
+            "dataset=crowd_synth",
+            "logger=none",
+            "dataset.videos=6",
+            "dataset.frames=3",
+            "dataset.size=[64,112]",
+            "dataset.salient_fraction=0.5",
+            "dataset.flow_source=analytic",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            f"checkpoint={path}",
+        ],
+    )
+    evaluate.run(cfg)
+    summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "run1" / "per_frame.csv").open()))
+    assert sum(int(row["marked_pixels"]) for row in rows) == 0
+    assert summary["J_mean_all_salient"] == 0.0
+    quiet = [row for row in rows if row["label"] == "0"]
+    assert summary["empty_when_not_salient"] == (1.0 if quiet else None)

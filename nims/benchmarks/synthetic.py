@@ -1,9 +1,11 @@
 """``dataset=crowd_synth|independent_synth|parallax_synth``: the rendered task sets.
 
 Each video of ``dataset.eval_split`` (default ``test``; the parallax set evaluates ``all``) is a
-sequence. Per frame: J on the salient objects (salient frames), whether anything was marked, the
-share of the other objects' pixels (crowd members, near static objects) marked salient, and for
-a classifying method the logit, the oracle J of step 2's regions and the relevance diagnostic.
+sequence. Per frame: J on the salient objects (salient frames), whether anything was marked and
+how many pixels (``empty_when_not_salient``: the share of frames without a salient object where
+nothing is), the share of the other objects' pixels (crowd members, near static objects) marked
+salient, and for a classifying method the logit, the oracle J of step 2's regions and the
+relevance diagnostic.
 The summary gives, for NIMS, the frame accuracy and AP, J as the paper computes it (salient
 frames classified salient) and over all salient frames; for the other methods J over all
 salient frames and over those where they mark something.
@@ -111,6 +113,7 @@ class SyntheticSet:
                 {
                     "detected": bool(result.logit > 0 if method.classifies else result.mask.any()),
                     "J": metrics.jaccard(result.mask, truth) if label else float("nan"),
+                    "marked_pixels": int(result.mask.sum()),
                     "others_marked_salient": others_marked(
                         result.mask, None if others is None else np.asarray(others[index])
                     ),
@@ -150,9 +153,12 @@ class SyntheticSet:
                 "J_mean_all_salient": _mean_or_zero(salient),
                 "J_mean_detected_salient": _mean_or_zero(detected),
             }
+        quiet = [r["marked_pixels"] == 0 for r in rows if not r["label"]]
         summary.update(
             {
                 "others_marked_salient": nan_mean([r["others_marked_salient"] for r in rows]),
+                # Frames without a salient object: the share where nothing at all is marked.
+                "empty_when_not_salient": float(np.mean(quiet)) if quiet else float("nan"),
                 "test_frames": len(rows),
                 "salient_frames": len(salient),
             }
