@@ -88,20 +88,15 @@ def report_frames(first: int, last: int, count: int) -> set:
     return set(np.linspace(first, last, count).round().astype(int).tolist()) if count > 0 else set()
 
 
-def write_strip(
-    folder: Path,
-    sequence: str,
-    index: int,
-    image_bgr: np.ndarray,
-    flow: np.ndarray,
-    result,
-    truth: np.ndarray,
-) -> None:
-    """One frame's strip for report.html, ``report/<sequence>/NNNNN.png``."""
+def write_strip(folder: Path, data: SequenceData, index: int, result) -> None:
+    """Frame ``index``'s strip for report.html, ``report/<sequence>/NNNNN.png``: image, flow,
+    relevance, mask over the image with the ground truth outlined (none for a video), map."""
     from nims.figures import report_strip
 
-    strip = report_strip(image_bgr, flow, result, truth)
-    write_png(folder / "report" / sequence / f"{index:05d}.png", strip[..., ::-1])
+    image = data.image(index)
+    truth = data.truths[index] if data.truths is not None else np.zeros(image.shape[:2], bool)
+    strip = report_strip(image, data.flows[index], result, truth)
+    write_png(folder / "report" / data.name / f"{index:05d}.png", strip[..., ::-1])
 
 
 def nan_mean(values) -> float:

@@ -153,15 +153,7 @@ class Davis2016:
                 )
             write_saliency(self.folder / "saliency" / data.name / name, result.saliency)
             if index in drawn and result.relevance is not None:
-                write_strip(
-                    self.folder,
-                    data.name,
-                    index,
-                    data.image(index),
-                    data.flows[index],
-                    result,
-                    truth,
-                )
+                write_strip(self.folder, data, index, result)
         from nims.figures import frame_figure
 
         for sequence, frame in self.cfg.get("figures") or []:

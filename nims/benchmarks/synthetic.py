@@ -79,15 +79,7 @@ class SyntheticSet:
         drawn = report_frames(0, data.n_frames - 1, int(self.cfg.get("report_frames", 4)))
         for index in sorted(drawn):
             if results[index].relevance is not None:
-                write_strip(
-                    self.folder,
-                    data.name,
-                    index,
-                    data.image(index),
-                    data.flows[index],
-                    results[index],
-                    data.truths[index],
-                )
+                write_strip(self.folder, data, index, results[index])
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         """One row per frame."""

@@ -97,18 +97,9 @@ class Video:
             ]
         )
         write_png(self.folder / "contact_sheet.png", sheet)
-        nothing = np.zeros((height, width), dtype=bool)  # a video has no ground truth
         for index in chosen:
             if results[index].relevance is not None:
-                write_strip(
-                    self.folder,
-                    data.name,
-                    index,
-                    frames[index],
-                    data.flows[index],
-                    results[index],
-                    nothing,
-                )
+                write_strip(self.folder, data, index, results[index])
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         logits = np.array([r.logit for r in results[:-1]])
