@@ -115,52 +115,19 @@ def run(cfg: DictConfig) -> dict:
     results = run_frames(model, flows, cfg)
     jaccards = [metrics.jaccard(result.mask, truth) for result, truth in zip(results, truths)]
     chosen = sorted({0, len(flows) // 2, len(flows) - 1})
-    overview = []
-    for index in chosen:
-        result = results[index]
-        frame_figure(
+    overview = [
+        _draw_frame(
+            folder,
+            source,
+            index,
             frames[index],
             flows[index],
-            result,
-            folder / f"figure_{index:05d}.png",
-            f"{source}, frame {index}: J = {jaccards[index]:.2f}",
+            results[index],
             truths[index],
+            jaccards[index],
         )
-        layers = result.segmentation.layers
-        regions = result.segmentation.candidate_regions
-        if layers is not None:
-            write_png(
-                folder / f"layers_{index:05d}.png",
-                labels_figure(
-                    layers,
-                    f"{source}, frame {index}: {int(layers.max())} motion layers "
-                    "(1 = first peeled)",
-                    "layer",
-                ),
-            )
-        write_png(
-            folder / f"candidate_regions_{index:05d}.png",
-            labels_figure(
-                regions,
-                f"{source}, frame {index}: {int(regions.max())} candidate regions, "
-                f"kept {result.segmentation.salient_labels.tolist()}",
-                "region",
-            ),
-        )
-        overview.append(
-            side_by_side(
-                [
-                    frames[index][..., ::-1],
-                    label_image(regions),
-                    (255 * result.saliency).astype(np.uint8),
-                ],
-                titles=[
-                    f"frame {index} (J {jaccards[index]:.2f})",
-                    f"candidate regions ({int(regions.max())})",
-                    "saliency (0-1)",
-                ],
-            )
-        )
+        for index in chosen
+    ]
     write_flow(folder / "flow.flo", flows[chosen[0]])
     write_png(folder / "overview.png", np.vstack(overview))
     summary = {
@@ -179,3 +146,44 @@ def run(cfg: DictConfig) -> dict:
         f"{summary['J_mean']:.3f}; figures in {folder}"
     )
     return summary
+
+
+def _draw_frame(folder, source: str, index: int, frame, flow, result, truth, jaccard: float):
+    """Frame ``index``'s figures (the paper's panel, motion layers, candidate regions) in
+    ``folder``; returns its row of the overview."""
+    frame_figure(
+        frame,
+        flow,
+        result,
+        folder / f"figure_{index:05d}.png",
+        f"{source}, frame {index}: J = {jaccard:.2f}",
+        truth,
+    )
+    layers = result.segmentation.layers
+    regions = result.segmentation.candidate_regions
+    if layers is not None:
+        write_png(
+            folder / f"layers_{index:05d}.png",
+            labels_figure(
+                layers,
+                f"{source}, frame {index}: {int(layers.max())} motion layers (1 = first peeled)",
+                "layer",
+            ),
+        )
+    write_png(
+        folder / f"candidate_regions_{index:05d}.png",
+        labels_figure(
+            regions,
+            f"{source}, frame {index}: {int(regions.max())} candidate regions, "
+            f"kept {result.segmentation.salient_labels.tolist()}",
+            "region",
+        ),
+    )
+    return side_by_side(
+        [frame[..., ::-1], label_image(regions), (255 * result.saliency).astype(np.uint8)],
+        titles=[
+            f"frame {index} (J {jaccard:.2f})",
+            f"candidate regions ({int(regions.max())})",
+            "saliency (0-1)",
+        ],
+    )

@@ -122,6 +122,8 @@ def fit_affine_with_residuals(
     full_iterations: int = 1,
 ) -> Tuple[AffineMotion, np.ndarray]:
     """:func:`fit_affine_points`, also returning the residuals ``(2, N)`` float32 (pixels)."""
+    # Longer than most: the coarse stage, the full stage and the residuals they hand each other
+    # share arrays that splitting would copy (this is the hottest function of step 2).
     x, y, u, v = (np.asarray(a).ravel() for a in (x, y, u, v))
     count = x.size
     if not (y.size == u.size == v.size == count):

@@ -233,36 +233,7 @@ class Davis2016:
                 f"{self.cfg.flow.name}"
                 + (f", step 2 {self.cfg.step2.name})" if classified else ")")
             )
-        extra = ""
-        if classified:
-            diagnostics = [score["relevance"] for score in scores.values()]
-            for key in diagnostics[0]:
-                summary[key] = nan_mean([d[key] for d in diagnostics])
-            oracle = metrics.dataset_summary(oracle_sequence)
-            summary.update(
-                {
-                    "classified_salient": nan_mean(
-                        [score["salient_rate"] for score in scores.values()]
-                    ),
-                    **{f"oracle_{key}": value for key, value in oracle.items()},
-                }
-            )
-            extra = (
-                "\nOracle selection (upper bound of step 2's regions):\n\n"
-                + markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
-                + "\nRelevance before step 2 (pointing game, share of positive relevance on "
-                "the object, the object's share of the frame):\n\n"
-                + markdown_table(
-                    [summary],
-                    [
-                        "relevance_pointing",
-                        "relevance_share_inside",
-                        "relevance_object_share",
-                        "relevance_flow_correlation",
-                        "classified_salient",
-                    ],
-                )
-            )
+        extra = _classifier_summary(scores, summary, oracle_sequence) if classified else ""
         rows = sequence_rows(per_sequence)
         write_csv(self.folder / "per_frame.csv", per_frame)
         write_csv(self.folder / "per_sequence.csv", rows)
@@ -285,3 +256,27 @@ class Davis2016:
         print(table)
         print(markdown_table(rows))
         return summary["J&F"]
+
+
+def _classifier_summary(scores: Dict[str, dict], summary: dict, oracle_sequence: dict) -> str:
+    """Add the oracle's statistics, the relevance diagnostic and the rate of frames classified
+    salient to ``summary``; return their Markdown tables."""
+    diagnostics = [score["relevance"] for score in scores.values()]
+    for key in diagnostics[0]:
+        summary[key] = nan_mean([d[key] for d in diagnostics])
+    oracle = metrics.dataset_summary(oracle_sequence)
+    summary["classified_salient"] = nan_mean([score["salient_rate"] for score in scores.values()])
+    summary.update({f"oracle_{key}": value for key, value in oracle.items()})
+    relevance_columns = [
+        "relevance_pointing",
+        "relevance_share_inside",
+        "relevance_object_share",
+        "relevance_flow_correlation",
+        "classified_salient",
+    ]
+    return (
+        "\nOracle selection (upper bound of step 2's regions):\n\n"
+        + markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
+        + "\nRelevance before step 2 (pointing game, share of positive relevance on the object, "
+        "the object's share of the frame):\n\n" + markdown_table([summary], relevance_columns)
+    )

@@ -97,6 +97,8 @@ def crowd_video(config: CrowdConfig, seed: int, salient: bool):
     surfaces : list of list of Surface
         Frame ``t`` placement; surface lists have the same order at every time.
     """
+    # One linear script on purpose: the order of the random draws below defines every cached
+    # set (its key does not see code), so it is not split into helpers that could reorder it.
     rng = np.random.default_rng(seed)
     height, width = config.size
     camera_height = rng.uniform(*config.camera_height)

@@ -46,6 +46,8 @@ class IndependentConfig:
 
 def independent_video(config: IndependentConfig, seed: int, salient: bool):
     """Placements of one video: ``(cameras, [(surfaces at t, surfaces at t + 1)] per frame)``."""
+    # One linear script on purpose: the order of the random draws below defines every cached
+    # set (its key does not see code), so it is not split into helpers that could reorder it.
     rng = np.random.default_rng(seed)
     height, width = config.size
     focal = rng.uniform(0.7, 1.0) * width
