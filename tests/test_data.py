@@ -67,6 +67,30 @@ def test_rendered_flow_is_exact(generate, config):
     assert np.median(error) < 6 and np.abs(flow).max() > 0.5
 
 
+def test_sprite_crowd_flow_is_exact_and_the_odd_walkers_head_elsewhere():
+    from nims.data.sprites import SpritesConfig, sprite_crowd_video
+
+    video = sprite_crowd_video(SpritesConfig(size=(64, 112), frames=2), seed=5, salient=True)
+    flow = video["flows"][0]
+    rows, cols = np.mgrid[0:64, 0:112].astype(np.float32)
+    warped = cv2.remap(
+        video["frames"][1], cols + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR
+    )
+    inside = (cols + flow[..., 0] > 1) & (cols + flow[..., 0] < 110)
+    inside &= (rows + flow[..., 1] > 1) & (rows + flow[..., 1] < 62)
+    error = np.abs(warped.astype(float) - video["frames"][0].astype(float)).mean(axis=2)
+    assert np.median(error[inside]) < 6
+    # Relative to the background, the distinctive walkers move against the crowd's direction.
+    background = ~(video["masks"][0] | video["others"][0])
+    camera = np.median(flow[background], axis=0)
+    odd = flow[video["masks"][0]].mean(axis=0) - camera
+    crowd = flow[video["others"][0]].mean(axis=0) - camera
+    assert video["masks"][0].sum() >= 15 and video["others"][0].any()
+    assert odd @ crowd / (np.linalg.norm(odd) * np.linalg.norm(crowd)) < np.cos(1.0)
+    quiet = sprite_crowd_video(SpritesConfig(size=(64, 112), frames=2), seed=5, salient=False)
+    assert not quiet["masks"].any()
+
+
 def test_independent_scenes_have_strong_parallax_without_movers():
     config = IndependentConfig(size=(96, 160), frames=2)
     for seed in range(4):

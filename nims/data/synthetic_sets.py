@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 from nims.data.crowd import CrowdConfig, crowd_video
 from nims.data.independent import IndependentConfig, independent_video
 from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
+from nims.data.sprites import SpritesConfig, sprite_crowd_video
 from nims.flow import resize_flow
 from nims.flow_backends import make_flow_estimator
 
@@ -40,6 +41,8 @@ GENERATORS = {
     "independent_synth": (IndependentConfig, independent_video),
     # Independent motion where a near static object has the strongest flow.
     "parallax_synth": (IndependentConfig, independent_video),
+    # Crowds drawn by other code (flat sprites): the crowd model's generalisation check.
+    "crowd_sprites": (SpritesConfig, sprite_crowd_video),
 }
 SPLITS = ("train", "val", "test")
 
@@ -56,14 +59,24 @@ def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, 
         others.append((hits.index >= 0) & (kinds == OTHER_OBJECT))
     last = pairs[-1][1]
     frames.append(shade(cast(cameras[len(pairs)], last), last))
+    video = {"frames": frames, "flows": flows, "masks": masks, "others": others}
+    return finish_video(video, min_visible, estimator)
+
+
+def finish_video(video: Dict[str, list], min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
+    """A drawn video as stored: flows estimated from the frames when an ``estimator`` is given
+    (else the exact ones, float16), and a frame's label is whether ``min_visible`` salient pixels
+    show."""
+    frames = video["frames"]
+    flows = video["flows"]
     if estimator is not None:
-        flows = [estimator(frames[t], frames[t + 1]) for t in range(len(pairs))]
-    masks = np.stack(masks)
+        flows = [estimator(frames[t], frames[t + 1]) for t in range(len(flows))]
+    masks = np.stack(video["masks"])
     return {
         "frames": np.stack(frames),
         "flows": np.stack(flows).astype(np.float16),
         "masks": masks,
-        "others": np.stack(others),
+        "others": np.stack(video["others"]),
         "labels": (masks.sum(axis=(1, 2)) >= min_visible).astype(np.uint8),
     }
 
@@ -143,9 +156,12 @@ def _generate_video(
 ) -> List[int]:
     """Render video number ``video`` of a set into ``folder``; return its frame labels."""
     salient = video_is_salient(seed, video, config.salient_fraction)
-    cameras, pairs = GENERATORS[name][1](config, seed * 100003 + video, salient)
+    made = GENERATORS[name][1](config, seed * 100003 + video, salient)
     estimator = _estimator(json.dumps(flow, sort_keys=True)) if flow is not None else None
-    rendered = render_video(cameras, pairs, config.min_visible, estimator)
+    if isinstance(made, dict):  # a generator that draws its own frames (the sprites)
+        rendered = finish_video(made, config.min_visible, estimator)
+    else:  # placements for the ray caster
+        rendered = render_video(*made, config.min_visible, estimator)
     _write_video(folder / f"video_{video:04d}", rendered)
     return rendered["labels"].tolist()
 
