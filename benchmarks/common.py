@@ -39,7 +39,7 @@ def blackswan_flow_and_relevance() -> Tuple[np.ndarray, np.ndarray, str]:
         mask = read_mask(BLACKSWAN / "Annotations" / "480p" / "blackswan" / "00000.png")
         relevance = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 15) + 0.01
         return flow, relevance, "DAVIS blackswan, RAFT flow"
-    from nims.data.synthetic import random_scene
+    from nims.synthetic.pairs import random_scene
 
     scene = random_scene((480, 854), n_objects=3, seed=0)
     return scene.flow, scene.salient_mask + 0.01, "synthetic 854x480 scene"

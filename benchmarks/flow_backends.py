@@ -18,9 +18,9 @@ import numpy as np
 
 from benchmarks.common import BLACKSWAN, RAFT_FLOWS
 from nims.data.davis import read_image, read_mask
-from nims.data.synthetic import random_scene
 from nims.flow import read_flow
 from nims.flow_backends import make_flow_estimator
+from nims.synthetic.pairs import random_scene
 
 BACKENDS = [
     ("dis", {"preset": "ultrafast"}),

@@ -61,7 +61,7 @@ def bench_dis() -> list:
         image0, image1 = (cv2.imread(str(frames / f"0000{i}.jpg")) for i in (0, 1))
         source = "DAVIS blackswan 854x480"
     else:
-        from nims.data.synthetic import random_scene
+        from nims.synthetic.pairs import random_scene
 
         scene = random_scene((480, 854), seed=0)
         image0, image1, source = scene.frame0, scene.frame1, "synthetic 854x480"
@@ -126,7 +126,7 @@ def bench_data() -> list:
 
     from nims.data import davis
     from nims.data.flow_cache import sequence_flows
-    from nims.data.synthetic_sets import build_set
+    from nims.synthetic.sets import build_set
 
     dis = OmegaConf.create(
         {"name": "dis", "preset": "medium", "variational_refinement_iterations": None}

@@ -167,7 +167,7 @@ def single_frame(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict
 
 
 def batch(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
-    from nims.data.synthetic_sets import SyntheticFrames, build_set
+    from nims.synthetic.sets import SyntheticFrames, build_set
 
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
     rows = []

@@ -50,7 +50,7 @@ def demo_video(cfg: DictConfig):
         frames = [davis.read_image(path) for path in frame_paths[:count]]
         truths = [davis.read_mask(path) for path in annotation_paths[:count]]
         return frames, truths, f"DAVIS {cfg.demo.sequence}", "davis2016", cfg.demo.sequence
-    from nims.data.synthetic_sets import build_set
+    from nims.synthetic.sets import build_set
 
     synthetic = OmegaConf.create(
         {

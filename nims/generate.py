@@ -10,8 +10,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from omegaconf import DictConfig
 
-from nims.data.synthetic_sets import GENERATORS, build_set
 from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
+from nims.synthetic.sets import GENERATORS, build_set
 from nims.visualize import write_png
 
 

@@ -21,9 +21,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from nims.data.scenes import build_scenes
-from nims.data.synthetic_sets import GENERATORS, MaskedFrames, build_synthetic_frames
 from nims.model import build_model
+from nims.synthetic.scenes import build_scenes
+from nims.synthetic.sets import GENERATORS, MaskedFrames, build_synthetic_frames
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from nims import ablation
-from nims.data.synthetic import affine_field, layered_flow
 from nims.model import MotionClassifier, save_checkpoint
+from nims.synthetic.pairs import affine_field, layered_flow
 
 BACKGROUND = np.array([[0.5, 0.004, -0.002], [-0.3, 0.001, 0.003]])
 

@@ -10,13 +10,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from nims.data import davis
-from nims.data.crowd import CrowdConfig, crowd_video
 from nims.data.flow_cache import sequence_flows
-from nims.data.independent import IndependentConfig, independent_video
-from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
-from nims.data.synthetic_sets import SyntheticFrames, build_set, split_videos
 from nims.data.video import read_frames
 from nims.generate import contact_sheet, set_statistics
+from nims.synthetic.crowd import CrowdConfig, crowd_video
+from nims.synthetic.independent import IndependentConfig, independent_video
+from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
+from nims.synthetic.sets import SyntheticFrames, build_set, split_videos
 from tests.conftest import shared_path
 
 DIS = OmegaConf.create(
@@ -68,7 +68,7 @@ def test_rendered_flow_is_exact(generate, config):
 
 
 def test_sprite_crowd_flow_is_exact_and_the_odd_walkers_head_elsewhere():
-    from nims.data.sprites import SpritesConfig, sprite_crowd_video
+    from nims.synthetic.sprites import SpritesConfig, sprite_crowd_video
 
     video = sprite_crowd_video(SpritesConfig(size=(64, 112), frames=2), seed=5, salient=True)
     flow = video["flows"][0]

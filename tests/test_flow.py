@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from nims.data.synthetic import affine_field, random_scene
 from nims.flow import (
     check_flow,
     flow_to_color,
@@ -11,6 +10,7 @@ from nims.flow import (
     write_flow,
 )
 from nims.flow_backends import FLOW_BACKENDS, make_flow_estimator
+from nims.synthetic.pairs import affine_field, random_scene
 from tests.conftest import shared_path
 
 
@@ -138,8 +138,8 @@ def test_backend_recovers_known_flow(name, max_error):
 
 def test_full_resolution_dis_tracks_small_objects_better():
     # Crowd walkers are a few pixels wide: the medium preset stops at half resolution.
-    from nims.data.crowd import CrowdConfig, crowd_video
-    from nims.data.synthetic_sets import render_video
+    from nims.synthetic.crowd import CrowdConfig, crowd_video
+    from nims.synthetic.sets import render_video
 
     cameras, pairs = crowd_video(CrowdConfig(size=(128, 224), frames=2), seed=4, salient=True)
     video = render_video(cameras, pairs, min_visible=15)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from nims.data.synthetic import affine_field
 from nims.motion import fit_affine, fit_affine_points, pixel_grid
 from nims.reference import fit_affine_sklearn
 from nims.robust import robust_scale
+from nims.synthetic.pairs import affine_field
 
 SHAPE = (120, 200)
 TRUE = np.array([[1.5, 0.004, -0.002], [-0.7, 0.001, 0.006]])

@@ -9,10 +9,10 @@ import torch
 from omegaconf import OmegaConf
 
 from nims import evaluate
-from nims.data.synthetic import layered_flow
 from nims.model import MotionClassifier, save_checkpoint
 from nims.pipeline import empty_result, oracle_mask, run_frames, sequence_results
 from nims.segmentation import Segmentation
+from nims.synthetic.pairs import layered_flow
 
 PIPELINE = OmegaConf.create(
     {

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from nims.data.synthetic import affine_field, layered_flow
 from nims.saliency import saliency_map
+from nims.synthetic.pairs import affine_field, layered_flow
 
 SHAPE = (120, 160)
 BACKGROUND = np.array([[0.5, 0.003, -0.001], [-0.2, 0.001, 0.002]])

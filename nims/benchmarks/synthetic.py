@@ -21,10 +21,10 @@ from omegaconf import DictConfig
 
 from nims import metrics
 from nims.benchmarks import BENCHMARKS, SequenceData, nan_mean, report_frames, write_strip
-from nims.data.synthetic_sets import GENERATORS, SyntheticFrames, build_set
 from nims.pipeline import FrameResult, oracle_mask
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json
+from nims.synthetic.sets import GENERATORS, SyntheticFrames, build_set
 
 
 def video_name(video: int) -> str:

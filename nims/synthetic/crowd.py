@@ -15,7 +15,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from nims.data.render import (
+from nims.synthetic.render import (
     BACKGROUND,
     OTHER_OBJECT,
     SALIENT,

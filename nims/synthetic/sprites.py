@@ -1,7 +1,7 @@
 """A second crowd generator, written independently of the ray caster: flat 2D sprites.
 
 ``dataset=crowd_sprites`` checks that the crowd model learnt "someone moves against the crowd"
-rather than the look of :mod:`nims.data.crowd`'s renderings: walkers are textured ellipses of
+rather than the look of :mod:`nims.synthetic.crowd`'s renderings: walkers are textured ellipses of
 random size and aspect without a gait, seen straight from above the image plane; the camera
 pans, zooms and rolls (a similarity per frame instead of a 3D perspective camera); walkers
 occlude each other by their image row (lower is nearer). In salient videos 1 to 3 walkers head at
@@ -18,7 +18,7 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-from nims.data.render import texture
+from nims.synthetic.render import texture
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nims.data.synthetic import layered_flow
-
-SPLITS = ("train", "val", "test")
+from nims.synthetic.pairs import layered_flow
+from nims.synthetic.sets import SPLITS
 
 
 @dataclass(frozen=True)

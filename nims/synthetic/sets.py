@@ -1,7 +1,8 @@
 """The task datasets: synthetic crowd and independent-motion videos, generated once and cached.
 
-``dataset=crowd_synth`` (:mod:`nims.data.crowd`) and ``dataset=independent_synth``
-(:mod:`nims.data.independent`) are rendered by :mod:`nims.data.render`. A set is written once
+``dataset=crowd_synth`` (:mod:`nims.synthetic.crowd`) and ``dataset=independent_synth``
+(:mod:`nims.synthetic.independent`) are rendered by :mod:`nims.synthetic.render`;
+``dataset=crowd_sprites`` is drawn by :mod:`nims.synthetic.sprites`. A set is written once
 under ``<cache_dir>/<name>-<key>/`` where ``key`` hashes the generator version, the dataset
 config and, for ``flow_source=estimated``, the flow backend's config: a set made with other
 parameters or another flow is never reused silently. Each video folder holds ``frames.npy``
@@ -28,12 +29,12 @@ from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
-from nims.data.crowd import CrowdConfig, crowd_video
-from nims.data.independent import IndependentConfig, independent_video
-from nims.data.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
-from nims.data.sprites import SpritesConfig, sprite_crowd_video
 from nims.flow import resize_flow
 from nims.flow_backends import make_flow_estimator
+from nims.synthetic.crowd import CrowdConfig, crowd_video
+from nims.synthetic.independent import IndependentConfig, independent_video
+from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
+from nims.synthetic.sprites import SpritesConfig, sprite_crowd_video
 
 GENERATOR_VERSION = 3  # bump whenever a generator changes what it draws or stores
 GENERATORS = {

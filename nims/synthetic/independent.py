@@ -14,7 +14,7 @@ from typing import Tuple
 
 import numpy as np
 
-from nims.data.render import (
+from nims.synthetic.render import (
     BACKGROUND,
     OTHER_OBJECT,
     SALIENT,
