@@ -160,7 +160,7 @@ def test_zbeta_conv_matches_the_literal_rule():
 
     expected = literal_conv_rule(x[0], block.weight, relevance[0], contribution)
     torch.testing.assert_close(
-        rules.ZBeta().conv(block, x, relevance, low, high)[0], expected, atol=1e-5, rtol=1e-4
+        rules.ZBeta().conv(block, x, relevance, (low, high))[0], expected, atol=1e-5, rtol=1e-4
     )
 
 
@@ -218,7 +218,7 @@ def relevance_with_norm_passed_through(model, flow):
             )
             relevance = propagation.maxpool_winner_takes_all(pre_pools[index], relevance)
             if index == 0:
-                relevance = rules.ZBeta().conv(block, activations[0], relevance, low, high)
+                relevance = rules.ZBeta().conv(block, activations[0], relevance, (low, high))
             else:
                 relevance = rules.ZPlus().conv(block, activations[index], relevance)
     return relevance

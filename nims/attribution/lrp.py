@@ -120,7 +120,7 @@ def propagate(
         block = network.blocks[index]
         x = activations[index]
         relevance = maxpool_winner_takes_all(pre_pools[index], relevance)
-        relevance = (first if index == 0 else other).conv(block, x, relevance, low, high)
+        relevance = (first if index == 0 else other).conv(block, x, relevance, (low, high))
     return Attribution(relevance, logits)
 
 

@@ -14,8 +14,6 @@ every rule, so relevance is conserved layer to layer (up to the stabiliser).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from nims.registry import Registry
@@ -50,21 +48,14 @@ class ZPlus:
         z = x @ positive
         return x * positive[None] * (relevance / stabilise(z))[:, None]
 
-    def conv(
-        self,
-        block,
-        x: torch.Tensor,
-        relevance: torch.Tensor,
-        low: Optional[torch.Tensor] = None,
-        high: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
+    def conv(self, block, x: torch.Tensor, relevance: torch.Tensor, bounds=None) -> torch.Tensor:
         return _through_conv(block, [x], [block.weight.clamp(min=0)], relevance)
 
 
 @RULES.register("zbeta")
 class ZBeta:
-    """The z^beta rule, for the signed input of the first convolution, bounds ``low <= x <=
-    high`` broadcastable to ``x``."""
+    """The z^beta rule, for the signed input of the first convolution: ``bounds = (low, high)``,
+    ``low <= x <= high``, each broadcastable to ``x``."""
 
     def linear(self, x, weight, relevance):
         raise ValueError(
@@ -72,16 +63,10 @@ class ZBeta:
             "input), not for the classifier's linear layer"
         )
 
-    def conv(
-        self,
-        block,
-        x: torch.Tensor,
-        relevance: torch.Tensor,
-        low: Optional[torch.Tensor] = None,
-        high: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        if low is None or high is None:
-            raise ValueError("the zbeta rule needs the input bounds low and high")
+    def conv(self, block, x: torch.Tensor, relevance: torch.Tensor, bounds=None) -> torch.Tensor:
+        if bounds is None:
+            raise ValueError("the zbeta rule needs the input bounds (low, high)")
+        low, high = bounds
         # z = conv(x, w) - conv(l, w+) - conv(h, w-); relevance goes to x, l and h together.
         return _through_conv(
             block,
@@ -104,14 +89,7 @@ class Epsilon:
         z = x @ weight
         return x * weight[None] * (relevance / stabilise(z, self.epsilon))[:, None]
 
-    def conv(
-        self,
-        block,
-        x: torch.Tensor,
-        relevance: torch.Tensor,
-        low: Optional[torch.Tensor] = None,
-        high: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
+    def conv(self, block, x: torch.Tensor, relevance: torch.Tensor, bounds=None) -> torch.Tensor:
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             z = block.conv(x, block.weight)
