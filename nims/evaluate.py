@@ -64,9 +64,9 @@ def evaluate_sequence(
     ``method`` and ``benchmark`` are built from ``cfg`` when not given (a worker process)."""
     import torch
 
-    parallel = int(cfg.num_workers) > 1
-    torch.set_num_threads(1 if parallel else int(cfg.threads))
     benchmark = benchmark or benchmark_for(cfg, folder)
+    parallel = benchmark.parallel and int(cfg.num_workers) > 1
+    torch.set_num_threads(1 if parallel else int(cfg.threads))
     if cfg.get("resume"):
         saved = benchmark.saved_score(name)
         if saved is not None:
