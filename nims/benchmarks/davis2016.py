@@ -144,13 +144,11 @@ class Davis2016:
         masks = self.folder / "Segmentations" / "480p"
         # Frames drawn in report.html: spread over the scored ones (1 .. n - 2).
         drawn = report_frames(1, data.n_frames - 2, int(self.cfg.get("report_frames", 4)))
-        for index, (result, truth) in enumerate(zip(results, data.truths)):
+        for index, result in enumerate(results):
             name = f"{index:05d}.png"
             write_mask(masks / self.method / data.name / name, result.mask)
             if result.segmentation is not None:
-                write_mask(
-                    masks / "oracle" / data.name / name, oracle_mask(result.segmentation, truth)
-                )
+                write_mask(masks / "oracle" / data.name / name, _oracle_masks(data, results)[index])
             write_saliency(self.folder / "saliency" / data.name / name, result.saliency)
             if index in drawn and result.relevance is not None:
                 write_strip(self.folder, data, index, result)
@@ -178,9 +176,7 @@ class Davis2016:
         frames, _ = metrics.evaluate_sequence([r.mask for r in results], data.truths)
         score = {"J": frames["J"], "F": frames["F"]}
         if method.classifies:
-            oracle, _ = metrics.evaluate_sequence(
-                [oracle_mask(r.segmentation, t) for r, t in zip(results, data.truths)], data.truths
-            )
+            oracle, _ = metrics.evaluate_sequence(_oracle_masks(data, results), data.truths)
             flows = data.flows
             logits = [r.logit for r in results if np.isfinite(r.logit)]
             quality = [
@@ -256,6 +252,16 @@ class Davis2016:
         print(table)
         print(markdown_table(rows))
         return summary["J&F"]
+
+
+def _oracle_masks(data: SequenceData, results: List[FrameResult]) -> List:
+    """The oracle selection's mask of every frame, computed once per sequence (written by
+    ``write``, scored by ``score``)."""
+    if "oracle_masks" not in data.extra:
+        data.extra["oracle_masks"] = [
+            oracle_mask(r.segmentation, t) for r, t in zip(results, data.truths)
+        ]
+    return data.extra["oracle_masks"]
 
 
 def _classifier_summary(scores: Dict[str, dict], summary: dict, oracle_sequence: dict) -> str:

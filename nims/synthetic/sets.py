@@ -36,20 +36,12 @@ from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
 from nims.synthetic.sprites import SpritesConfig, sprite_crowd_video
 
-GENERATOR_VERSION = 3  # bump whenever a generator changes what it draws or stores
-GENERATORS = {
-    "crowd_synth": (CrowdConfig, crowd_video),
-    "independent_synth": (IndependentConfig, independent_video),
-    # Independent motion where a near static object has the strongest flow.
-    "parallax_synth": (IndependentConfig, independent_video),
-    # Crowds drawn by other code (flat sprites): the crowd model's generalisation check.
-    "crowd_sprites": (SpritesConfig, sprite_crowd_video),
-}
 SPLITS = ("train", "val", "test")
 
 
-def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
-    """Frames, flows (exact, or estimated from the frames), salient masks and labels."""
+def trace_video(cameras, pairs) -> Dict[str, list]:
+    """Ray-trace placements (a ray-caster generator's output) into drawn frames, exact flows,
+    salient masks and the other objects' masks, as lists."""
     frames, flows, masks, others = [], [], [], []
     for time, (current, following) in enumerate(pairs):
         hits = cast(cameras[time], current)
@@ -60,8 +52,21 @@ def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, 
         others.append((hits.index >= 0) & (kinds == OTHER_OBJECT))
     last = pairs[-1][1]
     frames.append(shade(cast(cameras[len(pairs)], last), last))
-    video = {"frames": frames, "flows": flows, "masks": masks, "others": others}
-    return finish_video(video, min_visible, estimator)
+    return {"frames": frames, "flows": flows, "masks": masks, "others": others}
+
+
+def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
+    """Frames, flows (exact, or estimated from the frames), salient masks and labels."""
+    return finish_video(trace_video(cameras, pairs), min_visible, estimator)
+
+
+def traced(generate):
+    """A ray-caster generator (placements) as one that draws its video, like the sprites."""
+
+    def draw(config, seed: int, salient: bool) -> Dict[str, list]:
+        return trace_video(*generate(config, seed, salient))
+
+    return draw
 
 
 def finish_video(video: Dict[str, list], min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
@@ -80,6 +85,18 @@ def finish_video(video: Dict[str, list], min_visible: int, estimator=None) -> Di
         "others": np.stack(video["others"]),
         "labels": (masks.sum(axis=(1, 2)) >= min_visible).astype(np.uint8),
     }
+
+
+GENERATOR_VERSION = 3  # bump whenever a generator changes what it draws or stores
+# Each generator draws one video: frames, exact flows, salient and other masks.
+GENERATORS = {
+    "crowd_synth": (CrowdConfig, traced(crowd_video)),
+    "independent_synth": (IndependentConfig, traced(independent_video)),
+    # Independent motion where a near static object has the strongest flow.
+    "parallax_synth": (IndependentConfig, traced(independent_video)),
+    # Crowds drawn by other code (flat sprites): the crowd model's generalisation check.
+    "crowd_sprites": (SpritesConfig, sprite_crowd_video),
+}
 
 
 def generator_config(dataset_cfg):
@@ -157,12 +174,9 @@ def _generate_video(
 ) -> List[int]:
     """Render video number ``video`` of a set into ``folder``; return its frame labels."""
     salient = video_is_salient(seed, video, config.salient_fraction)
-    made = GENERATORS[name][1](config, seed * 100003 + video, salient)
+    drawn = GENERATORS[name][1](config, seed * 100003 + video, salient)
     estimator = _estimator(json.dumps(flow, sort_keys=True)) if flow is not None else None
-    if isinstance(made, dict):  # a generator that draws its own frames (the sprites)
-        rendered = finish_video(made, config.min_visible, estimator)
-    else:  # placements for the ray caster
-        rendered = render_video(*made, config.min_visible, estimator)
+    rendered = finish_video(drawn, config.min_visible, estimator)
     _write_video(folder / f"video_{video:04d}", rendered)
     return rendered["labels"].tolist()
 
