@@ -96,9 +96,9 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> Optional[float
     benchmark's summary. Returns its headline number (what a sweeper reads)."""
     from joblib import Parallel, delayed
 
+    method = method_of(cfg)  # fails before any data is read (checkpoint, folder, task)
     benchmark = benchmark_for(cfg, folder)
     names = benchmark.sequences()
-    method = method_of(cfg)  # fails before any sequence (checkpoint, folder, task)
     bar = dict(total=len(names), desc="sequences", disable=not cfg.get("progress", True))
     with workers_stopped_on_signal():
         if benchmark.parallel and int(cfg.num_workers) > 1:

@@ -425,3 +425,43 @@ def test_devices_are_resolved_or_refused_by_key(tmp_path, compose_config):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device=cuda but PyTorch sees no CUDA device"):
             run_evaluate(compose_config, tiny_davis(tmp_path / "DAVIS"), "device=cuda")
+
+
+def test_fine_tuning_a_unet_is_refused_by_key(tmp_path, compose_config):
+    from nims import train
+
+    cfg = compose_config(
+        "train",
+        [
+            "task=crowd",
+            "model=unet",
+            "model.input_size=[32,48]",
+            "model.channels=[4,8]",
+            "dataset.videos=3",
+            "dataset.frames=2",
+            "dataset.size=[64,112]",
+            "dataset.flow_source=analytic",
+            f"dataset.cache_dir={tmp_path / 'cache'}",
+            "trainer.trainable=fc",
+            "trainer.progress=false",
+            "logger=none",
+        ],
+    )
+    with pytest.raises(ValueError, match="trainer.trainable=fc.*UNet has none"):
+        train.run(cfg)
+
+
+def test_saved_masks_are_scored_on_davis_only(tmp_path, compose_config):
+    cache = tmp_path / "cache"
+    cfg = compose_config(
+        "evaluate",
+        [
+            "dataset=parallax_synth",
+            f"dataset.cache_dir={cache}",
+            f"predictions={tmp_path}",
+            "logger=none",
+        ],
+    )
+    with pytest.raises(ValueError, match="predictions=<dir> scores DAVIS-2016 results"):
+        evaluate.run(cfg)
+    assert not cache.exists()  # refused before the set is rendered
