@@ -78,6 +78,33 @@ class DominantMotion:
         return _padded(results, data.flows[0].shape[:2], data.n_frames)
 
 
+@METHODS.register("epipolar_motion")
+class EpipolarMotion:
+    """Pixels whose flow leaves the epipolar geometry of the frame pair (no classifier; beyond
+    the paper): the flow-only counterpart of ``step2=epipolar``. The saliency map is
+    ``1 - exp(-lam * Sampson distance)``."""
+
+    title = "Epipolar baseline"
+    classifies = False
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+        from nims.segmentation import connected_regions
+        from nims.step2_epipolar import epipolar_distance
+
+        method, lam = self.cfg.method, float(self.cfg.saliency.lam)
+        results = []
+        for flow in data.flows:
+            distance = epipolar_distance(flow, int(method.samples), int(method.seed))
+            threshold = max(float(method.min_distance), method.noise_factor * np.median(distance))
+            regions = connected_regions((distance > threshold).astype(np.int32), method.min_region)
+            saliency = (1 - np.exp(-lam * distance)).astype(np.float32)
+            results.append(FrameResult(float("nan"), None, None, saliency, regions > 0))
+        return _padded(results, data.flows[0].shape[:2], data.n_frames)
+
+
 @METHODS.register("unet")
 class SupervisedUNet:
     """The supervised U-Net (``train.py model=unet``): mask logits at its input resolution,

@@ -214,4 +214,4 @@ def _settings(name: str) -> Tuple[str, ...]:
 
 
 # The step 2 methods register themselves.
-from nims import step2_hierarchical, step2_light  # noqa: E402,F401
+from nims import step2_epipolar, step2_hierarchical, step2_light  # noqa: E402,F401

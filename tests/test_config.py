@@ -123,6 +123,8 @@ def test_every_entry_point_config_composes(composer):
     assert composer("demo", ["task=crowd"]).step2.name == "light"
     evaluate = composer("evaluate", ["method=dominant_motion"])
     assert evaluate.method.threshold == "otsu"
+    assert composer("evaluate", ["method=epipolar_motion"]).method.seed == 0
+    assert composer("evaluate", ["step2=epipolar"]).step2.selection == "paper"
     assert composer("evaluate", ["dataset=parallax_synth"]).dataset.eval_split == "all"
     unet = composer("train", ["model=unet", "task=crowd"])
     assert unet.model.name == "unet" and unet.dataset.name == "crowd_synth"

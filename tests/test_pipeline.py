@@ -331,7 +331,7 @@ def test_nims_on_the_test_videos_of_a_synthetic_set(tmp_path, compose_config, ta
         assert key in summary
 
 
-@pytest.mark.parametrize("method", ["nims", "dominant_motion"])
+@pytest.mark.parametrize("method", ["nims", "dominant_motion", "epipolar_motion"])
 def test_parallax_set_reports_wrongly_salient_parallax(
     tmp_path, compose_config, checkpoint, method
 ):

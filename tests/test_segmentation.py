@@ -244,6 +244,8 @@ def test_all_zero_relevance_gives_an_empty_selection():
         ("light", {"alpha1": 4, "alpha2": 4}, "step2.alpha1"),
         ("light", {"alpha1": 1, "alpha2": -1}, "step2.alpha1"),
         ("light", {"modes": 0}, "step2.modes"),
+        ("epipolar", {"min_distance": 0}, "step2.min_distance"),
+        ("epipolar", {"noise_factor": -1.0}, "step2.noise_factor"),
     ],
 )
 def test_wrong_thresholds_name_the_key(method, options, key):
@@ -252,7 +254,7 @@ def test_wrong_thresholds_name_the_key(method, options, key):
         segment(flow, relevance, {"name": method, **options})
 
 
-@pytest.mark.parametrize("method", ["hierarchical", "light"])
+@pytest.mark.parametrize("method", ["epipolar", "hierarchical", "light"])
 def test_bad_flow_and_relevance_are_clear_errors(method):
     flow, relevance, _ = object_scene()
     bad = flow.copy()
@@ -265,7 +267,7 @@ def test_bad_flow_and_relevance_are_clear_errors(method):
         segment(flow, np.full(SHAPE, np.inf), {"name": method})
 
 
-@pytest.mark.parametrize("method", ["hierarchical", "light"])
+@pytest.mark.parametrize("method", ["epipolar", "hierarchical", "light"])
 def test_degenerate_frames_have_defined_results(method):
     one_pixel = segment(np.ones((1, 1, 2), np.float32), np.ones((1, 1)), {"name": method})
     assert not one_pixel.salient_mask.any()
@@ -280,7 +282,7 @@ def test_degenerate_frames_have_defined_results(method):
 
 
 def test_registry_names():
-    assert STEP2_METHODS.names() == ["hierarchical", "light"]
+    assert STEP2_METHODS.names() == ["epipolar", "hierarchical", "light"]
 
 
 def test_fast_pipeline_matches_the_literal_scikit_learn_one():
