@@ -92,13 +92,13 @@ class EpipolarMotion:
 
     def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
         from nims.segmentation import connected_regions
-        from nims.step2_epipolar import epipolar_distance
+        from nims.step2_epipolar import epipolar_distance, outlier_threshold
 
         method, lam = self.cfg.method, float(self.cfg.saliency.lam)
         results = []
         for flow in data.flows:
             distance = epipolar_distance(flow, int(method.samples), int(method.seed))
-            threshold = max(float(method.min_distance), method.noise_factor * np.median(distance))
+            threshold = outlier_threshold(distance, method.min_distance, method.noise_factor)
             regions = connected_regions((distance > threshold).astype(np.int32), method.min_region)
             saliency = (1 - np.exp(-lam * distance)).astype(np.float32)
             results.append(FrameResult(float("nan"), None, None, saliency, regions > 0))

@@ -101,6 +101,13 @@ def epipolar_distance(flow: np.ndarray, samples: int = 4000, seed: int = 0) -> n
     return sampson_distance(matrix, flow)
 
 
+def outlier_threshold(distance: np.ndarray, min_distance: float, noise_factor: float) -> float:
+    """The Sampson distance (pixels) above which a pixel leaves its epipolar line:
+    ``max(min_distance, noise_factor * median distance)``, the median tracking the flow's own
+    error."""
+    return max(float(min_distance), float(noise_factor) * float(np.median(distance)))
+
+
 def epipolar_outliers(
     flow: np.ndarray,
     min_distance: float = 0.05,
@@ -109,9 +116,9 @@ def epipolar_outliers(
     seed: int = 0,
 ) -> np.ndarray:
     """Pixels whose flow leaves its epipolar line: ``(H, W)`` bool, true where
-    :func:`epipolar_distance` exceeds ``max(min_distance, noise_factor * its median)``."""
+    :func:`epipolar_distance` exceeds :func:`outlier_threshold`."""
     distance = epipolar_distance(flow, samples, seed)
-    return distance > max(min_distance, noise_factor * float(np.median(distance)))
+    return distance > outlier_threshold(distance, min_distance, noise_factor)
 
 
 @STEP2_METHODS.register("epipolar")
