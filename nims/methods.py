@@ -55,54 +55,58 @@ class Nims:
         return sequence_results(self.model, data.flows, self.cfg, data.n_frames, progress)
 
 
-@METHODS.register("dominant_motion")
-class DominantMotion:
-    """Pixels moving unlike the frame's dominant affine motion (no classifier); the saliency
-    map is ``1 - exp(-lam * residual)``."""
+class FlowOnlyMethod:
+    """A baseline without a classifier: each frame's flow alone gives its mask and its map."""
 
-    title = "Dominant-motion baseline"
     classifies = False
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
 
-    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
-        from nims.baselines import dominant_motion_mask, residual_magnitude
+    def frame(self, flow: np.ndarray):
+        """``(mask (H, W) bool, saliency (H, W) float32)`` of one flow field."""
+        raise NotImplementedError
 
-        method, lam = self.cfg.method, float(self.cfg.saliency.lam)
-        results = []
-        for flow in data.flows:
-            mask = dominant_motion_mask(flow, method.threshold, int(method.min_region))
-            saliency = 1 - np.exp(-lam * residual_magnitude(flow))
-            results.append(FrameResult(float("nan"), None, None, saliency, mask))
+    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+        results = [
+            FrameResult(float("nan"), None, None, saliency, mask)
+            for mask, saliency in map(self.frame, data.flows)
+        ]
         return _padded(results, data.flows[0].shape[:2], data.n_frames)
 
 
+@METHODS.register("dominant_motion")
+class DominantMotion(FlowOnlyMethod):
+    """Pixels moving unlike the frame's dominant affine motion (no classifier); the saliency
+    map is ``1 - exp(-lam * residual)``."""
+
+    title = "Dominant-motion baseline"
+
+    def frame(self, flow: np.ndarray):
+        from nims.baselines import dominant_motion_mask, residual_magnitude
+
+        method, lam = self.cfg.method, float(self.cfg.saliency.lam)
+        mask = dominant_motion_mask(flow, method.threshold, int(method.min_region))
+        return mask, 1 - np.exp(-lam * residual_magnitude(flow))
+
+
 @METHODS.register("epipolar_motion")
-class EpipolarMotion:
+class EpipolarMotion(FlowOnlyMethod):
     """Pixels whose flow leaves the epipolar geometry of the frame pair (no classifier; beyond
     the paper): the flow-only counterpart of ``step2=epipolar``. The saliency map is
     ``1 - exp(-lam * Sampson distance)``."""
 
     title = "Epipolar baseline"
-    classifies = False
 
-    def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
-
-    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+    def frame(self, flow: np.ndarray):
         from nims.segmentation import connected_regions
         from nims.step2_epipolar import epipolar_distance, outlier_threshold
 
         method, lam = self.cfg.method, float(self.cfg.saliency.lam)
-        results = []
-        for flow in data.flows:
-            distance = epipolar_distance(flow, int(method.samples), int(method.seed))
-            threshold = outlier_threshold(distance, method.min_distance, method.noise_factor)
-            regions = connected_regions((distance > threshold).astype(np.int32), method.min_region)
-            saliency = (1 - np.exp(-lam * distance)).astype(np.float32)
-            results.append(FrameResult(float("nan"), None, None, saliency, regions > 0))
-        return _padded(results, data.flows[0].shape[:2], data.n_frames)
+        distance = epipolar_distance(flow, int(method.samples), int(method.seed))
+        threshold = outlier_threshold(distance, method.min_distance, method.noise_factor)
+        regions = connected_regions((distance > threshold).astype(np.int32), method.min_region)
+        return regions > 0, (1 - np.exp(-lam * distance)).astype(np.float32)
 
 
 @METHODS.register("unet")

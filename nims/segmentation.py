@@ -180,6 +180,29 @@ def connected_regions(labels: np.ndarray, min_region: int = 0, connectivity: int
     return relabel[regions]
 
 
+def split_and_select(
+    candidates: np.ndarray,
+    relevance: np.ndarray,
+    min_region: int,
+    connectivity: int,
+    selection: str,
+    min_share: float,
+) -> Segmentation:
+    """Candidate regions from a binary map of candidate points, then the selection: the
+    candidate points and the other pixels are both split into connected components (label 1 =
+    other pixels, 2 = candidates, components taken per label), all candidate regions; the
+    largest is normally the background. ``candidates`` ``(H, W)`` bool."""
+    candidate_regions = connected_regions(
+        candidates.astype(np.int32) + 1,
+        non_negative_int(min_region, "step2.min_region"),
+        connectivity,
+    )
+    scores, salient_labels, salient_mask = select_salient_regions(
+        candidate_regions, relevance, selection, min_share
+    )
+    return Segmentation(candidate_regions, scores, salient_labels, salient_mask)
+
+
 def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     """Run the step 2 method a ``step2`` config node names on one frame.
 

@@ -25,10 +25,9 @@ from nims.segmentation import (
     STEP2_METHODS,
     Segmentation,
     check_relevance,
-    connected_regions,
     non_negative_int,
     positive,
-    select_salient_regions,
+    split_and_select,
 )
 
 
@@ -150,13 +149,4 @@ def epipolar_step(
         non_negative_int(samples, "step2.samples"),
         seed,
     )
-    # Label 1 = on its epipolar line, 2 = off it; components are then taken per label.
-    candidate_regions = connected_regions(
-        outliers.astype(np.int32) + 1,
-        non_negative_int(min_region, "step2.min_region"),
-        connectivity,
-    )
-    scores, salient_labels, salient_mask = select_salient_regions(
-        candidate_regions, relevance, selection, min_share
-    )
-    return Segmentation(candidate_regions, scores, salient_labels, salient_mask)
+    return split_and_select(outliers, relevance, min_region, connectivity, selection, min_share)

@@ -13,9 +13,8 @@ from nims.segmentation import (
     STEP2_METHODS,
     Segmentation,
     check_relevance,
-    connected_regions,
     non_negative_int,
-    select_salient_regions,
+    split_and_select,
 )
 
 
@@ -138,13 +137,4 @@ def light_step(
     candidates = np.zeros(flow.shape[:2], dtype=bool)
     for mode in relevant_flow_modes(flow, relevance, modes, seed=seed):
         candidates |= projection_candidates(flow, mode, alpha1, alpha2, projection)
-    # Label 1 = not a candidate point, 2 = candidate point; components are then taken per label.
-    candidate_regions = connected_regions(
-        candidates.astype(np.int32) + 1,
-        non_negative_int(min_region, "step2.min_region"),
-        connectivity,
-    )
-    scores, salient_labels, salient_mask = select_salient_regions(
-        candidate_regions, relevance, selection, min_share
-    )
-    return Segmentation(candidate_regions, scores, salient_labels, salient_mask)
+    return split_and_select(candidates, relevance, min_region, connectivity, selection, min_share)
