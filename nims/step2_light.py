@@ -1,6 +1,8 @@
-"""Step 2, light version (``step2=light``, the crowd task): the relevance-squared-weighted mean
-flow is the salient motion mode; points whose flow projects onto it within ``(alpha1, alpha2)``
-are candidates, grouped into connected regions. Maps at the flow's resolution: flow
+"""Step 2, light version (``step2=light``, the crowd task): candidate points grouped into
+connected regions. The paper's candidates (``step2.candidates=projection``): the
+relevance-squared-weighted mean flow is the salient motion mode, and points whose flow projects
+onto it within ``(alpha1, alpha2)`` are candidates; ours (``contrast``, the default): points
+moving against the crowd (:mod:`nims.step2_contrast`). Maps at the flow's resolution: flow
 ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
 """
 
@@ -16,6 +18,7 @@ from nims.segmentation import (
     non_negative_int,
     split_and_select,
 )
+from nims.step2_contrast import contrast_candidates
 
 
 def relevant_flow_modes(
@@ -121,20 +124,33 @@ def light_step(
     seed: int = 0,
     selection: str = "relevance_mass",
     min_share: float = 0.1,
+    candidates: str = "projection",
+    min_motion: float = 4.0,
+    min_angle: float = 60.0,
     **_: object,
 ) -> Segmentation:
-    """Light step 2: points moving like the relevant flow.
+    """Light step 2: points moving like the relevant flow, or against the crowd.
 
-    The candidate points (:func:`projection_candidates` for each mode of
-    :func:`relevant_flow_modes`) and the other pixels are split into connected components, all
-    candidate regions; the largest is normally the background, and the selection keeps the
-    regions more relevant than it.
+    ``candidates="projection"`` (the paper): the candidate points are
+    :func:`projection_candidates` for each mode of :func:`relevant_flow_modes`;
+    ``candidates="contrast"`` (beyond the paper): the points moving against the crowd,
+    :func:`nims.step2_contrast.contrast_candidates` with ``min_motion`` (pixels) and
+    ``min_angle`` (degrees). Candidate points and the other pixels are split into connected
+    components, all candidate regions; the largest is normally the background, and the
+    selection keeps the regions more relevant than it.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
-    if not alpha1 < alpha2:
-        raise ValueError(f"step2.alpha1 ({alpha1}) must be smaller than step2.alpha2 ({alpha2})")
-    candidates = np.zeros(flow.shape[:2], dtype=bool)
-    for mode in relevant_flow_modes(flow, relevance, modes, seed=seed):
-        candidates |= projection_candidates(flow, mode, alpha1, alpha2, projection)
-    return split_and_select(candidates, relevance, min_region, connectivity, selection, min_share)
+    if candidates == "contrast":
+        points = contrast_candidates(flow, min_motion, min_angle)
+    elif candidates == "projection":
+        if not alpha1 < alpha2:
+            raise ValueError(
+                f"step2.alpha1 ({alpha1}) must be smaller than step2.alpha2 ({alpha2})"
+            )
+        points = np.zeros(flow.shape[:2], dtype=bool)
+        for mode in relevant_flow_modes(flow, relevance, modes, seed=seed):
+            points |= projection_candidates(flow, mode, alpha1, alpha2, projection)
+    else:
+        raise ValueError(f"step2.candidates must be 'projection' or 'contrast', got {candidates!r}")
+    return split_and_select(points, relevance, min_region, connectivity, selection, min_share)

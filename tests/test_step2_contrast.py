@@ -1,0 +1,79 @@
+"""The light step's contrast candidates: a crowd of walkers moving one way over a panning
+background, one walker moving against them; flows written directly (known answer)."""
+
+import numpy as np
+import pytest
+
+from nims.segmentation import segment
+from nims.step2_contrast import contrast_candidates
+
+HEIGHT, WIDTH = 120, 200
+CAMERA = np.array([1.5, -0.5])  # pixels per frame: the pan every pixel shares
+CROWD = np.array([6.0, 1.0])  # the crowd's own motion
+
+
+def crowd_flow(walkers=100, against=np.array([-5.0, 3.0]), seed=0):
+    """Flow ``(H, W, 2)`` of a pan, ``walkers`` 4x6 blobs moving with the crowd (each with its
+    own jitter), one blob moving ``against``; the wrong-way walker's mask and the crowd's."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    flow = np.zeros((HEIGHT, WIDTH, 2)) + CAMERA + 0.002 * np.stack([cols, rows], -1)
+    crowd = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    for _ in range(walkers):
+        top, left = rng.integers(0, HEIGHT - 6), rng.integers(0, WIDTH - 4)
+        box = (slice(top, top + 6), slice(left, left + 4))
+        flow[box] += CROWD + rng.normal(0, 0.5, 2)
+        crowd[box] = True
+    salient = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    salient[50:60, 90:96] = True
+    flow[salient] = CAMERA + against
+    crowd &= ~salient
+    return flow.astype(np.float32), salient, crowd
+
+
+def test_the_walker_against_the_crowd_is_the_candidate_not_the_crowd():
+    flow, salient, crowd = crowd_flow()
+    candidates = contrast_candidates(flow, min_motion=2.0, min_angle=60.0)
+    assert candidates[salient].mean() > 0.95
+    assert candidates[crowd].mean() < 0.01
+    assert not candidates[~(salient | crowd)].any()  # the panning background
+
+
+def test_relevance_mostly_on_the_crowd_still_selects_the_walker():
+    # The crowd holds about four fifths of the relevance, the walker one fifth: the crowd's
+    # relevance falls in the non-candidate (largest) region, so only the walker can be kept.
+    flow, salient, crowd = crowd_flow()
+    relevance = np.where(salient, 1.0, np.where(crowd, 0.1, 0.0))
+    assert relevance[crowd].sum() > 3 * relevance[salient].sum()
+    result = segment(
+        flow,
+        relevance,
+        {"name": "light", "candidates": "contrast", "min_motion": 2.0, "min_angle": 60.0},
+    )
+    assert result.salient_mask[salient].mean() > 0.95
+    assert not result.salient_mask[crowd].any()
+
+
+def test_a_walker_going_the_crowds_way_is_no_candidate():
+    flow, salient, _ = crowd_flow(against=CROWD * 1.3)
+    assert not contrast_candidates(flow, min_motion=2.0, min_angle=60.0)[salient].any()
+
+
+def test_a_static_scene_has_no_candidate():
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    pan = (CAMERA + 0.01 * np.stack([cols, rows], -1)).astype(np.float32)
+    assert not contrast_candidates(pan, 1.0, 60.0).any()
+
+
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        ({"min_angle": 0.0}, "step2.min_angle"),
+        ({"min_motion": 0.0}, "step2.min_motion"),
+        ({"candidates": "flow"}, "step2.candidates"),
+    ],
+)
+def test_bad_settings_name_the_key(options, key):
+    flow, salient, _ = crowd_flow()
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        segment(flow, salient.astype(float), {"name": "light", "candidates": "contrast", **options})
