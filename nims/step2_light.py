@@ -125,8 +125,9 @@ def light_step(
     selection: str = "relevance_mass",
     min_share: float = 0.1,
     candidates: str = "projection",
-    min_motion: float = 4.0,
+    min_motion: float = 0.8,
     min_angle: float = 60.0,
+    noise_factor: float = 3.0,
     **_: object,
 ) -> Segmentation:
     """Light step 2: points moving like the relevant flow, or against the crowd.
@@ -134,15 +135,15 @@ def light_step(
     ``candidates="projection"`` (the paper): the candidate points are
     :func:`projection_candidates` for each mode of :func:`relevant_flow_modes`;
     ``candidates="contrast"`` (beyond the paper): the points moving against the crowd,
-    :func:`nims.step2_contrast.contrast_candidates` with ``min_motion`` (pixels) and
-    ``min_angle`` (degrees). Candidate points and the other pixels are split into connected
+    :func:`nims.step2_contrast.contrast_candidates` with ``min_motion``, ``min_angle`` and
+    ``noise_factor``. Candidate points and the other pixels are split into connected
     components, all candidate regions; the largest is normally the background, and the
     selection keeps the regions more relevant than it.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
     if candidates == "contrast":
-        points = contrast_candidates(flow, min_motion, min_angle)
+        points = contrast_candidates(flow, min_motion, min_angle, noise_factor)
     elif candidates == "projection":
         if not alpha1 < alpha2:
             raise ValueError(
