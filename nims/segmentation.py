@@ -1,13 +1,15 @@
 """Step 2 of NIMS: from a relevance map to candidate regions, and the choice of salient regions.
 
-Two methods, registered in :data:`STEP2_METHODS` and picked by the ``step2`` config group:
+Three methods, registered in :data:`STEP2_METHODS` and picked by the ``step2`` config group:
 
-- ``light``: points whose flow projects onto the relevance-weighted mean flow within
-  ``(alpha1, alpha2)`` (the paper's light version, used for the crowd task);
-- ``hierarchical``: affine motion layers peeled off one by one with a robust fit, then
-  connected components of each layer (used for the independent-motion task).
+- ``light`` (the crowd task): candidate points, grouped into connected components: the paper's,
+  whose flow projects onto the relevance-weighted mean flow within ``(alpha1, alpha2)``, or ours
+  (the default), moving against the crowd (:mod:`nims.step2_contrast`);
+- ``hierarchical`` (the independent-motion task): affine motion layers peeled off one by one
+  with a robust fit, then connected components of each layer;
+- ``epipolar`` (beyond the paper, for precise flow): pixels off their epipolar lines.
 
-Both return candidate regions; :func:`select_salient_regions` keeps those more relevant than
+All return candidate regions; :func:`select_salient_regions` keeps those more relevant than
 the largest candidate region (R_sal, possibly empty or several): by mean relevance alone (the
 paper) or also by their share of the frame's relevance (our default).
 :data:`SELECTION_RULES` lists the choices (``step2.selection``).
