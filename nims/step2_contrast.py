@@ -34,9 +34,8 @@ def contrast_candidates(
     Thresholds are relative, so that they hold at any resolution and frame rate: a pixel is
     *in motion* when its residual (after the dominant affine motion) exceeds ``noise_factor``
     times the frame's median residual (the flow's noise: most pixels are background) and
-    :data:`MOTION_FLOOR`; the
-    crowd's speed is the median residual of those pixels; a pixel *moves* when its residual
-    exceeds ``min_motion`` times the crowd's speed.
+    :data:`MOTION_FLOOR`; the crowd's speed is the median residual of those pixels; a pixel
+    *moves* when its residual exceeds ``min_motion`` times the crowd's speed.
 
     Parameters
     ----------

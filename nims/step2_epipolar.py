@@ -52,12 +52,12 @@ def fundamental_matrix(
         ``F`` with ``x1^T F x0 = 0`` in pixel coordinates; None when no model is found.
     """
     height, width = flow.shape[:2]
-    cols, rows = pixel_grid(height, width)
     chosen = np.random.default_rng(seed).permutation(height * width)[:samples]
+    if chosen.size < 8:  # the fewest correspondences a fundamental matrix needs
+        return None
+    cols, rows = pixel_grid(height, width)
     start = np.column_stack([cols[chosen], rows[chosen]]).astype(np.float64)
     end = start + flow.reshape(-1, 2)[chosen]
-    if len(start) < 8:
-        return None
     cv2.setRNGSeed(seed)
     matrix, inliers = cv2.findFundamentalMat(
         start, end, cv2.USAC_MAGSAC, inlier_distance, 0.999, 2000
