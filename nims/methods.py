@@ -112,7 +112,8 @@ class EpipolarMotion(FlowOnlyMethod):
 @METHODS.register("unet")
 class SupervisedUNet:
     """The supervised U-Net (``train.py model=unet``): mask logits at its input resolution,
-    resized to the flow's; the saliency map is the sigmoid of the logits."""
+    resized to the flow's, thresholded at the model's calibrated decision logit; the saliency
+    map is the sigmoid of the logits minus that logit."""
 
     title = "Supervised U-Net"
     classifies = False
@@ -135,12 +136,14 @@ class SupervisedUNet:
             batch = to_model_input(list(flows), self.input_size).to(self.device)
             logits = self.model(batch).cpu().numpy()
         results = []
+        decision = float(self.model.decision_logit)
         for flow, logit in zip(flows, logits):
             size = flow.shape[1::-1]
             mask = cv2.resize(
-                (logit > 0).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
+                (logit > decision).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
             ).astype(bool)
-            saliency = cv2.resize(1 / (1 + np.exp(-logit)), size).astype(np.float32)
+            # 0.5 at the decision logit, so the map and the mask agree.
+            saliency = cv2.resize(1 / (1 + np.exp(decision - logit)), size).astype(np.float32)
             results.append(FrameResult(float("nan"), None, None, saliency, mask))
         return _padded(results, flows[0].shape[:2], data.n_frames)
 

@@ -5,7 +5,8 @@ validation score that picks ``best.pt``; the loop owns epochs, the optimiser, ch
 resuming, logging and the test pass. ``model=classifier`` trains :class:`FrameClassification`
 (frame labels only, BCE on the "salient" logit, best by val AP); ``model=unet`` trains
 :class:`MaskSegmentation` (the supervised baseline, BCE on pixels weighted by the salient
-pixels' rarity, best by val J over the salient frames). Adding a model kind is one class here.
+pixels' rarity, its decision logit calibrated on val, best by val J over the salient frames).
+Adding a model kind is one class here.
 """
 
 from __future__ import annotations
@@ -41,18 +42,33 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> Dict[str, 
     }
 
 
-def mask_jaccard(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
-    """Per-frame J of ``logits > 0`` against binary masks, ``(B, h, w)`` each (1 when both are
-    empty, as in the DAVIS protocol)."""
-    predicted = logits > 0
-    truth = masks > 0.5
-    union = (predicted | truth).flatten(1).sum(1).float()
-    intersection = (predicted & truth).flatten(1).sum(1).float()
+DECISION_LOGITS = np.arange(-2.0, 10.01, 0.25)
+"""The U-Net decision logits searched on the validation split (see :class:`MaskSegmentation`)."""
+
+
+def mask_overlaps(
+    logits: torch.Tensor, masks: torch.Tensor, thresholds: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Intersections and unions, ``(B, T)`` each, of ``logits > t`` for each of the ``T``
+    thresholds against binary masks; logits and masks ``(B, h, w)``."""
+    truth = (masks > 0.5).flatten(1)
+    logits = logits.flatten(1)
+    intersections, unions = [], []
+    for threshold in thresholds:
+        predicted = logits > float(threshold)
+        intersections.append((predicted & truth).sum(1))
+        unions.append((predicted | truth).sum(1))
     return (
-        torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
-        .cpu()
-        .numpy()
+        torch.stack(intersections, 1).cpu().numpy(),
+        torch.stack(unions, 1).cpu().numpy(),
     )
+
+
+def mean_jaccard(intersections: np.ndarray, unions: np.ndarray) -> np.ndarray:
+    """Mean over frames of J per threshold, ``(T,)``, from ``(B, T)`` overlaps (J is 1 when
+    both masks are empty, as in the DAVIS protocol)."""
+    jaccard = np.where(unions > 0, intersections / np.maximum(unions, 1), 1.0)
+    return jaccard.astype(np.float64).mean(0)
 
 
 def flip_augment(flows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -119,6 +135,9 @@ class FrameClassification:
     def augment(self, flows: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
         return flip_augment(flows, generator), labels
 
+    def calibrate(self, model: nn.Module, validated: Dict[str, float]) -> None:
+        """Nothing to calibrate: the classifier decides at logit 0 (its probability 0.5)."""
+
     def summarise(self, logits: torch.Tensor, labels: torch.Tensor) -> Tuple[np.ndarray, ...]:
         return labels.cpu().numpy(), logits.detach().cpu().numpy()
 
@@ -150,7 +169,7 @@ class FrameClassification:
 class MaskSegmentation:
     """The supervised U-Net: which pixels are salient? (the crowd experiment's gold standard)"""
 
-    score_key = "val_J_mean_salient"
+    score_key = "val_J_calibrated"
     fallback_key = None  # no salient validation frame: the score is 0
 
     def __init__(self, cfg: DictConfig):
@@ -161,6 +180,7 @@ class MaskSegmentation:
             )
         self.cfg = cfg
         self.loss = None  # weighted by the training masks' coverage, in prepare
+        self.network = None  # the U-Net being trained (its decision logit), from prepare
 
     def datasets(self) -> Dict[str, Dataset]:
         cfg = self.cfg
@@ -184,20 +204,39 @@ class MaskSegmentation:
             "salient pixels: %.4f of the training frames; positive weight %.1f", coverage, weight
         )
         self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, device=device))
+        self.network = model
 
     def augment(self, flows: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
         both = flip_augment(torch.cat([flows, masks[:, None]], 1), generator)
         return both[:, :2], both[:, 2]
 
     def summarise(self, logits: torch.Tensor, masks: torch.Tensor) -> Tuple[np.ndarray, ...]:
+        """Overlaps of the salient frames at every searched logit, then at the model's own."""
         salient = masks.flatten(1).amax(1) > 0
-        return (mask_jaccard(logits[salient], masks[salient].to(logits.device)),)
+        thresholds = np.append(DECISION_LOGITS, float(self.network.decision_logit))
+        return mask_overlaps(logits[salient], masks[salient].to(logits.device), thresholds)
 
     def metrics(self, summaries: List[Tuple[np.ndarray, ...]]) -> Dict[str, float]:
-        jaccards = np.concatenate([part[0] for part in summaries])
-        if not jaccards.size:
-            return {"J_mean_salient": float("nan")}
-        return {"J_mean_salient": float(jaccards.astype(np.float64).mean())}
+        """``J_mean_salient`` at the model's decision logit; ``J_calibrated`` at the best
+        searched logit, ``decision_logit``."""
+        intersections, unions = (np.concatenate(part) for part in zip(*summaries))
+        if not len(intersections):
+            return {k: float("nan") for k in ("J_mean_salient", "J_calibrated", "decision_logit")}
+        jaccard = mean_jaccard(intersections, unions)
+        best = int(np.argmax(jaccard[:-1]))
+        return {
+            "J_mean_salient": float(jaccard[-1]),
+            "J_calibrated": float(jaccard[best]),
+            "decision_logit": float(DECISION_LOGITS[best]),
+        }
+
+    def calibrate(self, model: nn.Module, validated: Dict[str, float]) -> None:
+        """Set the decision logit to the one that gives the best validation J: the weighted
+        loss trades precision for recall (its logit 0 is a salient posterior of about
+        ``1 / (1 + pos_weight)``), so logit 0 over-segments; the test pass and evaluation
+        then use the logit chosen here, saved with the weights."""
+        if np.isfinite(validated["decision_logit"]):
+            model.decision_logit.fill_(validated["decision_logit"])
 
     def finish(
         self,
@@ -209,8 +248,8 @@ class MaskSegmentation:
         best: float,
     ) -> str:
         return (
-            f"U-Net: best val J {best:.3f}; test J over salient frames "
-            f"{test['test_J_mean_salient']:.3f}"
+            f"U-Net: best val J {best:.3f} (decision logit {float(model.decision_logit):.2f}); "
+            f"test J over salient frames {test['test_J_mean_salient']:.3f}"
         )
 
 

@@ -209,6 +209,7 @@ def _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch: 
         progress=f"epoch {epoch + 1}" if cfg.trainer.progress else None,
     )
     validated = run_epoch(model, objective, loaders["val"], device)
+    objective.calibrate(model, validated)
     row = {
         "epoch": epoch + 1,
         **{f"train_{k}": v for k, v in trained.items()},

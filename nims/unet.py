@@ -64,6 +64,7 @@ class UNet(nn.Module):
             self.merge.append(_double_conv(2 * width, width))
             previous = width
         self.out = nn.Conv2d(previous, 1, 1)
+        self.register_buffer("decision_logit", torch.zeros(()))
 
     def architecture(self) -> dict:
         return {"model": "unet", "input_size": list(self.input_size), "channels": self.channels}
@@ -91,5 +92,8 @@ def load_unet(path, expected_task=None) -> UNet:
     if architecture.get("model") != "unet":
         raise ValueError(f"{path} is not a U-Net checkpoint (architecture {architecture})")
     model = UNet(architecture["input_size"], architecture["channels"])
-    model.load_state_dict(checkpoint["model_state"])
+    state = dict(checkpoint["model_state"])
+    # U-Nets trained before the decision logit was calibrated decided at logit 0.
+    state.setdefault("decision_logit", torch.zeros(()))
+    model.load_state_dict(state)
     return model.eval()

@@ -2,13 +2,21 @@
 
 import csv
 import json
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from nims import train
-from nims.model import load_checkpoint, load_classifier
-from nims.objectives import flip_augment, objective_for
+from nims.model import load_checkpoint, load_classifier, save_checkpoint
+from nims.objectives import (
+    DECISION_LOGITS,
+    flip_augment,
+    mask_overlaps,
+    mean_jaccard,
+    objective_for,
+)
 
 TINY = [
     "dataset=synthetic_scenes",
@@ -162,6 +170,41 @@ def test_training_on_a_task_set(tmp_path, compose_config):
     assert load_classifier(tmp_path / "run1" / "best.pt").head == "max"
 
 
+def test_mask_overlaps_known_answer():
+    logits = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[-1.0, -1.0], [-1.0, -1.0]]])
+    masks = torch.tensor([[[0.0, 0.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    intersections, unions = mask_overlaps(logits, masks, np.array([-2.0, 0.5, 2.5, 5.0]))
+    # Frame 0: > -2 all 4 pixels (J 2/4), > 0.5 three (2/3), > 2.5 one (1/2), > 5 none (0/2);
+    # frame 1 (empty truth): all 4, then nothing predicted (J 1, both empty).
+    assert intersections.tolist() == [[2, 2, 1, 0], [0, 0, 0, 0]]
+    assert unions.tolist() == [[4, 3, 2, 2], [4, 0, 0, 0]]
+    np.testing.assert_allclose(
+        mean_jaccard(intersections, unions), [0.25, (2 / 3 + 1) / 2, 0.75, 0.5]
+    )
+
+
+def test_unet_masks_follow_its_decision_logit(tmp_path):
+    from nims.methods import SupervisedUNet
+    from nims.unet import UNet, load_unet
+
+    unet = UNet((32, 48), (4, 8))
+    with torch.no_grad():
+        unet.out.weight.zero_()
+        unet.out.bias.fill_(1.5)  # every logit is 1.5
+    state = {k: v for k, v in unet.state_dict().items() if k != "decision_logit"}
+    save_checkpoint(tmp_path / "old.pt", unet, "crowd", {}, model_state=state)
+    assert float(load_unet(tmp_path / "old.pt").decision_logit) == 0.0  # the former rule
+    method = SupervisedUNet.__new__(SupervisedUNet)
+    method.device, method.input_size = torch.device("cpu"), (32, 48)
+    data = SimpleNamespace(flows=[np.zeros((64, 96, 2), np.float32)], n_frames=2)
+    for decision, salient in ((1.0, True), (2.0, False)):
+        unet.decision_logit.fill_(decision)
+        method.model = unet.eval()
+        result = method.predict(data)[0]
+        assert result.mask.shape == (64, 96) and result.mask.all() == salient
+        assert (result.saliency > 0.5).all() == salient
+
+
 def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
     from nims import evaluate
     from nims.unet import UNet, load_unet
@@ -192,6 +235,10 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
     assert len(rows) == 2 and "val_J_mean_salient" in rows[0]
     unet = load_unet(tmp_path / "run1" / "best.pt", expected_task="crowd")
     assert isinstance(unet, UNet) and unet(torch.zeros(1, 2, 32, 48)).shape == (1, 32, 48)
+    # best.pt decides at the logit its epoch's validation chose, and was picked by that J.
+    best_row = max(rows, key=lambda row: float(row["val_J_calibrated"]))
+    assert float(unet.decision_logit) == pytest.approx(float(best_row["val_decision_logit"]))
+    assert float(unet.decision_logit) in DECISION_LOGITS
     train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
     with pytest.raises(ValueError, match="not a U-Net"):
         load_unet(tmp_path / "run2" / "best.pt")
