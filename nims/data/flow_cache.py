@@ -93,15 +93,32 @@ def sequence_flows(
     estimator = make_flow_estimator(flow_cfg)
     if cache_dir is None:
         return [estimator(frames[i], frames[i + 1]) for i in range(count)]
-    folder = (
-        Path(str(cache_dir))
-        / "flows"
-        / dataset
-        / backend_key(flow_cfg)
-        / f"{sequence}-{frames_identity(frames)}"
+    folder = _cache_folder(
+        Path(str(cache_dir)) / "flows" / dataset / backend_key(flow_cfg),
+        f"{sequence}-{frames_identity(frames)}",
+        flow_cfg,
+        list(frames[0].shape[:2]),
     )
+    flows = []
+    for index in tqdm(
+        range(count), desc=progress, unit="frame", leave=False, disable=progress is None
+    ):
+        path = folder / f"{index:05d}.flo"
+        if path.is_file():
+            flows.append(_read_cached(path, folder))
+        else:
+            flow = estimator(frames[index], _next_frame(frames, index, sequence))
+            with replaced_atomically(path, suffix=".flo") as temporary:
+                write_flow(temporary, flow)
+            flows.append(flow)
+    return flows
+
+
+def _cache_folder(backend_folder: Path, name: str, flow_cfg, size: List[int]) -> Path:
+    """The sequence's cache folder, created with its ``meta.json`` (backend, frame size), or
+    checked against the one there."""
+    folder = backend_folder / name
     folder.mkdir(parents=True, exist_ok=True)
-    size = list(frames[0].shape[:2])
     meta_path = folder / "meta.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
@@ -117,31 +134,28 @@ def sequence_flows(
             else dict(flow_cfg)
         )
         atomic_write_text(meta_path, json.dumps({"flow": config, "size": size}))
-    flows = []
-    for index in tqdm(
-        range(count), desc=progress, unit="frame", leave=False, disable=progress is None
-    ):
-        path = folder / f"{index:05d}.flo"
-        if path.is_file():
-            try:
-                flows.append(read_flow(path))
-            except ValueError as error:
-                raise ValueError(
-                    f"cached flow {path} is unreadable ({error}): delete it (or "
-                    f"{folder}) to compute it again"
-                ) from error
-        else:
-            following = frames[index + 1]
-            if list(following.shape[:2]) != size:
-                paths = getattr(frames, "paths", None)
-                name = paths[index + 1] if paths is not None else f"frame {index + 1}"
-                raise ValueError(
-                    f"sequence {sequence!r}: {name} is {following.shape[1]}x"
-                    f"{following.shape[0]}, its first frame {size[1]}x{size[0]}: "
-                    "every frame of a sequence must have one size"
-                )
-            flow = estimator(frames[index], following)
-            with replaced_atomically(path, suffix=".flo") as temporary:
-                write_flow(temporary, flow)
-            flows.append(flow)
-    return flows
+    return folder
+
+
+def _read_cached(path: Path, folder: Path) -> np.ndarray:
+    try:
+        return read_flow(path)
+    except ValueError as error:
+        raise ValueError(
+            f"cached flow {path} is unreadable ({error}): delete it (or "
+            f"{folder}) to compute it again"
+        ) from error
+
+
+def _next_frame(frames: Sequence[np.ndarray], index: int, sequence: str) -> np.ndarray:
+    """Frame ``index + 1``, refused when its size is not the first frame's."""
+    following, size = frames[index + 1], list(frames[0].shape[:2])
+    if list(following.shape[:2]) != size:
+        paths = getattr(frames, "paths", None)
+        name = paths[index + 1] if paths is not None else f"frame {index + 1}"
+        raise ValueError(
+            f"sequence {sequence!r}: {name} is {following.shape[1]}x"
+            f"{following.shape[0]}, its first frame {size[1]}x{size[0]}: "
+            "every frame of a sequence must have one size"
+        )
+    return following

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -45,11 +45,9 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
         raise FileNotFoundError(
             f"input {source} does not exist: give a video file or a folder of frames (input=<path>)"
         )
+    frames = _folder_frames(source, step) if source.is_dir() else _video_frames(source, step)
     shape = None
-    count = 0
-
-    def checked(frame, name):
-        nonlocal shape
+    for count, (frame, name) in enumerate(frames, 1):
         if frame is None:
             raise ValueError(f"cannot read frame {name}: truncated or not an image")
         if shape is None:
@@ -59,17 +57,22 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
                 f"frame {name} is {frame.shape[1]}x{frame.shape[0]}, the first "
                 f"frame is {shape[1]}x{shape[0]}: frames must share one size"
             )
-        return frame
+        yield frame
+        if max_frames is not None and count >= max_frames:
+            return
 
-    if source.is_dir():
-        for index, path in enumerate(frame_files(source)):
-            if index % step:
-                continue
-            yield checked(cv2.imread(str(path), cv2.IMREAD_COLOR), path)
-            count += 1
-            if max_frames is not None and count >= max_frames:
-                return
-        return
+
+def _folder_frames(folder: Path, step: int) -> Iterator[Tuple[Optional[np.ndarray], Path]]:
+    """``(image or None when unreadable, its path)`` for one image in ``step`` of a folder."""
+    for index, path in enumerate(frame_files(folder)):
+        if index % step == 0:
+            yield cv2.imread(str(path), cv2.IMREAD_COLOR), path
+
+
+def _video_frames(source: Path, step: int) -> Iterator[Tuple[np.ndarray, str]]:
+    """``(frame, its name)`` for one decoded frame in ``step`` of a video file. A video that
+    stops before the frame count it announces is reported (its end is missing); one without
+    a single readable frame is an error. Stopping early (``max_frames``) closes the file."""
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
         raise ValueError(
@@ -77,19 +80,18 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
             "convert it (e.g. to H.264 mp4) or extract its frames into a folder"
         )
     announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    index = 0
     try:
-        index = 0
-        while max_frames is None or count < max_frames:
+        while True:
             ok, frame = capture.read()
             if not ok:
                 break
             if index % step == 0:
-                yield checked(frame, f"{index} of {source}")
-                count += 1
+                yield frame, f"{index} of {source}"
             index += 1
     finally:
         capture.release()
-    if (max_frames is None or count < max_frames) and 0 < index < announced:
+    if 0 < index < announced:
         log.warning(
             "video %s announces %d frames but only %d could be decoded: it is cut "
             "short or damaged; the frames after %d are missing",
@@ -98,5 +100,5 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
             index,
             index - 1,
         )
-    if count == 0:
+    if index == 0:
         raise ValueError(f"video {source} holds no readable frame")

@@ -72,6 +72,8 @@ def sprite_crowd_video(config: SpritesConfig, seed: int, salient: bool) -> Dict[
     """One video: ``frames`` (T+1, H, W, 3) uint8 BGR, exact ``flows`` (T, H, W, 2) float32
     pixels, ``masks`` and ``others`` (T, H, W) bool (distinctive and ordinary walkers' visible
     pixels)."""
+    # One linear script on purpose, like the other generators: the order of the random draws
+    # below defines every cached set (its key does not see code).
     rng = np.random.default_rng(seed)
     height, width = config.size
     rates = {
