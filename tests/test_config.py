@@ -34,6 +34,7 @@ def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
     cfg = composer(entry, ["experiment=paper", f"task={task}"])
     assert cfg.saliency.lam == 0.15
     assert cfg.step2.selection == "paper" and cfg.attribution.rules.start == "logit"
+    assert cfg.attribution.flips == 1 and composer(entry, [f"task={task}"]).attribution.flips == 4
     assert cfg.model.head == "fc"
     if entry != "train":
         assert cfg.checkpoint == f"checkpoints/{task}_paper.pt"

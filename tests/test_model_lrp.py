@@ -324,6 +324,46 @@ def test_integrated_gradients_with_the_dominant_motion_baseline():
         attribution.attribute(model, flow, {"name": "integrated_gradients", "baseline": "mean"})
 
 
+@pytest.mark.parametrize("flips", [2, 4])
+@pytest.mark.parametrize("name", ["lrp", "gradient_x_input"])
+def test_mirrored_copies_decide_and_the_flow_itself_is_explained(flips, name):
+    model = random_model(seed=12)
+    flow = random_flow(batch=2, seed=13)
+    averaged = attribution.attribute(model, flow, {"name": name, "flips": flips})
+    alone = attribution.attribute(model, flow, {"name": name})
+    torch.testing.assert_close(averaged.per_channel, alone.per_channel)
+    # Literal reference of the decision: the classifier on each mirror image, averaged.
+    mirrors = [(False, False), (True, False), (False, True), (True, True)][:flips]
+    logits = 0
+    for horizontal, vertical in mirrors:
+        copy = flow.clone()
+        if horizontal:
+            copy = copy.flip(3)
+            copy[:, 0] *= -1
+        if vertical:
+            copy = copy.flip(2)
+            copy[:, 1] *= -1
+        with torch.no_grad():
+            logits = logits + model(copy)
+    torch.testing.assert_close(averaged.logits, logits / flips, rtol=1e-4, atol=1e-4)
+
+
+def test_four_mirrors_make_the_decision_mirror_invariant():
+    model = random_model(seed=14)
+    flow = random_flow(batch=2, seed=15)
+    options = {"name": "lrp", "flips": 4}
+    plain = attribution.attribute(model, flow, options)
+    for horizontal, vertical in ((True, False), (False, True), (True, True)):
+        mirror = attribution.mirrored(flow, horizontal, vertical)
+        torch.testing.assert_close(
+            attribution.attribute(model, mirror, options).logits, plain.logits
+        )
+    alone = attribution.attribute(model, attribution.mirrored(flow, True, False), {"name": "lrp"})
+    assert not torch.allclose(alone.logits, plain.logits)  # one pass is not invariant
+    with pytest.raises(ValueError, match="attribution.flips"):
+        attribution.attribute(model, flow, {"name": "lrp", "flips": 3})
+
+
 def test_relevance_maps_at_the_flow_resolution():
     model = random_model(seed=11)
     flows = [np.random.default_rng(0).normal(size=(48, 72, 2)).astype(np.float32)] * 2

@@ -6,7 +6,8 @@ Attributions are registered in :data:`ATTRIBUTIONS`: ``lrp`` (:mod:`nims.attribu
 paper's step 1, with the rules of :mod:`nims.attribution.rules` that ``lrp_rules`` picks) and
 the gradient methods of :mod:`nims.attribution.gradients` (``gradient_x_input``,
 ``integrated_gradients``). An attribution takes ``(model, flow batch (B, 2, h, w), **options)``
-and returns an :class:`Attribution`.
+and returns an :class:`Attribution`. ``flips`` (every attribution's option, beyond the paper)
+decides with the mean logit of the flow and its mirror images (:func:`attribute`).
 """
 
 from __future__ import annotations
@@ -57,10 +58,45 @@ def to_model_input(flows: Sequence[np.ndarray], input_size: Sequence[int]) -> to
     return torch.from_numpy(np.stack(resized).transpose(0, 3, 1, 2).copy())
 
 
+FLIPS = {
+    1: ((False, False),),
+    2: ((False, False), (True, False)),
+    4: ((False, False), (True, False), (False, True), (True, True)),
+}
+"""Mirrorings of ``flips``: (horizontal, vertical) per copy."""
+
+
+def mirrored(flow: torch.Tensor, horizontal: bool, vertical: bool) -> torch.Tensor:
+    """A ``(B, 2, h, w)`` flow batch seen in a mirror: a horizontal flip reverses the columns
+    and negates ``u``, a vertical one the rows and ``v`` (its own inverse)."""
+    flow = flow.flip(3) if horizontal else flow
+    flow = flow.flip(2) if vertical else flow
+    signs = torch.tensor([-1.0 if horizontal else 1.0, -1.0 if vertical else 1.0])
+    return flow * signs.to(flow)[None, :, None, None]
+
+
 def attribute(model: MotionClassifier, flow: torch.Tensor, attribution_cfg) -> Attribution:
-    """Run the attribution an ``attribution`` config node names (its keys are the options)."""
+    """Run the attribution an ``attribution`` config node names (its keys are the options).
+
+    ``flips`` (1, 2 or 4; 1 is the paper's) decides with the mean logit of the flow and its
+    mirror images (:data:`FLIPS`, :func:`mirrored`): the classifier is trained with random
+    flips, so each copy is as valid an input, and the mean is mirror-invariant where one pass
+    is not. The relevance stays that of the flow as it is (the copies' relevance, mirrored
+    back and averaged, did not place it better and costs a full propagation per copy:
+    ``experiments/table1_davis.md``).
+    """
     options = dict(attribution_cfg)
-    return ATTRIBUTIONS.get(options.pop("name"))(model, flow, **options)
+    method = ATTRIBUTIONS.get(options.pop("name"))
+    flips = int(options.pop("flips", 1))
+    if flips not in FLIPS:
+        raise ValueError(f"attribution.flips must be 1, 2 or 4, got {flips}")
+    result = method(model, flow, **options)
+    if flips == 1:
+        return result
+    with torch.no_grad():
+        copies = torch.cat([mirrored(flow, *mirror) for mirror in FLIPS[flips][1:]])
+        logits = model(copies).reshape(flips - 1, len(flow)).sum(0)
+    return Attribution(result.per_channel, (result.logits.detach() + logits) / flips)
 
 
 def relevance_maps(model: MotionClassifier, flows: Sequence[np.ndarray], attribution_cfg=None):
