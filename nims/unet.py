@@ -66,6 +66,12 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(previous, 1, 1)
         self.register_buffer("decision_logit", torch.zeros(()))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # U-Nets trained before the decision logit was calibrated decided at logit 0 (this
+        # covers load_unet, resume and init_from alike).
+        state_dict.setdefault(prefix + "decision_logit", torch.zeros(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def architecture(self) -> dict:
         return {"model": "unet", "input_size": list(self.input_size), "channels": self.channels}
 
@@ -92,8 +98,5 @@ def load_unet(path, expected_task=None) -> UNet:
     if architecture.get("model") != "unet":
         raise ValueError(f"{path} is not a U-Net checkpoint (architecture {architecture})")
     model = UNet(architecture["input_size"], architecture["channels"])
-    state = dict(checkpoint["model_state"])
-    # U-Nets trained before the decision logit was calibrated decided at logit 0.
-    state.setdefault("decision_logit", torch.zeros(()))
-    model.load_state_dict(state)
+    model.load_state_dict(checkpoint["model_state"])
     return model.eval()

@@ -194,6 +194,10 @@ def test_unet_masks_follow_its_decision_logit(tmp_path):
     state = {k: v for k, v in unet.state_dict().items() if k != "decision_logit"}
     save_checkpoint(tmp_path / "old.pt", unet, "crowd", {}, model_state=state)
     assert float(load_unet(tmp_path / "old.pt").decision_logit) == 0.0  # the former rule
+    fresh = UNet((32, 48), (4, 8))
+    fresh.decision_logit.fill_(3.0)
+    fresh.load_state_dict(state)  # as train.py's resume and init_from load it
+    assert float(fresh.decision_logit) == 0.0
     method = SupervisedUNet.__new__(SupervisedUNet)
     method.device, method.input_size = torch.device("cpu"), (32, 48)
     data = SimpleNamespace(flows=[np.zeros((64, 96, 2), np.float32)], n_frames=2)
