@@ -93,11 +93,12 @@ def sequence_flows(
     estimator = make_flow_estimator(flow_cfg)
     if cache_dir is None:
         return [estimator(frames[i], frames[i + 1]) for i in range(count)]
+    size = list(frames[0].shape[:2])
     folder = _cache_folder(
         Path(str(cache_dir)) / "flows" / dataset / backend_key(flow_cfg),
         f"{sequence}-{frames_identity(frames)}",
         flow_cfg,
-        list(frames[0].shape[:2]),
+        size,
     )
     flows = []
     for index in tqdm(
@@ -107,7 +108,7 @@ def sequence_flows(
         if path.is_file():
             flows.append(_read_cached(path, folder))
         else:
-            flow = estimator(frames[index], _next_frame(frames, index, sequence))
+            flow = estimator(frames[index], _next_frame(frames, index, size, sequence))
             with replaced_atomically(path, suffix=".flo") as temporary:
                 write_flow(temporary, flow)
             flows.append(flow)
@@ -147,9 +148,11 @@ def _read_cached(path: Path, folder: Path) -> np.ndarray:
         ) from error
 
 
-def _next_frame(frames: Sequence[np.ndarray], index: int, sequence: str) -> np.ndarray:
-    """Frame ``index + 1``, refused when its size is not the first frame's."""
-    following, size = frames[index + 1], list(frames[0].shape[:2])
+def _next_frame(
+    frames: Sequence[np.ndarray], index: int, size: List[int], sequence: str
+) -> np.ndarray:
+    """Frame ``index + 1``, refused when its size is not the first frame's, ``size``."""
+    following = frames[index + 1]
     if list(following.shape[:2]) != size:
         paths = getattr(frames, "paths", None)
         name = paths[index + 1] if paths is not None else f"frame {index + 1}"
