@@ -2,9 +2,9 @@
 
 One function per level, so that a frame's path reads top to bottom: :func:`sequence_results`
 takes a sequence's flows (computed or read from the cache by the benchmark), :func:`run_frames`
-batches them through the classifier and the attribution (step 1, :mod:`nims.attribution`), and
-:func:`nims_frame` runs step 2 (:mod:`nims.segmentation`) and the saliency map
-(:mod:`nims.saliency`) frame by frame.
+batches them through the classifier and the attribution (step 1, :mod:`nims.attribution`),
+decides per frame (the ``decision`` group), and :func:`nims_frame` runs step 2
+(:mod:`nims.segmentation`) and the saliency map (:mod:`nims.saliency`) frame by frame.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from nims.attribution import relevance_maps
+import torch
+
+from nims.attribution import at_flow_resolution, attribute_flows, decision_logits
 from nims.model import MotionClassifier
 from nims.saliency import saliency_map
 from nims.segmentation import Segmentation, segment
@@ -27,8 +29,9 @@ class FrameResult:
     Attributes
     ----------
     logit : float
-        The classifier's "salient" logit (> 0: the frame holds salient motion); NaN for a
-        method without a classifier.
+        The classifier's decision logit (> 0: the frame holds salient motion; the mean over
+        ``decision.flips`` mirror images and ``decision.window`` frames); NaN for a method
+        without a classifier.
     relevance : array (H, W) float32, or None
         Step 1, channel-summed relevance (None without a classifier).
     segmentation : Segmentation, or None
@@ -53,11 +56,13 @@ def run_frames(
     batch_size: int = 16,
     progress: Optional[str] = None,
 ) -> List[FrameResult]:
-    """NIMS on flow fields ``(H, W, 2)`` (pixels): one result per flow.
+    """NIMS on the flow fields ``(H, W, 2)`` (pixels) of one sequence, in frame order: one
+    result per flow.
 
-    ``cfg`` provides ``attribution``, ``step2`` and ``saliency`` (``lam``, ``mask_threshold``,
-    optionally ``gate``). ``progress``: the label of a progress bar over the frames (none when
-    None).
+    ``cfg`` provides ``attribution``, ``decision`` (``flips``, ``window``; absent: one pass, each
+    frame alone), ``step2`` and ``saliency`` (``lam``, ``mask_threshold``, optionally ``gate``).
+    Step 1 runs on every frame first, so that each frame's decision can read its neighbours'
+    logits. ``progress``: the label of a progress bar over the frames (none when None).
     """
     from tqdm import tqdm
 
@@ -67,16 +72,28 @@ def run_frames(
             f"saliency.mask_threshold must be in [0, 1) (phi lies in [0, 1)), got "
             f"{threshold}: every mask would be empty"
         )
+    if not len(flows):
+        return []
+    decision = cfg.get("decision") or {}
+    attributions = [
+        attribute_flows(
+            model, flows[start : start + batch_size], cfg.attribution, decision.get("flips", 1)
+        )
+        for start in range(0, len(flows), batch_size)
+    ]
+    relevance = torch.cat([attribution.relevance for attribution in attributions])
+    logits = torch.cat([attribution.logits.detach() for attribution in attributions]).numpy()
+    decisions = decision_logits(logits, decision.get("window", 1))
     results = []
-    with tqdm(
-        total=len(flows), desc=progress, unit="frame", leave=False, disable=progress is None
-    ) as bar:
-        for start in range(0, len(flows), batch_size):
-            batch = list(flows[start : start + batch_size])
-            attribution, maps = relevance_maps(model, batch, cfg.attribution)
-            for flow, relevance, logit in zip(batch, maps, attribution.logits.tolist()):
-                results.append(nims_frame(flow, relevance, logit, cfg))
-                bar.update()
+    for flow, map_, logit in tqdm(
+        zip(flows, relevance, decisions),
+        total=len(flows),
+        desc=progress,
+        unit="frame",
+        leave=False,
+        disable=progress is None,
+    ):
+        results.append(nims_frame(flow, at_flow_resolution(map_, flow.shape), logit, cfg))
     return results
 
 

@@ -329,7 +329,7 @@ def test_integrated_gradients_with_the_dominant_motion_baseline():
 def test_mirrored_copies_decide_and_the_flow_itself_is_explained(flips, name):
     model = random_model(seed=12)
     flow = random_flow(batch=2, seed=13)
-    averaged = attribution.attribute(model, flow, {"name": name, "flips": flips})
+    averaged = attribution.attribute(model, flow, {"name": name}, flips)
     alone = attribution.attribute(model, flow, {"name": name})
     torch.testing.assert_close(averaged.per_channel, alone.per_channel)
     # Literal reference of the decision: the classifier on each mirror image, averaged.
@@ -351,17 +351,34 @@ def test_mirrored_copies_decide_and_the_flow_itself_is_explained(flips, name):
 def test_four_mirrors_make_the_decision_mirror_invariant():
     model = random_model(seed=14)
     flow = random_flow(batch=2, seed=15)
-    options = {"name": "lrp", "flips": 4}
-    plain = attribution.attribute(model, flow, options)
+    options = {"name": "lrp"}
+    plain = attribution.attribute(model, flow, options, flips=4)
     for horizontal, vertical in ((True, False), (False, True), (True, True)):
         mirror = attribution.mirrored(flow, horizontal, vertical)
         torch.testing.assert_close(
-            attribution.attribute(model, mirror, options).logits, plain.logits
+            attribution.attribute(model, mirror, options, flips=4).logits, plain.logits
         )
     alone = attribution.attribute(model, attribution.mirrored(flow, True, False), {"name": "lrp"})
     assert not torch.allclose(alone.logits, plain.logits)  # one pass is not invariant
-    with pytest.raises(ValueError, match="attribution.flips"):
-        attribution.attribute(model, flow, {"name": "lrp", "flips": 3})
+    with pytest.raises(ValueError, match="decision.flips"):
+        attribution.attribute(model, flow, {"name": "lrp"}, flips=3)
+
+
+def test_decision_window_is_the_centred_mean_of_the_logits():
+    logits = np.array([1.0, -2.0, 4.0, 0.5, -3.0])
+    # Literal reference: each frame's window, truncated at the ends, averaged.
+    expected = [
+        np.mean(logits[max(0, index - 1) : index + 2]) for index in range(len(logits))
+    ]
+    np.testing.assert_allclose(attribution.decision_logits(logits, 3), expected)
+    five = [np.mean(logits[max(0, index - 2) : index + 3]) for index in range(len(logits))]
+    np.testing.assert_allclose(attribution.decision_logits(logits, 5), five)
+    np.testing.assert_array_equal(attribution.decision_logits(logits, 1), logits)
+    np.testing.assert_allclose(attribution.decision_logits(logits[:1], 7), logits[:1])
+    assert attribution.decision_logits(np.zeros(0), 3).shape == (0,)
+    for window in (0, 2, -1):
+        with pytest.raises(ValueError, match="decision.window"):
+            attribution.decision_logits(logits, window)
 
 
 def test_relevance_maps_at_the_flow_resolution():

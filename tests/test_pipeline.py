@@ -75,6 +75,35 @@ def test_pipeline_outputs_per_frame():
         assert ((result.saliency >= 0) & (result.saliency < 1)).all()
 
 
+def test_each_frame_is_decided_with_its_neighbours_across_batches():
+    from nims.attribution import decision_logits
+
+    flows, _ = moving_square_flows(5)
+    flows = [flow * np.float32(scale) for flow, scale in zip(flows, (1, -3, 2, 0.5, -1))]
+    model = classifier(seed=3)
+    alone = [result.logit for result in run_frames(model, flows, PIPELINE, batch_size=2)]
+    mirrored = OmegaConf.merge(PIPELINE, {"decision": {"flips": 4, "window": 1}})
+    four = [result.logit for result in run_frames(model, flows, mirrored, batch_size=2)]
+    for flips, logits in ((1, alone), (4, four)):
+        cfg = OmegaConf.merge(PIPELINE, {"decision": {"flips": flips, "window": 3}})
+        windowed = run_frames(model, flows, cfg, batch_size=2)  # windows cross batches
+        np.testing.assert_allclose(
+            [result.logit for result in windowed], decision_logits(logits, 3), rtol=1e-6
+        )
+    assert run_frames(model, [], cfg) == []
+    # The gate reads the windowed decision: the bias puts frames on both sides of 0.
+    with torch.no_grad():
+        model.fc.bias += 0.015
+    gated = OmegaConf.merge(cfg, {"saliency": {"gate": True}})
+    open_results = run_frames(model, flows, cfg, batch_size=3)
+    gated_results = run_frames(model, flows, gated, batch_size=3)
+    decisions = np.array([result.logit for result in gated_results])
+    assert (decisions > 0).any() and (decisions <= 0).any()
+    for decision, found, kept in zip(decisions, open_results, gated_results):
+        assert np.array_equal(kept.mask, found.mask if decision > 0 else np.zeros_like(found.mask))
+    assert any(found.mask.any() for found in open_results[:3] if found.logit <= 0)
+
+
 def test_gate_empties_frames_called_non_salient():
     from nims.pipeline import nims_frame
 
