@@ -192,8 +192,8 @@ def bench_end_to_end() -> list:
     from hydra import compose, initialize_config_dir
 
     from nims.data import davis
+    from nims.methods.nims import run_frames
     from nims.model import load_classifier
-    from nims.pipeline import run_frames
 
     frames_folder = BLACKSWAN / "JPEGImages"
     if not frames_folder.is_dir():

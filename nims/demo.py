@@ -25,8 +25,8 @@ from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.figures import frame_figure
 from nims.flow import write_flow
+from nims.methods.nims import run_frames
 from nims.model import load_classifier
-from nims.pipeline import run_frames
 from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
 from nims.visualize import label_image, labels_figure, side_by_side, write_png
 

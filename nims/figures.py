@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from nims.flow import flow_to_color
-from nims.pipeline import FrameResult
+from nims.methods import FrameResult
 
 
 def overlay(image_bgr: np.ndarray, mask: np.ndarray, colour=(255, 60, 0)) -> np.ndarray:

@@ -205,6 +205,19 @@ def split_and_select(
     return Segmentation(candidate_regions, scores, salient_labels, salient_mask)
 
 
+def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
+    """The best selection step 2's candidate regions allow: the regions mostly inside the
+    ground truth (more than half of their pixels). Tells a segmentation loss (the regions
+    cannot make the object) from a selection loss (the relevance chose the wrong regions)."""
+    regions = segmentation.candidate_regions
+    count = int(regions.max(initial=0)) + 1
+    sizes = np.bincount(regions.ravel(), minlength=count)
+    inside = np.bincount(regions.ravel(), weights=truth.ravel().astype(float), minlength=count)
+    keep = inside > 0.5 * np.maximum(sizes, 1)
+    keep[0] = False
+    return keep[regions]
+
+
 def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     """Run the step 2 method a ``step2`` config node names on one frame.
 

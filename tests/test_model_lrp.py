@@ -367,9 +367,7 @@ def test_four_mirrors_make_the_decision_mirror_invariant():
 def test_decision_window_is_the_centred_mean_of_the_logits():
     logits = np.array([1.0, -2.0, 4.0, 0.5, -3.0])
     # Literal reference: each frame's window, truncated at the ends, averaged.
-    expected = [
-        np.mean(logits[max(0, index - 1) : index + 2]) for index in range(len(logits))
-    ]
+    expected = [np.mean(logits[max(0, index - 1) : index + 2]) for index in range(len(logits))]
     np.testing.assert_allclose(attribution.decision_logits(logits, 3), expected)
     five = [np.mean(logits[max(0, index - 2) : index + 3]) for index in range(len(logits))]
     np.testing.assert_allclose(attribution.decision_logits(logits, 5), five)

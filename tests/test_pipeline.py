@@ -9,9 +9,9 @@ import torch
 from omegaconf import OmegaConf
 
 from nims import evaluate
+from nims.methods.nims import empty_result, run_frames, sequence_results
 from nims.model import MotionClassifier, save_checkpoint
-from nims.pipeline import empty_result, oracle_mask, run_frames, sequence_results
-from nims.segmentation import Segmentation
+from nims.segmentation import Segmentation, oracle_mask
 from nims.synthetic.pairs import layered_flow
 
 PIPELINE = OmegaConf.create(
@@ -105,7 +105,7 @@ def test_each_frame_is_decided_with_its_neighbours_across_batches():
 
 
 def test_gate_empties_frames_called_non_salient():
-    from nims.pipeline import nims_frame
+    from nims.methods.nims import nims_frame
 
     flows, truth = moving_square_flows(1)
     relevance = np.where(truth, 1.0, 0.0)

@@ -184,7 +184,7 @@ def test_mask_overlaps_known_answer():
 
 
 def test_unet_masks_follow_its_decision_logit(tmp_path):
-    from nims.methods import SupervisedUNet
+    from nims.methods.unet import SupervisedUNet
     from nims.unet import UNet, load_unet
 
     unet = UNet((32, 48), (4, 8))

@@ -43,9 +43,10 @@ from nims.benchmarks.davis_protocol import (
 from nims.data import davis
 from nims.data.davis_results import prediction_paths
 from nims.data.flow_cache import sequence_flows
-from nims.pipeline import FrameResult, oracle_mask
+from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json, write_summary
+from nims.segmentation import oracle_mask
 
 log = logging.getLogger(__name__)
 

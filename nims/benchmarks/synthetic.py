@@ -21,9 +21,10 @@ from omegaconf import DictConfig
 
 from nims import metrics
 from nims.benchmarks import BENCHMARKS, SequenceData, nan_mean, report_frames, write_strip
-from nims.pipeline import FrameResult, oracle_mask
+from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json
+from nims.segmentation import oracle_mask
 from nims.synthetic.sets import GENERATORS, SyntheticFrames, build_set
 
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from nims.benchmarks import BENCHMARKS, SequenceData, write_mask, write_saliency, write_strip
 from nims.data.flow_cache import sequence_flows
-from nims.pipeline import FrameResult
+from nims.methods import FrameResult
 from nims.report import write_json
 
 

@@ -1,52 +1,51 @@
-"""NIMS on a sequence: flow -> classifier -> attribution -> step 2 -> R_sal -> saliency map.
+"""``method=nims``: NIMS on a sequence: flow -> classifier -> attribution -> step 2 -> R_sal ->
+saliency map.
 
-One function per level, so that a frame's path reads top to bottom: :func:`sequence_results`
-takes a sequence's flows (computed or read from the cache by the benchmark), :func:`run_frames`
-batches them through the classifier and the attribution (step 1, :mod:`nims.attribution`),
-decides per frame (the ``decision`` group), and :func:`nims_frame` runs step 2
-(:mod:`nims.segmentation`) and the saliency map (:mod:`nims.saliency`) frame by frame.
+One function per level, so that a frame's path reads top to bottom: :class:`Nims` (the method a
+benchmark calls) loads the task classifier and hands a sequence's flows to
+:func:`sequence_results`; :func:`run_frames` batches them through the classifier and the
+attribution (step 1, :mod:`nims.attribution`), decides per frame (the ``decision`` group), and
+:func:`nims_frame` runs step 2 (:mod:`nims.segmentation`) and the saliency map
+(:mod:`nims.saliency`) frame by frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import numpy as np
-
 import torch
+from omegaconf import DictConfig
 
 from nims.attribution import at_flow_resolution, attribute_flows, decision_logits
-from nims.model import MotionClassifier
+from nims.device import resolve_device
+from nims.methods import METHODS, FrameResult
+from nims.model import MotionClassifier, load_classifier
 from nims.saliency import saliency_map
 from nims.segmentation import Segmentation, segment
 
 
-@dataclass
-class FrameResult:
-    """A method's output for one frame (all maps at the flow's resolution).
+def task_classifier(cfg: DictConfig) -> MotionClassifier:
+    """The classifier ``checkpoint`` names, checked against ``task``, on ``device``."""
+    return load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
+        resolve_device(cfg.get("device", "cpu"))
+    )
 
-    Attributes
-    ----------
-    logit : float
-        The classifier's decision logit (> 0: the frame holds salient motion; the mean over
-        ``decision.flips`` mirror images and ``decision.window`` frames); NaN for a method
-        without a classifier.
-    relevance : array (H, W) float32, or None
-        Step 1, channel-summed relevance (None without a classifier).
-    segmentation : Segmentation, or None
-        Step 2: candidate regions and R_sal (None for a method without step 2).
-    saliency : array (H, W) float32 in [0, 1), or None
-        None for saved masks, which come without a map.
-    mask : array (H, W) bool
-        The binary segmentation (NIMS: R_sal where ``saliency > mask_threshold``).
-    """
 
-    logit: float
-    relevance: Optional[np.ndarray]
-    segmentation: Optional[Segmentation]
-    saliency: Optional[np.ndarray]
-    mask: np.ndarray
+@METHODS.register("nims")
+class Nims:
+    """NIMS: step 1 relevance of the task classifier, step 2 regions, saliency map."""
+
+    title = "NIMS"
+    classifies = True  # results carry the classifier's logit, relevance and step 2 regions
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.model = task_classifier(cfg)
+        self.input_size = self.model.input_size
+
+    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+        return sequence_results(self.model, data.flows, self.cfg, data.n_frames, progress)
 
 
 def run_frames(
@@ -114,19 +113,6 @@ def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> Fr
     ).saliency
     mask = segmentation.salient_mask & (saliency > float(cfg.saliency.mask_threshold))
     return FrameResult(float(logit), relevance, segmentation, saliency, mask)
-
-
-def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
-    """The best selection step 2's candidate regions allow: the regions mostly inside the
-    ground truth (more than half of their pixels). Tells a segmentation loss (the regions
-    cannot make the object) from a selection loss (the relevance chose the wrong regions)."""
-    regions = segmentation.candidate_regions
-    count = int(regions.max(initial=0)) + 1
-    sizes = np.bincount(regions.ravel(), minlength=count)
-    inside = np.bincount(regions.ravel(), weights=truth.ravel().astype(float), minlength=count)
-    keep = inside > 0.5 * np.maximum(sizes, 1)
-    keep[0] = False
-    return keep[regions]
 
 
 def empty_result(shape) -> FrameResult:

@@ -1,0 +1,86 @@
+"""Methods: what turns a sequence's flows into one :class:`FrameResult` per frame (``method=...``).
+
+``method=nims`` is the paper's pipeline (:mod:`nims.methods.nims`: classifier, attribution, step
+2, saliency map); ``method=dominant_motion`` and ``method=epipolar_motion`` flow-only baselines
+(no classifier); ``method=unet`` the supervised U-Net of the crowd experiment. A benchmark
+(:mod:`nims.benchmarks`) feeds any of them the same :class:`~nims.benchmarks.SequenceData`
+(``predict(data, progress)``) and scores their results the same way. Adding a method is one
+module here, registered in :data:`METHODS`, and one ``conf/method/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+from omegaconf import DictConfig
+
+from nims.registry import Registry
+from nims.segmentation import Segmentation
+
+METHODS: Registry = Registry("method")
+
+
+@dataclass
+class FrameResult:
+    """A method's output for one frame (all maps at the flow's resolution).
+
+    Attributes
+    ----------
+    logit : float
+        The classifier's decision logit (> 0: the frame holds salient motion; the mean over
+        ``decision.flips`` mirror images and ``decision.window`` frames); NaN for a method
+        without a classifier.
+    relevance : array (H, W) float32, or None
+        Step 1, channel-summed relevance (None without a classifier).
+    segmentation : Segmentation, or None
+        Step 2: candidate regions and R_sal (None for a method without step 2).
+    saliency : array (H, W) float32 in [0, 1), or None
+        None for saved masks, which come without a map.
+    mask : array (H, W) bool
+        The binary segmentation (NIMS: R_sal where ``saliency > mask_threshold``).
+    """
+
+    logit: float
+    relevance: Optional[np.ndarray]
+    segmentation: Optional[Segmentation]
+    saliency: Optional[np.ndarray]
+    mask: np.ndarray
+
+
+def padded(results: List[FrameResult], shape, n_frames: int) -> List[FrameResult]:
+    """``results`` followed by empty ones up to ``n_frames`` (a sequence's last frame has no
+    forward flow: nothing salient there)."""
+    empty = np.zeros(shape, dtype=bool)
+    nothing = FrameResult(float("nan"), None, None, np.zeros(shape, dtype=np.float32), empty)
+    return results + [nothing] * (n_frames - len(results))
+
+
+class FlowOnlyMethod:
+    """A baseline without a classifier: each frame's flow alone gives its mask and its map."""
+
+    classifies = False
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    def frame(self, flow: np.ndarray):
+        """``(mask (H, W) bool, saliency (H, W) float32)`` of one flow field."""
+        raise NotImplementedError
+
+    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+        results = [
+            FrameResult(float("nan"), None, None, saliency, mask)
+            for mask, saliency in map(self.frame, data.flows)
+        ]
+        return padded(results, data.flows[0].shape[:2], data.n_frames)
+
+
+def method_for(cfg: DictConfig):
+    """The method ``method.name`` names, built from ``cfg``."""
+    return METHODS.get(str(cfg.method.name))(cfg)
+
+
+# The method modules register themselves.
+from nims.methods import dominant_motion, epipolar_motion, nims, unet  # noqa: E402,F401
