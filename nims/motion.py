@@ -109,21 +109,9 @@ def fit_affine_points(
     )[0]
 
 
-def fit_affine_with_residuals(
-    x: np.ndarray,
-    y: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    weights: Optional[np.ndarray] = None,
-    epsilon: float = HUBER_EPSILON,
-    max_iterations: int = 50,
-    tolerance: float = 3e-3,
-    initial: Optional[AffineMotion] = None,
-    full_iterations: int = 1,
-) -> Tuple[AffineMotion, np.ndarray]:
-    """:func:`fit_affine_points`, also returning the residuals ``(2, N)`` float32 (pixels)."""
-    # Longer than most: the coarse stage, the full stage and the residuals they hand each other
-    # share arrays that splitting would copy (this is the hottest function of step 2).
+def _checked_points(x, y, u, v, weights, epsilon):
+    """The fit's inputs as flat arrays: ``x, y`` (N,), the targets ``(2, N)`` float32 and the
+    prior weights (N,) float32 or None; raises ValueError on anything a fit cannot use."""
     x, y, u, v = (np.asarray(a).ravel() for a in (x, y, u, v))
     count = x.size
     if not (y.size == u.size == v.size == count):
@@ -149,20 +137,43 @@ def fit_affine_with_residuals(
             raise ValueError("weights must be finite, non-negative and one per point")
         if prior.sum() <= 0:
             raise ValueError("weights are all zero: nothing to fit")
+    return x, y, targets, prior
 
-    # Centre and scale the coordinates so the normal equations stay well conditioned.
+
+def _centred_products(x: np.ndarray, y: np.ndarray):
+    """The six products ``[1, x, y, x^2, xy, y^2]`` ``(6, N)`` float32 of coordinates centred
+    on the points' bounding box and scaled by its half-size (so the normal equations stay well
+    conditioned), whose weighted sums form the normal equations (the first three rows are the
+    design matrix); and ``(centre_x, centre_y, spread)``."""
     x_min, x_max, y_min, y_max = float(x.min()), float(x.max()), float(y.min()), float(y.max())
     centre_x, centre_y = 0.5 * (x_min + x_max), 0.5 * (y_min + y_max)
     spread = max(0.5 * max(x_max - x_min, y_max - y_min), 1.0)
-    # Rows: the six products [1, x, y, x^2, xy, y^2] whose weighted sums form the normal
-    # equations; the first three are the design matrix.
-    products = np.empty((6, count), dtype=np.float32)
+    products = np.empty((6, x.size), dtype=np.float32)
     products[0] = 1.0
     np.multiply(np.subtract(x, centre_x, dtype=np.float32), 1.0 / spread, out=products[1])
     np.multiply(np.subtract(y, centre_y, dtype=np.float32), 1.0 / spread, out=products[2])
     np.multiply(products[1], products[1], out=products[3])
     np.multiply(products[1], products[2], out=products[4])
     np.multiply(products[2], products[2], out=products[5])
+    return products, (centre_x, centre_y, spread)
+
+
+def fit_affine_with_residuals(
+    x: np.ndarray,
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    weights: Optional[np.ndarray] = None,
+    epsilon: float = HUBER_EPSILON,
+    max_iterations: int = 50,
+    tolerance: float = 3e-3,
+    initial: Optional[AffineMotion] = None,
+    full_iterations: int = 1,
+) -> Tuple[AffineMotion, np.ndarray]:
+    """:func:`fit_affine_points`, also returning the residuals ``(2, N)`` float32 (pixels)."""
+    x, y, targets, prior = _checked_points(x, y, u, v, weights, epsilon)
+    products, (centre_x, centre_y, spread) = _centred_products(x, y)
+    count = x.size
 
     # Coarse to fine: IRLS on an evenly strided subset until it converges, then a few IRLS
     # steps on all points. From a start that is already a consistent estimate, one step gives
