@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from nims.attribution import to_model_input
 from nims.device import resolve_device
 from nims.methods import METHODS, FrameResult, padded
+from nims.unet import load_unet
 
 
 @METHODS.register("unet")
@@ -24,8 +25,6 @@ class SupervisedUNet:
     classifies = False
 
     def __init__(self, cfg: DictConfig):
-        from nims.unet import load_unet
-
         self.device = resolve_device(cfg.get("device", "cpu"))
         self.model = load_unet(cfg.checkpoint, expected_task=cfg.task.name).to(self.device)
         self.input_size = self.model.input_size
