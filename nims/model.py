@@ -107,8 +107,11 @@ def head_features(x: torch.Tensor, head: str) -> torch.Tensor:
     return x.flatten(1) if head == "fc" else x.amax(dim=(2, 3))
 
 
-def check_model_input(flow: torch.Tensor, input_size: Tuple[int, int]) -> None:
-    """Raise a clear error for a flow batch the classifier cannot take."""
+def check_model_input(
+    flow: torch.Tensor, input_size: Tuple[int, int], multiple_of: Optional[int] = None
+) -> None:
+    """Raise a clear error for a flow batch the classifier cannot take: one of ``input_size``,
+    or with ``multiple_of`` (a fully convolutional network) any size whose sides it divides."""
     if not isinstance(flow, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor flow batch, got {type(flow).__name__}")
     if flow.ndim != 4 or flow.shape[1] != 2:
@@ -116,7 +119,13 @@ def check_model_input(flow: torch.Tensor, input_size: Tuple[int, int]) -> None:
             f"expected a flow batch of shape (B, 2, H, W), got {tuple(flow.shape)} "
             "(flow fields are (H, W, 2) arrays: use nims.attribution.to_model_input)"
         )
-    if tuple(flow.shape[2:]) != tuple(input_size):
+    if multiple_of is not None:
+        if any(int(side) % multiple_of for side in flow.shape[2:]):
+            raise ValueError(
+                f"flow batch is {tuple(flow.shape[2:])}: its sides must be multiples of "
+                f"{multiple_of}"
+            )
+    elif tuple(flow.shape[2:]) != tuple(input_size):
         raise ValueError(
             f"flow batch is {tuple(flow.shape[2:])}, the classifier takes "
             f"{tuple(input_size)}: resize it with nims.flow.resize_flow"

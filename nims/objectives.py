@@ -88,6 +88,26 @@ def flip_augment(flows: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return flows
 
 
+def random_crops(batch: torch.Tensor, size, generator: torch.Generator) -> torch.Tensor:
+    """One random ``size = (h, w)`` window per sample of a ``(B, C, H, W)`` batch (flow and
+    mask channels cropped together): the U-Net, fully convolutional, is trained on crops of
+    the flow at ``model.input_size`` and then reads whole frames."""
+    height, width = (int(side) for side in size)
+    if height > batch.shape[2] or width > batch.shape[3]:
+        raise ValueError(
+            f"model.train_crop {[height, width]} is larger than model.input_size "
+            f"{list(batch.shape[2:])}"
+        )
+    tops = torch.randint(0, batch.shape[2] - height + 1, (len(batch),), generator=generator)
+    lefts = torch.randint(0, batch.shape[3] - width + 1, (len(batch),), generator=generator)
+    return torch.stack(
+        [
+            sample[:, top : top + height, left : left + width]
+            for sample, top, left in zip(batch, tops.tolist(), lefts.tolist())
+        ]
+    )
+
+
 @torch.no_grad()
 def flow_bounds(loader: DataLoader) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-channel min and max of the training flows (LRP's ``bounds=dataset``)."""
@@ -208,6 +228,9 @@ class MaskSegmentation:
 
     def augment(self, flows: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
         both = flip_augment(torch.cat([flows, masks[:, None]], 1), generator)
+        crop = self.cfg.model.get("train_crop")
+        if crop:
+            both = random_crops(both, crop, generator)
         return both[:, :2], both[:, 2]
 
     def summarise(self, logits: torch.Tensor, masks: torch.Tensor) -> Tuple[np.ndarray, ...]:

@@ -76,7 +76,8 @@ class UNet(nn.Module):
         return {"model": "unet", "input_size": list(self.input_size), "channels": self.channels}
 
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
-        check_model_input(flow, self.input_size)
+        # Fully convolutional: it also takes the crops it is trained on (model.train_crop).
+        check_model_input(flow, self.input_size, multiple_of=2 ** (len(self.channels) - 1))
         skips = []
         x = flow
         for index, block in enumerate(self.down):

@@ -183,6 +183,29 @@ def test_mask_overlaps_known_answer():
     )
 
 
+def test_random_crops_cut_flow_and_mask_together():
+    from nims.objectives import random_crops
+
+    batch = torch.arange(3 * 3 * 8 * 12, dtype=torch.float32).reshape(3, 3, 8, 12)
+    crops = random_crops(batch, (4, 6), torch.Generator().manual_seed(0))
+    assert crops.shape == (3, 3, 4, 6)
+    for sample, crop in zip(batch, crops):
+        # Literal reference: find the window by its first value; every channel matches there.
+        top, left = divmod(int(crop[0, 0, 0].item()) % 96, 12)
+        torch.testing.assert_close(crop, sample[:, top : top + 4, left : left + 6])
+    with pytest.raises(ValueError, match="model.train_crop"):
+        random_crops(batch, (16, 6), torch.Generator())
+
+
+def test_unet_takes_any_size_its_poolings_divide():
+    from nims.unet import UNet
+
+    unet = UNet((32, 48), (4, 8, 8)).eval()
+    assert unet(torch.zeros(1, 2, 16, 24)).shape == (1, 16, 24)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        unet(torch.zeros(1, 2, 18, 24))
+
+
 def test_unet_masks_follow_its_decision_logit(tmp_path):
     from nims.methods.unet import SupervisedUNet
     from nims.unet import UNet, load_unet
@@ -261,3 +284,21 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
     assert 0 <= summary["J_mean_all_salient"] <= 1 and summary["salient_frames"] > 0
     with pytest.raises(ValueError, match="U-Net"):
         UNet((30, 48))
+    # Trained on crops, it is validated on whole frames.
+    train.run(
+        compose_config(
+            "train",
+            data
+            + [
+                "model=unet",
+                "model.input_size=[32,48]",
+                "model.channels=[4,8]",
+                "model.train_crop=[16,24]",
+                "trainer.epochs=1",
+                "trainer.progress=false",
+                "logger=none",
+            ],
+        )
+    )
+    cropped = history(tmp_path / "run4")
+    assert len(cropped) == 1 and 0 <= float(cropped[0]["val_J_calibrated"]) <= 1
