@@ -1,4 +1,5 @@
-"""Figures like the paper's Fig. 4/5: image, flow, relevance, mask overlay, saliency."""
+"""Figures like the paper's Fig. 4/5 (image, flow, relevance, mask overlay, saliency), and the
+relevance sheet of a trained classifier."""
 
 from __future__ import annotations
 
@@ -111,3 +112,29 @@ def report_strip(
     return np.hstack(
         [cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA) for panel in panels]
     )
+
+
+def relevance_figure(model, dataset, attribution_cfg, count: int = 4) -> np.ndarray:
+    """Colour-coded flow and relevance (the configured attribution) of the first salient frames
+    of a :class:`~nims.synthetic.sets.SyntheticFrames` split, RGB uint8: a trained classifier's
+    ``relevance.png``."""
+    import torch
+
+    from nims.attribution import attribute
+    from nims.visualize import side_by_side
+
+    indices = [i for i, label in enumerate(dataset.labels) if label][:count] or [0]
+    flows = torch.stack([dataset[i][0] for i in indices])
+    relevance = attribute(model, flows, attribution_cfg).relevance.numpy()
+    rows = []
+    for index, flow, relevance_map in zip(indices, flows.numpy(), relevance):
+        scale = max(float(np.abs(relevance_map).max()), 1e-12)
+        heat = (255 * np.clip(relevance_map / scale, 0, 1)).astype(np.uint8)
+        rows.append(
+            side_by_side(
+                [flow_to_color(flow.transpose(1, 2, 0)), heat],
+                height=96,
+                titles=[f"test frame {index}: flow", "positive relevance (white: max)"],
+            )
+        )
+    return np.vstack(rows)

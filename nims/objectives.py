@@ -175,6 +175,7 @@ class FrameClassification:
         best: float,
     ) -> str:
         """``relevance.png`` (LRP of a few salient test frames); the closing line."""
+        from nims.figures import relevance_figure
         from nims.visualize import write_png
 
         figure = relevance_figure(model.cpu(), datasets["test"], self.cfg.attribution)
@@ -277,32 +278,6 @@ class MaskSegmentation:
 
 
 OBJECTIVES = {"classifier": FrameClassification, "unet": MaskSegmentation}
-
-
-def relevance_figure(
-    model: nn.Module, dataset: Dataset, attribution_cfg, count: int = 4
-) -> np.ndarray:
-    """Colour-coded flow and relevance (the configured attribution) of the first salient test
-    frames, RGB uint8."""
-    from nims.attribution import attribute
-    from nims.flow import flow_to_color
-    from nims.visualize import side_by_side
-
-    indices = [i for i, label in enumerate(dataset.labels) if label][:count] or [0]
-    flows = torch.stack([dataset[i][0] for i in indices])
-    relevance = attribute(model, flows, attribution_cfg).relevance.numpy()
-    rows = []
-    for index, flow, relevance_map in zip(indices, flows.numpy(), relevance):
-        scale = max(float(np.abs(relevance_map).max()), 1e-12)
-        heat = (255 * np.clip(relevance_map / scale, 0, 1)).astype(np.uint8)
-        rows.append(
-            side_by_side(
-                [flow_to_color(flow.transpose(1, 2, 0)), heat],
-                height=96,
-                titles=[f"test frame {index}: flow", "positive relevance (white: max)"],
-            )
-        )
-    return np.vstack(rows)
 
 
 def objective_for(cfg: DictConfig):
