@@ -245,19 +245,14 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
         "dataset.salient_fraction=1.0",
         f"dataset.cache_dir={tmp_path / 'cache'}",
     ]
-    cfg = compose_config(
-        "train",
-        data
-        + [
-            "model=unet",
-            "model.input_size=[32,48]",
-            "model.channels=[4,8]",
-            "trainer.epochs=2",
-            "trainer.progress=false",
-            "logger=none",
-        ],
-    )
-    train.run(cfg)
+    unet_training = data + [
+        "model=unet",
+        "model.input_size=[32,48]",
+        "model.channels=[4,8]",
+        "trainer.progress=false",
+        "logger=none",
+    ]
+    train.run(compose_config("train", unet_training + ["trainer.epochs=2"]))
     rows = history(tmp_path / "run1")
     assert len(rows) == 2 and "val_J_mean_salient" in rows[0]
     unet = load_unet(tmp_path / "run1" / "best.pt", expected_task="crowd")
@@ -286,19 +281,7 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
         UNet((30, 48))
     # Trained on crops, it is validated on whole frames.
     train.run(
-        compose_config(
-            "train",
-            data
-            + [
-                "model=unet",
-                "model.input_size=[32,48]",
-                "model.channels=[4,8]",
-                "model.train_crop=[16,24]",
-                "trainer.epochs=1",
-                "trainer.progress=false",
-                "logger=none",
-            ],
-        )
+        compose_config("train", unet_training + ["model.train_crop=[16,24]", "trainer.epochs=1"])
     )
     cropped = history(tmp_path / "run4")
     assert len(cropped) == 1 and 0 <= float(cropped[0]["val_J_calibrated"]) <= 1
