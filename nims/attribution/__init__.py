@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -149,8 +150,6 @@ def at_flow_resolution(relevance: torch.Tensor, shape: Sequence[int]) -> np.ndar
     """A ``(h, w)`` relevance map at the classifier's resolution resized (bilinear) to a flow's
     ``(H, W)``: per-pixel values, as step 2 uses them (means and weights), not sums over
     pixels. Returns float32."""
-    import cv2
-
     return cv2.resize(
         relevance.numpy(), (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR
     )

@@ -74,14 +74,15 @@ def run_frames(
     if not len(flows):
         return []
     decision = cfg.get("decision") or {}
-    attributions = [
-        attribute_flows(
-            model, flows[start : start + batch_size], cfg.attribution, decision.get("flips", 1)
-        )
-        for start in range(0, len(flows), batch_size)
-    ]
-    relevance = torch.cat([attribution.relevance for attribution in attributions])
-    logits = torch.cat([attribution.logits.detach() for attribution in attributions]).numpy()
+    # Only the channel-summed relevance and the logits are kept: a long video's per-channel
+    # relevance would double what the whole sequence holds in memory.
+    batches = []
+    for start in range(0, len(flows), batch_size):
+        batch = flows[start : start + batch_size]
+        attribution = attribute_flows(model, batch, cfg.attribution, decision.get("flips", 1))
+        batches.append((attribution.relevance, attribution.logits.detach()))
+    relevance = torch.cat([maps for maps, _ in batches])
+    logits = torch.cat([batch_logits for _, batch_logits in batches]).numpy()
     decisions = decision_logits(logits, decision.get("window", 1))
     results = []
     for flow, map_, logit in tqdm(
