@@ -6,7 +6,8 @@ Three methods, registered in :data:`STEP2_METHODS` and picked by the ``step2`` c
   whose flow projects onto the relevance-weighted mean flow within ``(alpha1, alpha2)``, or ours
   (the default), moving against the crowd (:mod:`nims.step2_contrast`);
 - ``hierarchical`` (the independent-motion task): affine motion layers peeled off one by one
-  with a robust fit, then connected components of each layer;
+  with a robust fit, then connected components of each layer; a frame whose flow shows
+  parallax goes to the epipolar step instead (beyond the paper; ``step2.parallax_ratio``);
 - ``epipolar`` (beyond the paper, for precise flow): pixels off their epipolar lines.
 
 All return candidate regions; :func:`select_salient_regions` keeps those more relevant than

@@ -7,10 +7,11 @@ relevance ``(H, W)``.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from nims.epipolar import planar_and_epipolar_residuals
 from nims.flow import check_flow
 from nims.motion import AffineMotion, fit_affine_with_residuals, pixel_grid
 from nims.robust import HUBER_EPSILON, robust_scale
@@ -21,6 +22,7 @@ from nims.segmentation import (
     connected_regions,
     non_negative_int,
     positive,
+    segment,
     select_salient_regions,
 )
 
@@ -117,6 +119,16 @@ def peel_motion_layers(
     return layer_of.reshape(height, width), motions
 
 
+def shows_parallax(flow: np.ndarray, ratio: float, min_residual: float) -> bool:
+    """Whether the flow ``(H, W, 2)`` shows parallax: a robust homography leaves a median
+    residual above ``min_residual`` pixels and above ``ratio`` times the median Sampson distance
+    of a robust epipolar geometry (:func:`nims.epipolar.planar_and_epipolar_residuals`)."""
+    ratio = positive(ratio, "step2.parallax_ratio")
+    min_residual = positive(min_residual, "step2.parallax_min_residual")
+    planar, epipolar = planar_and_epipolar_residuals(flow)
+    return planar > min_residual and planar > ratio * epipolar
+
+
 @STEP2_METHODS.register("hierarchical")
 def hierarchical_step(
     flow: np.ndarray,
@@ -130,6 +142,9 @@ def hierarchical_step(
     epsilon: float = HUBER_EPSILON,
     selection: str = "relevance_mass",
     min_share: float = 0.1,
+    parallax_ratio: Optional[float] = None,
+    parallax_min_residual: float = 0.2,
+    parallax_step: Optional[Mapping[str, object]] = None,
     **_: object,
 ) -> Segmentation:
     """Hierarchical step 2: motion layers -> connected components -> salient regions.
@@ -137,9 +152,27 @@ def hierarchical_step(
     Parameters are those of :func:`motion_layers` plus ``min_region`` (pixels; smaller
     connected components are not candidates), ``connectivity`` (4 or 8), and ``selection`` and
     ``min_share`` of :func:`select_salient_regions`.
+
+    Beyond the paper: a frame whose flow shows parallax gets the step 2 that the config node
+    ``parallax_step`` names instead (``step2=epipolar``'s settings): affine layers cannot tell
+    a slow mover from the parallax of near static objects; the epipolar test can, when the flow
+    is precise enough to show it (:func:`shows_parallax`, with ``parallax_ratio`` and
+    ``parallax_min_residual``). ``parallax_ratio`` None: affine layers on every frame (the
+    paper).
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
+    if parallax_ratio is not None and parallax_step is None:
+        raise ValueError(
+            "step2.parallax_ratio is set but step2.parallax_step is missing: name the step 2 of "
+            "frames that show parallax (conf/step2/hierarchical.yaml), or set "
+            "step2.parallax_ratio=null"
+        )
+    if parallax_ratio is not None and shows_parallax(flow, parallax_ratio, parallax_min_residual):
+        try:
+            return segment(flow, relevance, parallax_step)
+        except ValueError as error:
+            raise ValueError(f"step2.parallax_step: {error}") from error
     layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
     candidate_regions = connected_regions(
         layers, non_negative_int(min_region, "step2.min_region"), connectivity

@@ -25,6 +25,7 @@ def test_defaults_are_the_measured_best(composer):
     assert (light.alpha1, light.alpha2) == (-0.01, 4.0)
     assert cfg.step2.scale == "std" and cfg.step2.min_outliers == 50
     assert cfg.step2.selection == "relevance_mass" and cfg.attribution.rules.start == "unit"
+    assert cfg.step2.parallax_ratio == 64.0 and cfg.step2.parallax_step.name == "epipolar"
     assert cfg.checkpoint == "checkpoints/independent.pt"
 
 
@@ -43,6 +44,7 @@ def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
         assert cfg.checkpoint == f"checkpoints/{task}_paper.pt"
     if task == "independent":
         assert cfg.step2.beta == 1.6 and cfg.step2.scale == "std"
+        assert cfg.step2.parallax_ratio is None  # affine layers on every frame
     else:
         assert (cfg.step2.alpha1, cfg.step2.alpha2) == (-0.01, 4.0)
 

@@ -2,24 +2,29 @@
 wall) and one object moving on its own; the exact flow is written from the projection
 formulas, independently of the module."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from nims.epipolar import fundamental_matrix, planar_and_epipolar_residuals, sampson_distance
 from nims.segmentation import segment
-from nims.step2_epipolar import epipolar_outliers, fundamental_matrix, sampson_distance
+from nims.step2_epipolar import epipolar_outliers
+from nims.step2_hierarchical import shows_parallax
 
 HEIGHT, WIDTH, FOCAL = 120, 200, 150.0
 POLE = (slice(0, HEIGHT), slice(40, 55))
 MOVER = (slice(50, 75), slice(120, 150))
 
 
-def translating_camera_scene(mover_motion=(0.0, 1.5)):
+def translating_camera_scene(mover_motion=(0.0, 1.5), bend=0.0):
     """Exact flow ``(H, W, 2)`` of a camera moving by ``t`` (metres) past a wall whose depth
-    grows left to right (6-12 m), a pole at 2 m and a mover at 8 m that also moves by
-    ``mover_motion`` pixels; the mover's mask."""
+    grows left to right (6-12 m; a flat wall unless ``bend`` metres bulge it towards its
+    middle), a pole at 2 m and a mover at 8 m that also moves by ``mover_motion`` pixels; the
+    mover's mask."""
     rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
     x, y = cols - WIDTH / 2, rows - HEIGHT / 2
-    depth = 6.0 + 6.0 * cols / WIDTH
+    depth = 6.0 + 6.0 * cols / WIDTH - bend * np.sin(np.pi * cols / WIDTH)
     depth[POLE] = 2.0
     depth[MOVER] = 8.0
     translation = np.array([0.15, 0.05, 0.3])
@@ -90,3 +95,86 @@ def test_same_flow_same_regions():
     first = segment(flow, mask.astype(float), {"name": "epipolar", "seed": 3})
     second = segment(flow, mask.astype(float), {"name": "epipolar", "seed": 3})
     assert np.array_equal(first.candidate_regions, second.candidate_regions)
+
+
+def test_a_homography_explains_a_rotating_or_static_camera():
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
+    x, y = cols - WIDTH / 2, rows - HEIGHT / 2
+    angle, zoom = 0.02, 1.01  # rotation about the optical axis and zoom: no parallax
+    turn = np.stack(
+        [
+            zoom * (np.cos(angle) * x - np.sin(angle) * y) - x,
+            zoom * (np.sin(angle) * x + np.cos(angle) * y) - y,
+        ],
+        axis=-1,
+    ).astype(np.float32)
+    assert planar_and_epipolar_residuals(turn)[0] < 1e-3
+    still = np.zeros((HEIGHT, WIDTH, 2), np.float32)  # a static camera, one object moving
+    still[MOVER] = (0.0, 1.5)
+    planar, epipolar = planar_and_epipolar_residuals(still)
+    # An undetermined epipolar geometry absorbs a static camera's flow: a huge ratio, and yet
+    # no parallax to see; the homography's residual in pixels tells.
+    assert planar < 0.05 and planar > 32.0 * epipolar
+    assert not shows_parallax(still, 32.0, 0.2)
+
+
+def test_parallax_shows_only_in_a_precise_flow_of_a_scene_in_depth():
+    bent, _ = translating_camera_scene(bend=4.0)
+    planar, epipolar = planar_and_epipolar_residuals(bent)
+    assert planar > 0.5 and epipolar < 1e-5
+    assert shows_parallax(bent, 32.0, 0.2)
+    flat, _ = translating_camera_scene()  # the pole alone leaves the wall's homography
+    assert planar_and_epipolar_residuals(flat)[0] < 0.2
+    assert not shows_parallax(flat, 32.0, 0.2)
+    noise = np.random.default_rng(0).normal(0.0, 0.1, bent.shape).astype(np.float32)
+    planar, epipolar = planar_and_epipolar_residuals(bent + noise)  # DIS-like error
+    assert planar > 0.5 and planar < 32.0 * epipolar
+    assert not shows_parallax(bent + noise, 32.0, 0.2)
+
+
+@pytest.fixture(scope="module")
+def default_step2():
+    from hydra import compose, initialize_config_dir
+
+    config_dir = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        return compose("evaluate", overrides=["seed=0"]).step2
+
+
+def test_hierarchical_step_hands_frames_with_parallax_to_the_epipolar_step(default_step2):
+    flow, mask = translating_camera_scene(bend=4.0)
+    relevance = np.full(mask.shape, 0.01)
+    relevance[mask] = 1.0
+    result = segment(flow, relevance, default_step2)
+    assert result.layers is None  # no affine layers were peeled
+    epipolar = segment(flow, relevance, default_step2.parallax_step)
+    assert np.array_equal(result.candidate_regions, epipolar.candidate_regions)
+    assert jaccard(result.salient_mask, mask) > 0.9 and not result.salient_mask[POLE].any()
+    paper = segment(flow, relevance, {**default_step2, "parallax_ratio": None})
+    assert paper.layers is not None
+    noisy = flow + np.random.default_rng(0).normal(0.0, 0.1, flow.shape).astype(np.float32)
+    assert segment(noisy, relevance, default_step2).layers is not None
+
+
+def test_parallax_settings_are_checked_before_any_frame_is_cut(default_step2):
+    flow, mask = translating_camera_scene(bend=4.0)
+    relevance = mask.astype(float)
+    with pytest.raises(ValueError, match=r"step2\.parallax_ratio"):
+        segment(flow, relevance, {**default_step2, "parallax_ratio": 0.0})
+    with pytest.raises(ValueError, match=r"step2\.parallax_step is missing"):
+        segment(flow, relevance, {"name": "hierarchical", "parallax_ratio": 32.0})
+    wrong = {**default_step2.parallax_step, "noise_factor": -1.0}
+    with pytest.raises(ValueError, match=r"step2\.parallax_step: .*noise_factor"):
+        segment(flow, relevance, {**default_step2, "parallax_step": wrong})
+
+
+def test_an_opencv_failure_on_a_degenerate_sample_means_no_parallax(monkeypatch):
+    import cv2
+
+    def fails(*args, **kwargs):  # what OpenCV 5's USAC raises on some degenerate samples
+        raise cv2.error("(-215:Assertion failed) !model.empty() in function 'setModelParameters'")
+
+    flow, _ = translating_camera_scene(bend=4.0)
+    monkeypatch.setattr(cv2, "findHomography", fails)
+    assert planar_and_epipolar_residuals(flow) == (0.0, 0.0)
+    assert not shows_parallax(flow, 32.0, 0.2)
