@@ -52,6 +52,10 @@ class Segmentation:
     layer_motions : list of AffineMotion
         Hierarchical step only: the model of each fitted layer; the first one describes the
         dominant (usually background) motion and is a good start for the saliency map's fit.
+    step : str
+        The step 2 method that made the candidate regions (set by :func:`segment`): the
+        configured one, or ``step2.parallax_step``'s for a frame the hierarchical step handed
+        over.
     """
 
     candidate_regions: np.ndarray
@@ -60,6 +64,7 @@ class Segmentation:
     salient_mask: np.ndarray
     layers: Optional[np.ndarray] = None
     layer_motions: List[AffineMotion] = field(default_factory=list)
+    step: str = ""
 
 
 def check_relevance(relevance: np.ndarray, shape) -> np.ndarray:
@@ -237,7 +242,9 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
             f"; its settings are {', '.join(_settings(name))}"
         )
     accepted = set(_settings(name))
-    return method(flow, relevance, **{k: v for k, v in options.items() if k in accepted})
+    result = method(flow, relevance, **{k: v for k, v in options.items() if k in accepted})
+    result.step = result.step or name  # a method that handed the frame over has named its step
+    return result
 
 
 @lru_cache(maxsize=None)

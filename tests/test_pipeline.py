@@ -157,6 +157,7 @@ def test_nims_on_real_davis_sequences(davis_root, tmp_path, compose_config, chec
     assert summary["J&F"] == score and 0 <= score <= 1
     assert 0 <= summary["classified_salient"] <= 1
     assert summary["oracle_J_mean"] >= 0
+    assert summary["parallax_step_frames"] == 0  # DIS flow of DAVIS: affine layers everywhere
     masks = sorted((folder / "Segmentations" / "480p" / "nims" / "car-shadow").glob("*.png"))
     assert len(masks) == 40
     saliency = sorted((folder / "saliency" / "car-shadow").glob("*.png"))
@@ -383,6 +384,10 @@ def test_parallax_set_reports_wrongly_salient_parallax(
     assert summary["test_frames"] == 6  # every video of the test set
     assert 0 <= summary["others_marked_salient"] <= 1
     assert 0 <= summary["J_mean_all_salient"] <= 1
+    if method == "nims":
+        # Exact flow of a translating camera: the epipolar step's frames, but for one whose
+        # parallax stays under step2.parallax_min_residual (0.2 px) at this small size.
+        assert summary["parallax_step_frames"] == pytest.approx(5 / 6)
     report = (tmp_path / "run1" / "report.html").read_text()
     assert all(f"<td>video_000{v}</td>" in report for v in range(3))
     # NIMS draws each video's frames (2 per video here), the baseline gives its tables only.

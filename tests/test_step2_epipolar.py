@@ -146,12 +146,12 @@ def test_hierarchical_step_hands_frames_with_parallax_to_the_epipolar_step(defau
     relevance = np.full(mask.shape, 0.01)
     relevance[mask] = 1.0
     result = segment(flow, relevance, default_step2)
-    assert result.layers is None  # no affine layers were peeled
+    assert result.layers is None and result.step == "epipolar"  # no affine layers peeled
     epipolar = segment(flow, relevance, default_step2.parallax_step)
     assert np.array_equal(result.candidate_regions, epipolar.candidate_regions)
     assert jaccard(result.salient_mask, mask) > 0.9 and not result.salient_mask[POLE].any()
     paper = segment(flow, relevance, {**default_step2, "parallax_ratio": None})
-    assert paper.layers is not None
+    assert paper.layers is not None and paper.step == "hierarchical"
     noisy = flow + np.random.default_rng(0).normal(0.0, 0.1, flow.shape).astype(np.float32)
     assert segment(noisy, relevance, default_step2).layers is not None
 

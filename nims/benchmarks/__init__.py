@@ -105,6 +105,16 @@ def nan_mean(values) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def parallax_step_used(segmentation, configured_step: str) -> float:
+    """1.0 when another step 2 than the configured one made the frame's candidate regions (the
+    hierarchical step hands a frame whose flow shows parallax to ``step2.parallax_step``), 0.0
+    when the configured one did, NaN for a frame that step 2 did not see (a sequence's last
+    frame, without flow)."""
+    if segmentation is None or not segmentation.step:
+        return float("nan")
+    return float(segmentation.step != configured_step)
+
+
 def benchmark_for(cfg, folder: Path):
     """The benchmark ``dataset.name`` names, for a run writing into ``folder``."""
     # Importing the modules registers their benchmarks.

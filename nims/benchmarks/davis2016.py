@@ -29,6 +29,7 @@ from nims.benchmarks import (
     BENCHMARKS,
     SequenceData,
     nan_mean,
+    parallax_step_used,
     report_frames,
     write_mask,
     write_saliency,
@@ -192,6 +193,9 @@ class Davis2016:
                     "salient_rate": float(np.mean(np.array(logits) > 0))
                     if logits
                     else float("nan"),
+                    "parallax_step_rate": nan_mean(
+                        parallax_step_used(r.segmentation, self.cfg.step2.name) for r in results
+                    ),
                     "relevance": {
                         "relevance_flow_correlation": nan_mean(
                             [
@@ -266,13 +270,17 @@ def _oracle_masks(data: SequenceData, results: List[FrameResult]) -> List:
 
 
 def _classifier_summary(scores: Dict[str, dict], summary: dict, oracle_sequence: dict) -> str:
-    """Add the oracle's statistics, the relevance diagnostic and the rate of frames classified
-    salient to ``summary``; return their Markdown tables."""
+    """Add the oracle's statistics, the relevance diagnostic, the rate of frames classified
+    salient and the rate of frames whose flow showed parallax (their candidate regions made by
+    ``step2.parallax_step``) to ``summary``; return their Markdown tables."""
     diagnostics = [score["relevance"] for score in scores.values()]
     for key in diagnostics[0]:
         summary[key] = nan_mean([d[key] for d in diagnostics])
     oracle = metrics.dataset_summary(oracle_sequence)
     summary["classified_salient"] = nan_mean([score["salient_rate"] for score in scores.values()])
+    summary["parallax_step_frames"] = nan_mean(
+        [score.get("parallax_step_rate", float("nan")) for score in scores.values()]
+    )
     summary.update({f"oracle_{key}": value for key, value in oracle.items()})
     relevance_columns = [
         "relevance_pointing",
@@ -280,6 +288,7 @@ def _classifier_summary(scores: Dict[str, dict], summary: dict, oracle_sequence:
         "relevance_object_share",
         "relevance_flow_correlation",
         "classified_salient",
+        "parallax_step_frames",
     ]
     return (
         "\nOracle selection (upper bound of step 2's regions):\n\n"

@@ -20,7 +20,14 @@ import numpy as np
 from omegaconf import DictConfig
 
 from nims import metrics
-from nims.benchmarks import BENCHMARKS, SequenceData, nan_mean, report_frames, write_strip
+from nims.benchmarks import (
+    BENCHMARKS,
+    SequenceData,
+    nan_mean,
+    parallax_step_used,
+    report_frames,
+    write_strip,
+)
 from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json
@@ -100,6 +107,9 @@ class SyntheticSet:
                         "oracle_J": metrics.jaccard(oracle_mask(result.segmentation, truth), truth)
                         if label
                         else float("nan"),
+                        "parallax_step": parallax_step_used(
+                            result.segmentation, self.cfg.step2.name
+                        ),
                     }
                 )
             row.update(
@@ -139,6 +149,7 @@ class SyntheticSet:
                         np.nanmean([r["relevance_flow_correlation"] for r in rows])
                     ),
                     **mean_quality(rows),
+                    "parallax_step_frames": nan_mean(r.get("parallax_step") for r in rows),
                 }
             )
         else:
