@@ -130,11 +130,12 @@ def planar_and_epipolar_residuals(
 
     A homography explains a static scene when the camera only rotates or the scene is flat;
     an epipolar geometry also explains parallax. Parallax is visible when the first is large in
-    pixels *and* many times the second (a model-selection test in the spirit of Torr's GRIC):
-    rendered parallax scenes with exact flow, ratio 22-7000 (median 190) and first >= 0.34 px;
-    DIS flow of the same scenes or of DAVIS, RAFT flow of DAVIS: ratio 2-80, median 7-14; a
-    static camera (DIS flow of ``vtest.avi``): ratio up to 47, because an undetermined
-    epipolar geometry absorbs the noise, but first <= 0.08 px (experiments/parallax.md).
+    pixels *and* many times the second (a model-selection test in the spirit of Torr's GRIC).
+    Measured per frame (experiments/parallax.md): rendered parallax scenes with exact flow,
+    ratio 190-36000 and first >= 0.34 px; DIS flow of DAVIS, the authors' RAFT flow of DAVIS,
+    DIS flow of Sintel frames: ratio 3-27; DIS flow of the rendered parallax scenes: 4-90; a
+    static camera (DIS flow of ``vtest.avi``): ratio up to 252, because an undetermined
+    epipolar geometry absorbs the noise, but first <= 0.08 px.
     """
     start, end = sampled_correspondences(flow, samples, seed)
     if len(start) < 8:
