@@ -266,9 +266,12 @@ def test_nims_on_a_real_video(tmp_path, compose_config, checkpoint):
     assert len(list((folder / "saliency").glob("*.png"))) == 6
     assert (folder / "overlay.mp4").stat().st_size > 0
     assert (folder / "contact_sheet.png").stat().st_size > 0
-    assert json.loads((folder / "summary.json").read_text())["frames"] == 6
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["frames"] == 6
+    assert summary["parallax_step_frames"] == 0  # a static camera shows no parallax
     report = (folder / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 4 and "logit" in report
+    assert "parallax_step" in report
 
 
 def test_figures_for_chosen_davis_frames(davis_root, tmp_path, compose_config, checkpoint):

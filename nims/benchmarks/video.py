@@ -14,7 +14,15 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
-from nims.benchmarks import BENCHMARKS, SequenceData, write_mask, write_saliency, write_strip
+from nims.benchmarks import (
+    BENCHMARKS,
+    SequenceData,
+    nan_mean,
+    parallax_step_used,
+    write_mask,
+    write_saliency,
+    write_strip,
+)
 from nims.data.flow_cache import sequence_flows
 from nims.methods import FrameResult
 from nims.report import write_json
@@ -103,18 +111,22 @@ class Video:
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         logits = np.array([r.logit for r in results[:-1]])
+        parallax = [parallax_step_used(r.segmentation, self.cfg.step2.name) for r in results]
         return {
             "frames": data.n_frames,
             "classified_salient": float(np.mean(logits > 0)) if method.classifies else float("nan"),
+            "parallax_step_frames": nan_mean(parallax),
             "mean_salient_area": float(np.mean([r.mask.mean() for r in results])),
             "logits": [r.logit for r in results],
+            "parallax_step": parallax,
         }
 
     def summarise(self, scores: Dict[str, dict], tracker, method) -> None:
         from nims.html_report import write_html_report
 
         ((name, score),) = scores.items()
-        summary = {key: score[key] for key in ("frames", "classified_salient", "mean_salient_area")}
+        keys = ("frames", "classified_salient", "parallax_step_frames", "mean_salient_area")
+        summary = {key: score[key] for key in keys}
         write_json(self.folder / "summary.json", summary)
         write_html_report(
             self.folder,
@@ -122,8 +134,10 @@ class Video:
             summary,
             [{"Sequence": name, **summary}],
             [
-                {"sequence": name, "frame": index, "logit": logit}
-                for index, logit in enumerate(score["logits"])
+                {"sequence": name, "frame": index, "logit": logit, "parallax_step": parallax}
+                for index, (logit, parallax) in enumerate(
+                    zip(score["logits"], score["parallax_step"])
+                )
             ],
         )
         tracker.summary(summary)
