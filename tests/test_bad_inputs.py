@@ -465,3 +465,9 @@ def test_saved_masks_are_scored_on_davis_only(tmp_path, compose_config):
     with pytest.raises(ValueError, match="predictions=<dir> scores DAVIS-2016 results"):
         evaluate.run(cfg)
     assert not cache.exists()  # refused before the set is rendered
+
+
+def test_a_training_set_is_not_evaluated(compose_config):
+    cfg = compose_config("evaluate", ["dataset=synthetic_scenes", "logger=none"])
+    with pytest.raises(ValueError, match="dataset=synthetic_scenes cannot be evaluated.*davis2016"):
+        evaluate.run(cfg)

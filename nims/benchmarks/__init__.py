@@ -120,4 +120,10 @@ def benchmark_for(cfg, folder: Path):
     # Importing the modules registers their benchmarks.
     from nims.benchmarks import davis2016, synthetic, video  # noqa: F401
 
-    return BENCHMARKS.get(str(cfg.dataset.name))(cfg, folder)
+    name = str(cfg.dataset.name)
+    if name not in BENCHMARKS:
+        raise ValueError(
+            f"dataset={name} cannot be evaluated (a training set for train.py, or a misspelt "
+            f"name); evaluate.py scores dataset={', '.join(BENCHMARKS.names())}"
+        )
+    return BENCHMARKS.get(name)(cfg, folder)
