@@ -188,3 +188,22 @@ def test_an_opencv_failure_on_a_degenerate_sample_means_no_parallax(monkeypatch)
     monkeypatch.setattr(cv2, "findHomography", fails)
     assert planar_and_epipolar_residuals(flow) == (0.0, 0.0)
     assert not shows_parallax(flow, 32.0, 0.2)
+
+
+def test_a_rendered_flow_on_which_magsac_failed_gets_a_model():
+    # Frame 1 of video 515 of the 1200-video independent set (seed 0, DIS medium): OpenCV's
+    # MAGSAC, which fit_fundamental used before session 7, failed an assertion on its 1000
+    # sampled correspondences (`!model.empty()`) and the whole sequence was lost.
+    from nims.flow_backends import make_flow_estimator
+    from nims.synthetic.independent import IndependentConfig
+    from nims.synthetic.sets import GENERATORS, finish_video, video_is_salient
+
+    config = IndependentConfig(frames=8)
+    drawn = GENERATORS["independent_synth"][1](
+        config, 515, video_is_salient(0, 515, config.salient_fraction)
+    )
+    estimator = make_flow_estimator({"name": "dis", "preset": "medium"})
+    flow = finish_video(drawn, config.min_visible, estimator)["flows"][1].astype(np.float32)
+    assert fundamental_matrix(flow, samples=1000).shape == (3, 3)
+    planar, epipolar = planar_and_epipolar_residuals(flow)
+    assert planar > 0 and np.isfinite(epipolar)
