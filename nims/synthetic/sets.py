@@ -100,7 +100,11 @@ GENERATORS = {
 
 
 def generator_config(dataset_cfg):
-    """The generator's dataclass filled from the ``dataset`` config node."""
+    """The generator's dataclass filled from the ``dataset`` config node.
+
+    A value takes the type of the field's default (``[5, 5]`` for a float range is
+    ``(5.0, 5.0)``), so that the same set gets the same cache key however it is written.
+    """
     config_class, _ = GENERATORS[dataset_cfg.name]
     values = {}
     for item in fields(config_class):
@@ -110,8 +114,19 @@ def generator_config(dataset_cfg):
                 if OmegaConf.is_config(dataset_cfg[item.name])
                 else dataset_cfg[item.name]
             )
-            values[item.name] = tuple(value) if isinstance(value, list) else value
+            values[item.name] = _like(item.default, value)
     return config_class(**values)
+
+
+def _like(default, value):
+    """``value`` (a list from the config, or a scalar) cast like ``default``."""
+    if isinstance(default, tuple) and isinstance(value, (list, tuple)):
+        if len(default) == len(value):
+            return tuple(_like(d, v) for d, v in zip(default, value))
+        return tuple(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def set_key(dataset_cfg, flow_cfg) -> str:
