@@ -116,7 +116,6 @@ def test_crowd_walkers_have_a_gait():
     assert np.linalg.norm(move[1] - move[0]) > 0.01
 
 
-
 def test_crowd_frame_rate_divides_the_motion_and_keeps_the_scene():
     # Same seed, 5 and 20 frames a second, a still camera: the first placements are the same
     # scene, and each walker moves a quarter as far per frame (speed in metres per second).
@@ -125,7 +124,9 @@ def test_crowd_frame_rate_divides_the_motion_and_keeps_the_scene():
     for rate in (5.0, 20.0):
         cameras, pairs = crowd_video(CrowdConfig(frame_rate=(rate, rate), **still), 4, True)
         current, following = pairs[0]
-        moves.append(np.array([b.origin - a.origin for a, b in zip(current[1::3], following[1::3])]))
+        moves.append(
+            np.array([b.origin - a.origin for a, b in zip(current[1::3], following[1::3])])
+        )
         assert np.allclose(cameras[0].rotation, cameras[1].rotation)
     first, _ = crowd_video(CrowdConfig(frame_rate=(5.0, 5.0), **still), 4, True)[1][0]
     again, _ = crowd_video(CrowdConfig(frame_rate=(20.0, 20.0), **still), 4, True)[1][0]
@@ -133,6 +134,7 @@ def test_crowd_frame_rate_divides_the_motion_and_keeps_the_scene():
     speeds = np.linalg.norm(moves[0], axis=1)
     assert np.allclose(np.linalg.norm(moves[1], axis=1), speeds / 4)
     assert 0.2 < np.median(speeds) < 0.4  # 1.5 m/s at 5 frames/s
+
 
 @pytest.mark.parametrize("name", ["crowd_synth", "independent_synth"])
 def test_synthetic_set_is_deterministic_and_cached(tmp_path, name):
@@ -304,7 +306,11 @@ def test_a_range_written_with_integers_is_the_same_set(tmp_path):
     # `dataset.frame_rate=[8,25]` on the command line and `[8.0, 25.0]` in the YAML are one set.
     from nims.synthetic.sets import generator_config, set_key
 
-    written = [small_set("crowd_synth", tmp_path, frame_rate=rate) for rate in ([8, 25], [8.0, 25.0])]
+    written = [
+        small_set("crowd_synth", tmp_path, frame_rate=rate) for rate in ([8, 25], [8.0, 25.0])
+    ]
     assert generator_config(written[0]).frame_rate == (8.0, 25.0)
     assert set_key(written[0], DIS) == set_key(written[1], DIS)
-    assert set_key(written[0], DIS) != set_key(small_set("crowd_synth", tmp_path, frame_rate=[5, 5]), DIS)
+    assert set_key(written[0], DIS) != set_key(
+        small_set("crowd_synth", tmp_path, frame_rate=[5, 5]), DIS
+    )
