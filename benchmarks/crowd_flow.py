@@ -55,7 +55,8 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         flow_cfg = compose("evaluate", overrides=["task=crowd"]).flow
     estimator = make_flow_estimator(flow_cfg)
-    print(f"flow: {flow_cfg.name} (the crowd task's), 256x448, {VIDEOS} salient scenes\n")
+    settings = ", ".join(f"{key}={value}" for key, value in flow_cfg.items())
+    print(f"the crowd task's flow ({settings}), 256x448, {VIDEOS} salient scenes\n")
     print("| frames/s | EPE wrong-way walkers, px | EPE others | EPE ground | motion kept |")
     print("|---|---|---|---|---|")
     for rate in FRAME_RATES:
