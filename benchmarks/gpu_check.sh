@@ -28,7 +28,9 @@ timed() {  # timed <label> <command...>: run, append "<label> <seconds>" to timi
 $PYTHON -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name() if torch.cuda.is_available() else '-')" | tee "$TIMINGS"
 echo "cores $CORES" | tee -a "$TIMINGS"
-timed render $PYTHON generate.py dataset=crowd_synth $DATA dataset.workers="$CORES" hydra.run.dir="$RESULTS/generate"
+# flow=dis_fine: the crowd task's flow, the set train.py task=crowd reads (generate.py has no task)
+timed render $PYTHON generate.py dataset=crowd_synth flow=dis_fine $DATA dataset.workers="$CORES" \
+    hydra.run.dir="$RESULTS/generate"
 timed train_gpu_20_epochs $PYTHON train.py $SET trainer.epochs=20 trainer.device=$GPU \
     trainer.progress=false hydra.run.dir="$RESULTS/classifier_gpu"
 timed train_gpu_3_epochs $PYTHON train.py $SET trainer.epochs=3 trainer.device=$GPU \

@@ -2,7 +2,10 @@
 
 import copy
 import json
+import multiprocessing
 import os
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +16,7 @@ from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.data.video import read_frames
 from nims.generate import contact_sheet, set_statistics
+from nims.synthetic import sets
 from nims.synthetic.crowd import CrowdConfig, crowd_video
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
@@ -174,6 +178,69 @@ def test_workers_render_the_same_set(tmp_path):
             )
     with pytest.raises(ValueError, match="dataset.workers"):
         build_set(small_set("crowd_synth", tmp_path / "c", workers=0), DIS, progress=False)
+
+
+def _build_and_read(config_yaml, results):
+    # What a training does: find or build the set, then read every video of it.
+    folder = build_set(OmegaConf.create(config_yaml), DIS, progress=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for video in range(manifest["videos"]):
+        for array in ("flows", "masks", "frames", "labels"):
+            np.load(folder / f"video_{video:04d}" / f"{array}.npy")
+    results.put(str(folder))
+
+
+def test_processes_building_one_set_at_once_share_it(tmp_path):
+    # Trainings started together on an uncached set (a sweep, a GPU search) used to render it
+    # into one folder: a later one deleted the first one's videos, which then read missing or
+    # half-written files (EOFError on the GPU machine, 2026-11-26).
+    config = OmegaConf.to_yaml(small_set("crowd_synth", tmp_path, videos=16))
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=_build_and_read, args=(config, results)) for _ in range(3)]
+    workers[0].start()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.rglob("video_0001")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for worker in workers[1:]:  # while the first one renders
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    folders = {results.get(timeout=5) for _ in workers}
+    assert len(folders) == 1
+    folder = Path(folders.pop())
+    reference = build_set(small_set("crowd_synth", tmp_path / "alone", videos=16), DIS, False)
+    assert json.loads((folder / "manifest.json").read_text()) == json.loads(
+        (reference / "manifest.json").read_text()
+    )
+    for video in range(16):
+        for array in ("flows", "masks", "frames"):
+            name = f"video_{video:04d}/{array}.npy"
+            assert np.array_equal(np.load(folder / name), np.load(reference / name))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
+        "alone",
+        folder.name,
+    ]
+
+
+def test_an_interrupted_render_is_never_taken_for_a_set(tmp_path, monkeypatch):
+    config = small_set("independent_synth", tmp_path, videos=5)
+    real = sets._generate_video
+
+    def fails_on_video_3(folder, name, generator_cfg, flow, seed, video):
+        if video == 3:
+            raise KeyboardInterrupt
+        return real(folder, name, generator_cfg, flow, seed, video)
+
+    monkeypatch.setattr(sets, "_generate_video", fails_on_video_3)
+    with pytest.raises(KeyboardInterrupt):
+        build_set(config, DIS, progress=False)
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # no set, no leftovers
+    monkeypatch.setattr(sets, "_generate_video", real)
+    folder = build_set(config, DIS, progress=False)
+    assert json.loads((folder / "manifest.json").read_text())["videos"] == 5
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [folder.name]
 
 
 def test_other_flow_or_parameters_never_reuse_a_set(tmp_path):

@@ -8,17 +8,21 @@ config and, for ``flow_source=estimated``, the flow backend's config: a set made
 parameters or another flow is never reused silently. Each video folder holds ``frames.npy``
 (T+1, H, W, 3) uint8 BGR, ``flows.npy`` (T, H, W, 2) float16 pixels, ``masks.npy`` (T, H, W)
 bool (the salient objects' visible pixels), ``others.npy`` (the other objects': walkers of the
-crowd, near static objects) and ``labels.npy`` (T,) uint8; ``manifest.json``
-(written last) records the key, the config, the counts and the video splits.
+crowd, near static objects) and ``labels.npy`` (T,) uint8; ``manifest.json`` records the key, the
+config, the counts and the video splits. A set is rendered under a lock (``<name>-<key>.lock``:
+processes asking for it meanwhile wait) into ``.<name>-<key>.partial/`` and renamed when whole.
 Frames are read back through memory maps: the set is streamed from disk, never held in RAM.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
+import logging
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -35,6 +39,8 @@ from nims.synthetic.crowd import CrowdConfig, crowd_video
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
 from nims.synthetic.sprites import SpritesConfig, sprite_crowd_video
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -198,25 +204,66 @@ def _generate_video(
 
 def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
     """Generate the set a config describes (or find it in the cache); return its folder."""
-    from tqdm import tqdm
-
     if dataset_cfg.name not in GENERATORS:
         raise ValueError(
             f"no synthetic generator named {dataset_cfg.name!r}; available: {sorted(GENERATORS)}"
         )
     key = set_key(dataset_cfg, flow_cfg)
     folder = Path(str(dataset_cfg.cache_dir)) / f"{dataset_cfg.name}-{key}"
+    if (folder / "manifest.json").is_file():
+        return _checked(folder, key)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # One process renders a set; others asking for it meanwhile (the jobs of a sweep) wait for
+    # it. The set is rendered into a private folder and renamed when complete, so a folder under
+    # its final name is always whole, even after an interrupted render.
+    with _exclusive(folder.parent / f"{folder.name}.lock", folder):
+        if (folder / "manifest.json").is_file():
+            return _checked(folder, key)
+        if folder.exists():
+            shutil.rmtree(folder)  # left by an interrupted render of an earlier version
+        staging = folder.parent / f".{folder.name}.partial"
+        if staging.exists():
+            shutil.rmtree(staging)  # an interrupted render: start again
+        try:
+            manifest = _render(dataset_cfg, flow_cfg, key, staging, progress)
+            (staging / "manifest.json").write_text(json.dumps(manifest))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        staging.rename(folder)
+    return folder
+
+
+def _checked(folder: Path, key: str) -> Path:
     manifest_path = folder / "manifest.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("key") != key:
-            raise ValueError(
-                f"{manifest_path} was written for another configuration "
-                f"(key {manifest.get('key')}, expected {key}): delete {folder}"
-            )
-        return folder
-    if folder.exists():
-        shutil.rmtree(folder)  # an interrupted generation: start again
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("key") != key:
+        raise ValueError(
+            f"{manifest_path} was written for another configuration "
+            f"(key {manifest.get('key')}, expected {key}): delete {folder}"
+        )
+    return folder
+
+
+@contextmanager
+def _exclusive(lock_path: Path, folder: Path):
+    """Hold an exclusive lock on ``lock_path`` (released when the process ends, however)."""
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process rendering %s", folder)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _render(dataset_cfg, flow_cfg, key: str, folder: Path, progress: bool) -> dict:
+    """Render every video of the set into ``folder``; return its manifest."""
+    from tqdm import tqdm
+
     config = generator_config(dataset_cfg)
     flow = (
         OmegaConf.to_container(flow_cfg, resolve=True)
@@ -227,13 +274,14 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
     workers = int(dataset_cfg.get("workers", 1))
     if workers < 1:
         raise ValueError(f"dataset.workers must be at least 1, got {workers}")
+    folder.mkdir(parents=True)
     videos = tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=not progress)
     # Each video has its own seed, so the set does not depend on how many workers render it.
     labels = Parallel(n_jobs=workers, max_nbytes=None)(
         delayed(_generate_video)(folder, dataset_cfg.name, config, flow, seed, video)
         for video in videos
     )
-    manifest = {
+    return {
         "key": key,
         "name": dataset_cfg.name,
         "config": asdict(config),
@@ -246,8 +294,6 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
         "salient_frames": int(sum(map(sum, labels))),
         "frames": int(sum(map(len, labels))),
     }
-    manifest_path.write_text(json.dumps(manifest))
-    return folder
 
 
 class SyntheticFrames(Dataset):
