@@ -463,7 +463,13 @@ def test_global_max_gives_each_channel_relevance_to_its_winner():
 def test_shipped_checkpoints_load_as_plain_weights():
     from pathlib import Path
 
-    from nims.model import load_classifier
+    from nims.model import load_checkpoint, load_classifier
+    from nims.unet import load_unet
 
     for path in sorted(Path("checkpoints").glob("*.pt")):
-        assert load_classifier(path).input_size == (96, 176)
+        if load_checkpoint(path)["architecture"].get("model") == "unet":
+            # The crowd experiment's supervised baseline, with its calibrated decision logit.
+            unet = load_unet(path, expected_task="crowd")
+            assert unet.input_size == (128, 224) and float(unet.decision_logit) > 0
+        else:
+            assert load_classifier(path).input_size == (96, 176)
