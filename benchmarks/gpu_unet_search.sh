@@ -8,8 +8,8 @@
 #    documented recipe (128x224 input, channels 16-32-64, 5 epochs), the same for EPOCHS epochs
 #    (training length), the whole 256x448 flow (resolution), and the whole flow with a wider,
 #    deeper U-Net (capacity). Every training stops DEADLINE seconds after the render at the latest
-#    (best.pt keeps the best epoch so far; a stopped run has no test pass). 3. writes each
-#    best.pt without its optimiser state (small enough to fetch) beside the logs.
+#    (best.pt keeps the best epoch so far; a stopped run has no test pass). 3. ships each
+#    best.pt with nims.export (no optimiser state: small enough to fetch) beside the logs.
 # GPU=cpu DATA="dataset.videos=24 dataset.frames=2 dataset.size=[64,112]" EPOCHS=1 rehearses it.
 set -uo pipefail
 RESULTS=${1:-outputs/gpu_unet_search}
@@ -57,24 +57,13 @@ train unet_wide model=unet model.input_size="$FULL" model.channels=[32,64,128,25
     trainer.epochs="$EPOCHS"
 wait
 
-$PYTHON - "$RESULTS" <<'EOF'
-import sys
-from pathlib import Path
-
-import torch
-
-results = Path(sys.argv[1])
-for run in ("classifier", "unet_recipe", "unet_long", "unet_full", "unet_wide"):
-    folder = results / run
-    best = folder / "best.pt"
-    if not best.is_file():
-        print(run, "no best.pt")
-        continue
-    state = torch.load(best, map_location="cpu", weights_only=True)
-    state.pop("optimizer_state", None)
-    torch.save(state, results / f"{run}.pt")
-    tested = folder / "test_metrics.json"
-    print(run, "epoch", state["epoch"], tested.read_text() if tested.is_file() else "(no test pass)")
-    (folder / "last.pt").unlink(missing_ok=True)
-    best.unlink()
-EOF
+for run in classifier unet_recipe unet_long unet_full unet_wide; do
+    if [ -f "$RESULTS/$run/best.pt" ]; then
+        $PYTHON -m nims.export "$RESULTS/$run/best.pt" "$RESULTS/$run.pt" &&
+            rm -f "$RESULTS/$run/best.pt" "$RESULTS/$run/last.pt"
+        head -c 400 "$RESULTS/$run.json"  # the best epoch and the test pass, if it ran
+        echo
+    else
+        echo "$run: no best.pt"
+    fi
+done

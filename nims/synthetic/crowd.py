@@ -33,7 +33,7 @@ class CrowdConfig:
     Each video is filmed at a frame rate drawn from ``frame_rate``: the motions per frame are
     the rates below divided by it. ``frame_rate=[5, 5]`` gives the sets of sessions 1-7 (a
     walker 7 pixels a frame at 256x448, as wide as itself, which the crowd task's DIS misses by
-    2.5 pixels; by 1.0 at 10 frames/s, 0.4 at 17: ``python -m benchmarks.crowd_flow``).
+    3.4 pixels; by 1.0 at 10 frames/s, 0.4 at 17: ``python -m benchmarks.crowd_flow``).
     """
 
     size: Tuple[int, int] = (128, 224)
