@@ -27,7 +27,7 @@ from typing import Dict, Optional
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from nims.benchmarks import benchmark_for
+from nims.benchmarks import benchmark_for, figures_not_drawn
 from nims.device import resolve_device
 from nims.report import (
     announce_run_folder,
@@ -99,6 +99,8 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> Optional[float
     method = method_of(cfg)  # fails before any data is read (checkpoint, folder, task)
     benchmark = benchmark_for(cfg, folder)
     names = benchmark.sequences()
+    for entry in figures_not_drawn(cfg, benchmark, names):
+        log.warning("figures=%s", entry)
     bar = dict(total=len(names), desc="sequences", disable=not cfg.get("progress", True))
     with workers_stopped_on_signal():
         if benchmark.parallel and int(cfg.num_workers) > 1:

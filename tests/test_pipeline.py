@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -366,7 +367,7 @@ def test_nims_on_the_test_videos_of_a_synthetic_set(tmp_path, compose_config, ta
 
 @pytest.mark.parametrize("method", ["nims", "dominant_motion", "epipolar_motion"])
 def test_parallax_set_reports_wrongly_salient_parallax(
-    tmp_path, compose_config, checkpoint, method
+    tmp_path, compose_config, checkpoint, method, caplog
 ):
     cfg = compose_config(
         "evaluate",
@@ -380,11 +381,20 @@ def test_parallax_set_reports_wrongly_salient_parallax(
             f"dataset.cache_dir={tmp_path / 'cache'}",
             "logger=none",
             f"checkpoint={checkpoint}",
+            "figures=[[video_0001,1],[video_0001,2],[video_0009,0]]",
         ],
     )
-    evaluate.run(cfg)
+    with caplog.at_level(logging.WARNING):
+        evaluate.run(cfg)
     summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["test_frames"] == 6  # every video of the test set
+    # Figures: drawn where there is a relevance map; every entry not drawn is named.
+    drawn = sorted(path.name for path in (tmp_path / "run1").glob("figures/*.png"))
+    assert drawn == (["video_0001_00001.png"] if method == "nims" else [])
+    warnings = caplog.text
+    assert "[video_0009, 0]: no sequence video_0009 in this run" in warnings
+    assert "figures=[[video_0001, 2]]: no figure, video_0001 has flow for frames 0-1" in warnings
+    assert ("has no relevance map" in warnings) == (method != "nims")
     assert 0 <= summary["others_marked_salient"] <= 1
     assert 0 <= summary["J_mean_all_salient"] <= 1
     if method == "nims":

@@ -10,7 +10,9 @@ A benchmark class takes ``(cfg, folder)`` and provides
 - ``summarise(scores, tracker)``: the run's tables from every sequence's score; returns the
   headline number a sweep reads.
 
-``parallel = True`` lets ``num_workers`` spread sequences over processes. The loop that runs a
+``parallel = True`` lets ``num_workers`` spread sequences over processes; ``draws_figures = True``
+says that ``write`` draws the panels ``figures=[[sequence, frame], ...]`` asks for
+(:func:`write_figures`). The loop that runs a
 method on a benchmark is :func:`nims.evaluate.evaluate_sequences`. Adding a dataset is one module
 here and one ``conf/dataset/<name>.yaml``.
 """
@@ -18,6 +20,7 @@ here and one ``conf/dataset/<name>.yaml``.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -29,6 +32,7 @@ from nims.atomic import replaced_atomically
 from nims.registry import Registry
 
 BENCHMARKS: Registry = Registry("benchmark")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,6 +101,52 @@ def write_strip(folder: Path, data: SequenceData, index: int, result) -> None:
     truth = data.truths[index] if data.truths is not None else np.zeros(image.shape[:2], bool)
     strip = report_strip(image, data.flows[index], result, truth)
     write_png(folder / "report" / data.name / f"{index:05d}.png", strip[..., ::-1])
+
+
+def write_figures(cfg, folder: Path, data: SequenceData, results) -> None:
+    """The panels of :func:`nims.figures.frame_figure` that ``figures=[[sequence, frame], ...]``
+    asks of ``data``'s sequence, as ``figures/<sequence>_NNNNN.png``; a frame without flow, or a
+    method without relevance, gets a warning naming the entry instead of a figure."""
+    from nims.figures import frame_figure
+
+    for sequence, frame in cfg.get("figures") or []:
+        if str(sequence) != data.name:
+            continue
+        index = int(frame)
+        if not 0 <= index < len(data.flows):
+            log.warning(
+                "figures=[[%s, %s]]: no figure, %s has flow for frames 0-%d only",
+                sequence, frame, data.name, len(data.flows) - 1,
+            )
+        elif results[index].relevance is None:
+            log.warning(
+                "figures=[[%s, %s]]: no figure, method=%s has no relevance map to draw",
+                sequence, frame, cfg.method.name,
+            )
+        else:
+            frame_figure(
+                data.image(index),
+                data.flows[index],
+                results[index],
+                folder / "figures" / f"{data.name}_{index:05d}.png",
+                f"{data.name} frame {index}",
+                None if data.truths is None else data.truths[index],
+            )
+
+
+def figures_not_drawn(cfg, benchmark, names: Sequence[str]) -> List[str]:
+    """The entries of ``figures`` this run cannot draw: its benchmark draws none, or their
+    sequence is not among ``names``; each with the reason, for a warning before the run."""
+    requested = [(str(sequence), frame) for sequence, frame in cfg.get("figures") or []]
+    if requested and not getattr(benchmark, "draws_figures", False):
+        return [f"[{s}, {f}]: dataset={cfg.dataset.name} draws no figures" for s, f in requested]
+    listed = set(names)
+    return [
+        f"[{s}, {f}]: no sequence {s} in this run ({', '.join(list(names)[:5])}"
+        f"{', ...' if len(names) > 5 else ''})"
+        for s, f in requested
+        if s not in listed
+    ]
 
 
 def nan_mean(values) -> float:

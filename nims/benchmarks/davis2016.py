@@ -33,6 +33,7 @@ from nims.benchmarks import (
     report_frames,
     write_mask,
     write_saliency,
+    write_figures,
     write_strip,
 )
 from nims.benchmarks.davis_protocol import (
@@ -86,6 +87,7 @@ class Davis2016:
     """DAVIS-2016 sequences of ``dataset.root`` (official layout)."""
 
     parallel = True
+    draws_figures = True
 
     def __init__(self, cfg: DictConfig, folder: Path):
         self.cfg, self.folder = cfg, folder
@@ -154,23 +156,7 @@ class Davis2016:
             write_saliency(self.folder / "saliency" / data.name / name, result.saliency)
             if index in drawn and result.relevance is not None:
                 write_strip(self.folder, data, index, result)
-        from nims.figures import frame_figure
-
-        for sequence, frame in self.cfg.get("figures") or []:
-            if (
-                sequence == data.name
-                and 0 <= int(frame) < len(data.flows)
-                and results[int(frame)].relevance is not None
-            ):
-                index = int(frame)
-                frame_figure(
-                    data.image(index),
-                    data.flows[index],
-                    results[index],
-                    self.folder / "figures" / f"{data.name}_{index:05d}.png",
-                    f"{data.name} frame {index}",
-                    data.truths[index],
-                )
+        write_figures(self.cfg, self.folder, data, results)
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         """Per-frame J and F (all frames; the protocol's statistics skip the first and last),

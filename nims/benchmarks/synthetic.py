@@ -26,6 +26,7 @@ from nims.benchmarks import (
     nan_mean,
     parallax_step_used,
     report_frames,
+    write_figures,
     write_strip,
 )
 from nims.methods import FrameResult
@@ -55,6 +56,7 @@ class SyntheticSet:
     """The videos of one rendered task set (generated and cached on first use)."""
 
     parallel = False
+    draws_figures = True
 
     def __init__(self, cfg: DictConfig, folder: Path):
         self.cfg, self.folder = cfg, folder
@@ -83,11 +85,13 @@ class SyntheticSet:
         return []
 
     def write(self, data: SequenceData, results: List[FrameResult], method) -> None:
-        """Report strips of a few frames (methods with a relevance map)."""
+        """Report strips of a few frames (methods with a relevance map), and the figures
+        ``figures=[[video_NNNN, frame]]`` asks for."""
         drawn = report_frames(0, data.n_frames - 1, int(self.cfg.get("report_frames", 4)))
         for index in sorted(drawn):
             if results[index].relevance is not None:
                 write_strip(self.folder, data, index, results[index])
+        write_figures(self.cfg, self.folder, data, results)
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         """One row per frame."""
