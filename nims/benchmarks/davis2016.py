@@ -31,9 +31,9 @@ from nims.benchmarks import (
     nan_mean,
     parallax_step_used,
     report_frames,
+    write_figures,
     write_mask,
     write_saliency,
-    write_figures,
     write_strip,
 )
 from nims.benchmarks.davis_protocol import (
