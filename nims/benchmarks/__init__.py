@@ -116,12 +116,17 @@ def write_figures(cfg, folder: Path, data: SequenceData, results) -> None:
         if not 0 <= index < len(data.flows):
             log.warning(
                 "figures=[[%s, %s]]: no figure, %s has flow for frames 0-%d only",
-                sequence, frame, data.name, len(data.flows) - 1,
+                sequence,
+                frame,
+                data.name,
+                len(data.flows) - 1,
             )
         elif results[index].relevance is None:
             log.warning(
                 "figures=[[%s, %s]]: no figure, method=%s has no relevance map to draw",
-                sequence, frame, cfg.method.name,
+                sequence,
+                frame,
+                cfg.method.name,
             )
         else:
             frame_figure(
