@@ -99,7 +99,7 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> Optional[float
     method = method_of(cfg)  # fails before any data is read (checkpoint, folder, task)
     benchmark = benchmark_for(cfg, folder)
     names = benchmark.sequences()
-    for entry in figures_not_drawn(cfg, benchmark, names):
+    for entry in figures_not_drawn(cfg, names):
         log.warning("figures=%s", entry)
     bar = dict(total=len(names), desc="sequences", disable=not cfg.get("progress", True))
     with workers_stopped_on_signal():

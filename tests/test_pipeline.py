@@ -259,10 +259,12 @@ def test_nims_on_a_real_video(tmp_path, compose_config, checkpoint):
             "logger=none",
             f"checkpoint={checkpoint}",
             f"dataset.cache_dir={tmp_path / 'cache'}",
+            "figures=[[vtest,2]]",
         ],
     )
     evaluate.run(cfg)
     folder = tmp_path / "run1"
+    assert (folder / "figures" / "vtest_00002.png").stat().st_size > 0
     assert len(list((folder / "masks").glob("*.png"))) == 6
     assert len(list((folder / "saliency").glob("*.png"))) == 6
     assert (folder / "overlay.mp4").stat().st_size > 0

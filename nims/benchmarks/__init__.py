@@ -10,9 +10,8 @@ A benchmark class takes ``(cfg, folder)`` and provides
 - ``summarise(scores, tracker)``: the run's tables from every sequence's score; returns the
   headline number a sweep reads.
 
-``parallel = True`` lets ``num_workers`` spread sequences over processes; ``draws_figures = True``
-says that ``write`` draws the panels ``figures=[[sequence, frame], ...]`` asks for
-(:func:`write_figures`). The loop that runs a
+``parallel = True`` lets ``num_workers`` spread sequences over processes. ``write`` also draws the
+panels ``figures=[[sequence, frame], ...]`` asks for (:func:`write_figures`). The loop that runs a
 method on a benchmark is :func:`nims.evaluate.evaluate_sequences`. Adding a dataset is one module
 here and one ``conf/dataset/<name>.yaml``.
 """
@@ -139,18 +138,15 @@ def write_figures(cfg, folder: Path, data: SequenceData, results) -> None:
             )
 
 
-def figures_not_drawn(cfg, benchmark, names: Sequence[str]) -> List[str]:
-    """The entries of ``figures`` this run cannot draw: its benchmark draws none, or their
-    sequence is not among ``names``; each with the reason, for a warning before the run."""
-    requested = [(str(sequence), frame) for sequence, frame in cfg.get("figures") or []]
-    if requested and not getattr(benchmark, "draws_figures", False):
-        return [f"[{s}, {f}]: dataset={cfg.dataset.name} draws no figures" for s, f in requested]
+def figures_not_drawn(cfg, names: Sequence[str]) -> List[str]:
+    """The entries of ``figures`` whose sequence is not among the run's ``names``, each with
+    the names it has, for a warning before the run."""
     listed = set(names)
+    shown = ", ".join(list(names)[:5]) + (", ..." if len(names) > 5 else "")
     return [
-        f"[{s}, {f}]: no sequence {s} in this run ({', '.join(list(names)[:5])}"
-        f"{', ...' if len(names) > 5 else ''})"
-        for s, f in requested
-        if s not in listed
+        f"[{sequence}, {frame}]: no sequence {sequence} in this run ({shown})"
+        for sequence, frame in cfg.get("figures") or []
+        if str(sequence) not in listed
     ]
 
 

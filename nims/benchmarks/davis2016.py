@@ -87,7 +87,6 @@ class Davis2016:
     """DAVIS-2016 sequences of ``dataset.root`` (official layout)."""
 
     parallel = True
-    draws_figures = True
 
     def __init__(self, cfg: DictConfig, folder: Path):
         self.cfg, self.folder = cfg, folder

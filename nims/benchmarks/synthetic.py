@@ -56,7 +56,6 @@ class SyntheticSet:
     """The videos of one rendered task set (generated and cached on first use)."""
 
     parallel = False
-    draws_figures = True
 
     def __init__(self, cfg: DictConfig, folder: Path):
         self.cfg, self.folder = cfg, folder

@@ -19,6 +19,7 @@ from nims.benchmarks import (
     SequenceData,
     nan_mean,
     parallax_step_used,
+    write_figures,
     write_mask,
     write_saliency,
     write_strip,
@@ -108,6 +109,7 @@ class Video:
         for index in chosen:
             if results[index].relevance is not None:
                 write_strip(self.folder, data, index, results[index])
+        write_figures(self.cfg, self.folder, data, results)
 
     def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
         logits = np.array([r.logit for r in results[:-1]])
