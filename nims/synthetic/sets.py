@@ -235,6 +235,7 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
 
 
 def _checked(folder: Path, key: str) -> Path:
+    """``folder``, a whole set, once its manifest is found to carry ``key`` (an error otherwise)."""
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("key") != key:
