@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from nims.benchmarks import benchmark_for, figures_not_drawn
 from nims.device import resolve_device
+from nims.postprocess import postprocess_results
 from nims.report import (
     announce_run_folder,
     require_positive_ints,
@@ -77,6 +78,8 @@ def evaluate_sequence(
     show = cfg.get("progress", True) and not parallel
     data = benchmark.load(name, progress=f"{name} flow" if show else None)
     results = method.predict(data, progress=name if show else None)
+    if not cfg.get("predictions"):  # saved masks are scored as they are
+        results = postprocess_results(results, data, cfg.get("postprocess"))
     benchmark.write(data, results, method)
     score = benchmark.score(data, results, method)
     log.info("%s: %d frames done", name, data.n_frames)

@@ -11,6 +11,7 @@ from typing import List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from nims.baselines import otsu_threshold
 from nims.epipolar import planar_and_epipolar_residuals
 from nims.flow import check_flow
 from nims.motion import AffineMotion, fit_affine_with_residuals, pixel_grid
@@ -129,6 +130,32 @@ def shows_parallax(flow: np.ndarray, ratio: float, min_residual: float) -> bool:
     return planar > min_residual and planar > ratio * epipolar
 
 
+def residual_split_layers(
+    flow: np.ndarray, layers: np.ndarray, dominant: AffineMotion
+) -> np.ndarray:
+    """Layer labels split in two where the residual to the dominant motion crosses Otsu's level.
+
+    Parameters
+    ----------
+    flow : array, shape (H, W, 2)
+        Flow in pixels.
+    layers : array, shape (H, W), int
+        Layer labels >= 1 (:func:`peel_motion_layers`).
+    dominant : AffineMotion
+        The first layer's model.
+
+    Returns
+    -------
+    array, shape (H, W), int32
+        ``2 * layer + moving``, with ``moving`` 1 where ``|w - w_dominant|`` exceeds Otsu's
+        threshold of that residual over the frame (the dominant-motion baseline's test): labels
+        >= 2, one per (layer, side of the threshold).
+    """
+    residual = np.linalg.norm(flow - dominant.flow(flow.shape[:2]), axis=2)
+    moving = residual > otsu_threshold(residual)
+    return (2 * layers + moving).astype(np.int32)
+
+
 @STEP2_METHODS.register("hierarchical")
 def hierarchical_step(
     flow: np.ndarray,
@@ -141,7 +168,8 @@ def hierarchical_step(
     connectivity: int = 8,
     epsilon: float = HUBER_EPSILON,
     selection: str = "relevance_mass",
-    min_share: float = 0.1,
+    min_share: float = 0.05,
+    residual_split: bool = True,
     parallax_ratio: Optional[float] = None,
     parallax_min_residual: float = 0.2,
     parallax_step: Optional[Mapping[str, object]] = None,
@@ -152,6 +180,11 @@ def hierarchical_step(
     Parameters are those of :func:`motion_layers` plus ``min_region`` (pixels; smaller
     connected components are not candidates), ``connectivity`` (4 or 8), and ``selection`` and
     ``min_share`` of :func:`select_salient_regions`.
+
+    Beyond the paper: with ``residual_split`` each layer is also split where the flow's residual
+    to the first layer's (dominant) motion crosses Otsu's level (:func:`residual_split_layers`),
+    so that an object whose motion is close to the background's, and which the first layer
+    half-swallows, still gets regions of its own.
 
     Beyond the paper: a frame whose flow shows parallax gets the step 2 that the config node
     ``parallax_step`` names instead (``step2=epipolar``'s settings): affine layers cannot tell
@@ -174,8 +207,9 @@ def hierarchical_step(
         except ValueError as error:
             raise ValueError(f"step2.parallax_step: {error}") from error
     layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
+    labels = residual_split_layers(flow, layers, motions[0]) if residual_split and motions else layers
     candidate_regions = connected_regions(
-        layers, non_negative_int(min_region, "step2.min_region"), connectivity
+        labels, non_negative_int(min_region, "step2.min_region"), connectivity
     )
     scores, salient_labels, salient_mask = select_salient_regions(
         candidate_regions, relevance, selection, min_share

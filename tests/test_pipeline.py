@@ -122,6 +122,23 @@ def test_gate_empties_frames_called_non_salient():
     assert np.array_equal(kept.mask, found.mask)
 
 
+def test_relevance_ablated_selects_nims_regions_by_the_residual_not_the_relevance():
+    from nims.baselines import residual_magnitude
+    from nims.methods.nims import nims_frame
+    from nims.methods.relevance_ablated import RelevanceAblated
+
+    flows, truth = moving_square_flows(1)
+    # The gate is on, and a method without a classifier (NaN logit) is never gated by it.
+    cfg = OmegaConf.merge(PIPELINE, {"saliency": {"gate": True}})
+    mask, saliency = RelevanceAblated(cfg).frame(flows[0])
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.95
+    expected = nims_frame(flows[0], residual_magnitude(flows[0]), float("nan"), cfg)
+    assert np.array_equal(mask, expected.mask) and np.array_equal(saliency, expected.saliency)
+    # A relevance on the background instead would have kept other regions: the residual decides.
+    misled = nims_frame(flows[0], np.where(truth, 0.0, 1.0), 1.0, cfg)
+    assert not (misled.mask & truth).any()
+
+
 def test_last_frame_without_flow_is_empty():
     flows, _ = moving_square_flows(2)
     results = sequence_results(classifier(), flows, PIPELINE, n_frames=3)

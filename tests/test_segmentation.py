@@ -7,7 +7,8 @@ from nims.flow import read_flow
 from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
 from nims.segmentation import STEP2_METHODS, connected_regions, segment, select_salient_regions
-from nims.step2_hierarchical import hierarchical_step, motion_layers
+from nims.motion import fit_affine
+from nims.step2_hierarchical import hierarchical_step, motion_layers, residual_split_layers
 from nims.step2_light import light_step, relevant_flow_modes
 from nims.synthetic.pairs import layered_flow
 from tests.conftest import shared_path
@@ -193,6 +194,38 @@ def test_hierarchical_step_finds_the_relevant_object():
     assert result.layers.max() >= 2
 
 
+def slow_object_scene():
+    """A large object (a quarter of the frame) moving 1.5 px against a still background: the
+    std scale at the paper's beta puts it into the first layer with the background (the object
+    inflates the scale it is judged by: 0.5 * 1.5 / 0.65 < 1.6)."""
+    layers = np.ones(SHAPE, dtype=np.int32)
+    layers[60:180, 80:240] = 2
+    flow = layered_flow(layers, [np.zeros((2, 3)), np.array([[1.5, 0, 0], [0, 0, 0]])])
+    return flow, np.where(layers == 2, 1.0, 0.01), layers == 2
+
+
+def test_residual_split_gives_a_swallowed_object_its_own_region():
+    flow, relevance, truth = slow_object_scene()
+    paper = hierarchical_step(flow, relevance, beta=1.6, residual_split=False)
+    assert (paper.layers == 1).all()  # the object is swallowed by the first layer
+    assert not paper.salient_mask.any()
+    split = hierarchical_step(flow, relevance, beta=1.6, residual_split=True)
+    assert np.array_equal(split.layers, paper.layers)  # the layers themselves are the paper's
+    assert np.array_equal(split.salient_mask, truth)
+
+
+def test_residual_split_labels_known_answer():
+    flow = np.zeros((4, 6, 2), dtype=np.float32)
+    flow[1:3, 1:3, 0] = 2.0  # 4 pixels 2 px off the (still) dominant motion
+    layers = np.ones((4, 6), dtype=np.int32)
+    layers[:, 4:] = 2
+    dominant = fit_affine(np.zeros((4, 6, 2), dtype=np.float32))
+    expected = np.array(
+        [[2, 2, 2, 2, 4, 4], [2, 3, 3, 2, 4, 4], [2, 3, 3, 2, 4, 4], [2, 2, 2, 2, 4, 4]]
+    )
+    np.testing.assert_array_equal(residual_split_layers(flow, layers, dominant), expected)
+
+
 def test_light_step_finds_the_relevant_object():
     flow, relevance, truth = object_scene()
     result = light_step(flow, relevance, alpha1=-0.01, alpha2=4)
@@ -296,7 +329,7 @@ def test_fast_pipeline_matches_the_literal_scikit_learn_one():
     literal_layers, literal_salient, literal_saliency = hierarchical_step_sklearn(
         flow, relevance, scale="mad"
     )
-    fast = hierarchical_step(flow, relevance, scale="mad")
+    fast = hierarchical_step(flow, relevance, scale="mad", residual_split=False)
     assert grouping_accuracy(literal_layers, fast.layers) > 0.999
     assert np.array_equal(fast.salient_mask, literal_salient)
     assert literal_salient.sum() == (layers == 2).sum()

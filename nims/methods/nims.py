@@ -102,10 +102,10 @@ def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> Fr
 
     With ``cfg.saliency.gate`` a frame the classifier calls non-salient (logit <= 0) gets an
     empty R_sal, hence a zero saliency map and an empty mask; its candidate regions are kept
-    (the oracle still reads them).
+    (the oracle still reads them). A NaN logit (a method without a classifier) never gates.
     """
     segmentation = segment(flow, relevance, cfg.step2)
-    if cfg.saliency.get("gate", False) and not logit > 0:
+    if cfg.saliency.get("gate", False) and logit <= 0:
         segmentation.salient_labels = np.zeros(0, dtype=np.int64)
         segmentation.salient_mask = np.zeros_like(segmentation.salient_mask)
     initial = segmentation.layer_motions[0] if segmentation.layer_motions else None
