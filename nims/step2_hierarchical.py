@@ -207,7 +207,9 @@ def hierarchical_step(
         except ValueError as error:
             raise ValueError(f"step2.parallax_step: {error}") from error
     layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
-    labels = residual_split_layers(flow, layers, motions[0]) if residual_split and motions else layers
+    labels = layers
+    if residual_split and motions:
+        labels = residual_split_layers(flow, layers, motions[0])
     candidate_regions = connected_regions(
         labels, non_negative_int(min_region, "step2.min_region"), connectivity
     )
