@@ -27,6 +27,7 @@ from nims.figures import frame_figure
 from nims.flow import write_flow
 from nims.methods.nims import run_frames
 from nims.model import load_classifier
+from nims.postprocess import postprocess_results
 from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
 from nims.visualize import label_image, labels_figure, side_by_side, write_png
 
@@ -112,7 +113,9 @@ def run(cfg: DictConfig) -> dict:
     frames, truths, source, dataset_name, sequence = demo_video(cfg)
     model, model_source = classifier(cfg, folder)
     flows = sequence_flows(frames, cfg.flow, cfg.demo.cache_dir, dataset_name, sequence)
-    results = run_frames(model, flows, cfg)
+    results = postprocess_results(
+        run_frames(model, flows, cfg), frames.__getitem__, cfg.postprocess
+    )
     jaccards = [metrics.jaccard(result.mask, truth) for result, truth in zip(results, truths)]
     chosen = sorted({0, len(flows) // 2, len(flows) - 1})
     overview = [

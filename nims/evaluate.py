@@ -79,7 +79,7 @@ def evaluate_sequence(
     data = benchmark.load(name, progress=f"{name} flow" if show else None)
     results = method.predict(data, progress=name if show else None)
     if not cfg.get("predictions"):  # saved masks are scored as they are
-        results = postprocess_results(results, data, cfg.get("postprocess"))
+        results = postprocess_results(results, data.image, cfg.get("postprocess"))
     benchmark.write(data, results, method)
     score = benchmark.score(data, results, method)
     log.info("%s: %d frames done", name, data.n_frames)

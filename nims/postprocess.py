@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import List
+from typing import Callable, List
 
 import cv2
 import numpy as np
@@ -24,11 +24,12 @@ POSTPROCESSORS: Registry = Registry("post-processing")
 POSTPROCESSORS.register("colour")(refine_by_colour)
 
 
-def postprocess_results(results: List, data, postprocess_cfg) -> List:
+def postprocess_results(results: List, image: Callable[[int], np.ndarray], postprocess_cfg) -> List:
     """``results`` (:class:`~nims.methods.FrameResult`) with each non-empty mask post-processed
-    with its frame (``data.image(index)``, resized to the mask's size if it differs); the other
-    fields are unchanged. ``postprocess_cfg``: the ``postprocess`` node (``name`` and the
-    function's keyword settings; a key the function does not take is an error naming it)."""
+    with its frame (``image(index)``, ``(H, W, 3)`` uint8, resized to the mask's size if it
+    differs); the other fields are unchanged. ``postprocess_cfg``: the ``postprocess`` node
+    (``name`` and the function's keyword settings; a key the function does not take is an error
+    naming it)."""
     options = dict(postprocess_cfg or {"name": "none"})
     name = str(options.pop("name"))
     if name == "none":
@@ -44,11 +45,11 @@ def postprocess_results(results: List, data, postprocess_cfg) -> List:
     refined = []
     for index, result in enumerate(results):
         if result.mask.any():
-            image = data.image(index)
+            frame = image(index)
             height, width = result.mask.shape
-            if image.shape[:2] != (height, width):
-                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            mask = function(np.ascontiguousarray(image), result.mask, **options)
+            if frame.shape[:2] != (height, width):
+                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            mask = function(np.ascontiguousarray(frame), result.mask, **options)
             result = dataclasses.replace(result, mask=mask)
         refined.append(result)
     return refined

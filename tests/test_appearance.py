@@ -78,13 +78,6 @@ def test_bad_settings_are_named(options, message):
         refine_by_colour(image, truth, **options)
 
 
-class Frames:
-    """Just what postprocess_results reads of a sequence: its frames."""
-
-    def __init__(self, image):
-        self.image = lambda index: image
-
-
 def result(mask):
     return FrameResult(1.0, None, None, mask.astype(np.float32), mask)
 
@@ -92,9 +85,9 @@ def result(mask):
 def test_postprocess_none_keeps_the_masks_and_colour_refines_them():
     image, truth = square_image()
     results = [result(grown(truth, 6)), result(np.zeros(SHAPE, dtype=bool))]
-    assert postprocess_results(results, Frames(image), {"name": "none"}) is results
+    assert postprocess_results(results, lambda index: image, {"name": "none"}) is results
     colour = {"name": "colour", "band": 10.0, "ring": 20.0, "scale": 1.0}
-    refined = postprocess_results(results, Frames(image), colour)
+    refined = postprocess_results(results, lambda index: image, colour)
     assert (refined[0].mask != truth).sum() <= 4
     assert not refined[1].mask.any()
     # Everything else is the method's: the saliency map is not redrawn.
@@ -106,13 +99,13 @@ def test_postprocess_resizes_a_frame_of_another_size_to_the_mask():
     image, truth = square_image()
     big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
     colour = {"name": "colour", "band": 10.0, "ring": 20.0, "scale": 1.0}
-    refined = postprocess_results([result(grown(truth, 6))], Frames(big), colour)
+    refined = postprocess_results([result(grown(truth, 6))], lambda index: big, colour)
     assert (refined[0].mask != truth).sum() <= 8
 
 
 def test_postprocess_unknown_setting_is_named():
     image, truth = square_image()
     with pytest.raises(ValueError, match="postprocess.bandd"):
-        postprocess_results([result(truth)], Frames(image), {"name": "colour", "bandd": 3})
+        postprocess_results([result(truth)], lambda index: image, {"name": "colour", "bandd": 3})
     with pytest.raises(KeyError, match="unknown post-processing 'crf'"):
-        postprocess_results([result(truth)], Frames(image), {"name": "crf"})
+        postprocess_results([result(truth)], lambda index: image, {"name": "crf"})
