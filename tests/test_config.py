@@ -27,6 +27,10 @@ def test_defaults_are_the_measured_best(composer):
     assert cfg.step2.selection == "relevance_mass" and cfg.attribution.rules.start == "unit"
     assert cfg.step2.parallax_ratio == 64.0 and cfg.step2.parallax_step.name == "epipolar"
     assert cfg.checkpoint == "checkpoints/independent.pt"
+    assert cfg.step2.residual_split is True and cfg.step2.min_share == 0.05
+    assert cfg.postprocess.name == "colour"  # every method's masks, the baselines' too
+    assert composer("evaluate", ["method=dominant_motion"]).postprocess.name == "colour"
+    assert composer("evaluate", ["task=crowd"]).postprocess.name == "none"
 
 
 @pytest.mark.parametrize("entry", ["evaluate", "demo", "train"])
@@ -42,9 +46,11 @@ def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
     assert cfg.model.head == "fc"
     if entry != "train":
         assert cfg.checkpoint == f"checkpoints/{task}_paper.pt"
+    assert cfg.postprocess.name == "none"
     if task == "independent":
         assert cfg.step2.beta == 1.6 and cfg.step2.scale == "std"
         assert cfg.step2.parallax_ratio is None  # affine layers on every frame
+        assert cfg.step2.residual_split is False
     else:
         assert (cfg.step2.alpha1, cfg.step2.alpha2) == (-0.01, 4.0)
 
