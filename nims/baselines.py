@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Union
 
-import cv2
 import numpy as np
 
 from nims.flow import check_flow
 from nims.motion import fit_affine
+from nims.robust import otsu_threshold
 from nims.segmentation import connected_regions
 
 
@@ -23,17 +23,6 @@ def residual_magnitude(flow: np.ndarray) -> np.ndarray:
     flow = check_flow(flow)
     model = fit_affine(flow)
     return np.linalg.norm(flow - model.flow(flow.shape[:2]), axis=2)
-
-
-def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of non-negative values (computed on a 256-bin histogram)."""
-    top = float(values.max())
-    if top <= 0:
-        return 0.0
-    scaled = np.round(255 * values / top).astype(np.uint8)
-    level, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    # Otsu puts bins <= level in the low class: the boundary is half a bin above it.
-    return (float(level) + 0.5) * top / 255
 
 
 def dominant_motion_mask(

@@ -1,4 +1,5 @@
-"""Robust statistics of the motion fits: residual scales (normalised MAD) and Huber IRLS.
+"""Robust statistics of the motion fits: residual scales (normalised MAD), Huber IRLS, and
+Otsu's threshold of a residual map (what moves unlike the fitted motion).
 
 :func:`irls` minimises the Huber loss of linear residuals by iteratively reweighted least squares:
 every iteration solves a small weighted normal-equation system in closed form; the scale of the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import cv2
 import numpy as np
 
 MAD_TO_SIGMA = 1.4826  # MAD of a standard normal is 1 / 1.4826
@@ -128,3 +130,14 @@ def _huber_weights(residuals: np.ndarray, epsilon: float):
     np.maximum(weights, threshold, out=weights)
     np.divide(threshold, weights, out=weights)
     return weights, scale
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of non-negative values (computed on a 256-bin histogram)."""
+    top = float(values.max())
+    if top <= 0:
+        return 0.0
+    scaled = np.round(255 * values / top).astype(np.uint8)
+    level, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # Otsu puts bins <= level in the low class: the boundary is half a bin above it.
+    return (float(level) + 0.5) * top / 255

@@ -11,11 +11,10 @@ from typing import List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from nims.baselines import otsu_threshold
 from nims.epipolar import planar_and_epipolar_residuals
 from nims.flow import check_flow
 from nims.motion import AffineMotion, fit_affine_with_residuals, pixel_grid
-from nims.robust import HUBER_EPSILON, robust_scale
+from nims.robust import HUBER_EPSILON, otsu_threshold, robust_scale
 from nims.segmentation import (
     STEP2_METHODS,
     Segmentation,
