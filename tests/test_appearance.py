@@ -34,13 +34,13 @@ def shrunk(mask, pixels):
     return mask & (inside > pixels)
 
 
-def test_edge_distances_are_euclidean():
+def test_edge_distances_are_euclidean_within_two_percent():
     mask = np.zeros((9, 9), dtype=bool)
     mask[4, 4] = True
     inside, outside = edge_distances(mask)
     assert inside[4, 4] == 1 and inside[0, 0] == 0
     np.testing.assert_allclose(outside[4, 0], 4.0, atol=1e-3)
-    np.testing.assert_allclose(outside[0, 0], np.hypot(4, 4), atol=0.02)
+    np.testing.assert_allclose(outside[0, 0], np.hypot(4, 4), rtol=0.02)  # chamfer 5x5
 
 
 @pytest.mark.parametrize("change", [grown, shrunk])
