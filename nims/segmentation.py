@@ -176,10 +176,16 @@ def connected_regions(labels: np.ndarray, min_region: int = 0, connectivity: int
     offset = 0
     present = np.flatnonzero(np.bincount(labels.ravel()))
     for layer in present[present > 0]:
+        member = labels == layer
+        # Components within the label's bounding box only: most labels cover a small part of
+        # the frame, and the box holds all their components.
+        rows = np.flatnonzero(member.any(axis=1))
+        cols = np.flatnonzero(member.any(axis=0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
         count, components = cv2.connectedComponents(
-            (labels == layer).view(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
+            member[box].view(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
         )
-        np.add(components, offset, out=regions, where=components > 0)
+        np.add(components, offset, out=regions[box], where=components > 0)
         offset += count - 1
     sizes = np.bincount(regions.ravel(), minlength=offset + 1)
     kept = sizes >= max(min_region, 1)
