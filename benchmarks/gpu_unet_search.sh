@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How far a supervised U-Net gets on the default crowd set, searched on a GPU (issue 10):
+# How far a supervised U-Net gets on the default crowd set, searched on a GPU:
 #   bash benchmarks/gpu_unet_search.sh [results folder]
 # 1. renders the set of experiments/crowd.md (2400 videos x 2 frames at 256x448) with one
 #    process per core and prints a checksum of its first video (to compare with another machine's

@@ -192,7 +192,7 @@ def test_an_opencv_failure_on_a_degenerate_sample_means_no_parallax(monkeypatch)
 
 def test_a_rendered_flow_on_which_magsac_failed_gets_a_model():
     # Frame 1 of video 515 of the 1200-video independent set (seed 0, DIS medium): OpenCV's
-    # MAGSAC, which fit_fundamental used before session 7, failed an assertion on its 1000
+    # MAGSAC, which fit_fundamental once used, failed an assertion on its 1000
     # sampled correspondences (`!model.empty()`) and the whole sequence was lost.
     from nims.flow_backends import make_flow_estimator
     from nims.synthetic.independent import IndependentConfig

@@ -31,7 +31,7 @@ class CrowdConfig:
     """Parameters of the crowd generator (lengths in metres, angles in radians, rates per second).
 
     Each video is filmed at a frame rate drawn from ``frame_rate``: the motions per frame are
-    the rates below divided by it. ``frame_rate=[5, 5]`` gives the sets of sessions 1-7 (a
+    the rates below divided by it. ``frame_rate=[5, 5]`` gives the first crowd sets (a
     walker 7 pixels a frame at 256x448, as wide as itself, which the crowd task's DIS misses by
     3.4 pixels; by 1.0 at 10 frames/s, 0.4 at 17: ``python -m benchmarks.crowd_flow``).
     """
