@@ -21,8 +21,7 @@ from nims.segmentation import connected_regions
 def residual_magnitude(flow: np.ndarray) -> np.ndarray:
     """``|w - w_affine|`` per pixel (pixels), the affine model fitted on the whole frame."""
     flow = check_flow(flow)
-    model = fit_affine(flow)
-    return np.linalg.norm(flow - model.flow(flow.shape[:2]), axis=2)
+    return fit_affine(flow).residual_magnitude(flow)
 
 
 def dominant_motion_mask(

@@ -11,14 +11,13 @@ Adding one is a function registered in :data:`POSTPROCESSORS` and one
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Callable, List
 
 import cv2
 import numpy as np
 
 from nims.appearance import refine_by_colour
-from nims.registry import Registry
+from nims.registry import Registry, keyword_settings
 
 POSTPROCESSORS: Registry = Registry("post-processing")
 POSTPROCESSORS.register("colour")(refine_by_colour)
@@ -35,7 +34,7 @@ def postprocess_results(results: List, image: Callable[[int], np.ndarray], postp
     if name == "none":
         return results
     function = POSTPROCESSORS.get(name)
-    accepted = set(inspect.signature(function).parameters) - {"image", "mask"}
+    accepted = set(keyword_settings(function, ("image", "mask")))
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ValueError(

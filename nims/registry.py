@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, TypeVar
+import inspect
+from typing import Callable, Dict, Generic, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -42,3 +43,9 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+def keyword_settings(function: Callable, inputs: Tuple[str, ...]) -> Tuple[str, ...]:
+    """The config keys an implementation takes: its parameters other than ``inputs`` (the data
+    it is called with)."""
+    return tuple(p for p in inspect.signature(function).parameters if p not in inputs)

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from nims.motion import AffineMotion
-from nims.registry import Registry
+from nims.registry import Registry, keyword_settings
 
 STEP2_METHODS: Registry = Registry("step 2 method")
 
@@ -256,13 +256,7 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
 @lru_cache(maxsize=None)
 def _settings(name: str) -> Tuple[str, ...]:
     """The config keys the step 2 method ``name`` takes (its keyword parameters)."""
-    import inspect
-
-    return tuple(
-        parameter
-        for parameter in inspect.signature(STEP2_METHODS.get(name)).parameters
-        if parameter not in ("flow", "relevance", "_")
-    )
+    return keyword_settings(STEP2_METHODS.get(name), ("flow", "relevance", "_"))
 
 
 # The step 2 methods register themselves.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import List, Mapping, Optional, Tuple
 
-import cv2
 import numpy as np
 
 from nims.epipolar import planar_and_epipolar_residuals
@@ -151,14 +150,7 @@ def residual_split_layers(
         threshold of that residual over the frame (the dominant-motion baseline's test): labels
         >= 2, one per (layer, side of the threshold).
     """
-    height, width = flow.shape[:2]
-    # The model is separable in x and y: a row and a column broadcast, in float32 (speed).
-    cols = np.arange(width, dtype=np.float32)[None, :]
-    rows = np.arange(height, dtype=np.float32)[:, None]
-    (a1, a2, a3), (a4, a5, a6) = dominant.params.astype(np.float32)
-    du = flow[..., 0] - ((a1 + a2 * cols) + a3 * rows)
-    dv = flow[..., 1] - ((a4 + a5 * cols) + a6 * rows)
-    residual = cv2.magnitude(du, dv)
+    residual = dominant.residual_magnitude(flow)
     moving = residual > otsu_threshold(residual)
     return (2 * layers + moving).astype(np.int32)
 
