@@ -121,9 +121,23 @@ def region_from_config(region, shape, truth: Optional[np.ndarray]) -> np.ndarray
         from nims.data.davis import read_mask
 
         return read_mask(Path(region))
-    x0, y0, x1, y1 = (int(v) for v in region)
+    try:
+        x0, y0, x1, y1 = (int(v) for v in region)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"ablation.region={region}: give gt, a mask file or a box [x0,y0,x1,y1] of "
+            "integer pixel coordinates"
+        ) from error
+    height, width = shape
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        # Negative numbers would slice from the frame's end (numpy), a box off the frame
+        # would ablate nothing or nearly everything: both are refused.
+        raise ValueError(
+            f"ablation.region=[{x0},{y0},{x1},{y1}] is not a box inside the {width}x{height} "
+            f"frame: give 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}"
+        )
     mask = np.zeros(shape, dtype=bool)
-    mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    mask[y0:y1, x0:x1] = True
     return mask
 
 

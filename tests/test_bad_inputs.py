@@ -9,10 +9,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from nims import evaluate
+from nims.ablation import region_from_config
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
+from nims.data.video import frame_files, read_frames
 from nims.flow import read_flow, write_flow
 from nims.model import load_checkpoint
 from nims.report import collect_sweep, write_json
@@ -83,7 +86,7 @@ def test_4_a_gap_in_frame_numbers_is_refused(tmp_path):
         davis.check_sequence(root, "square")
 
 
-def test_5_numbering_is_detected_from_every_scored_frame(tmp_path, compose_config):
+def test_5_numbering_is_stated_never_guessed(tmp_path, compose_config):
     root = tiny_davis(tmp_path / "DAVIS", frames=6)
     results = tmp_path / "results" / "square"
     results.mkdir(parents=True)
@@ -92,12 +95,14 @@ def test_5_numbering_is_detected_from_every_scored_frame(tmp_path, compose_confi
     for index, path in enumerate(annotations[:-1]):
         (results / f"{index + 1:05d}.png").write_bytes(path.read_bytes())
     score = ["dataset.sequences=[square]", f"predictions={results.parent}"]
-    with pytest.raises(RuntimeError, match="ValueError.*predictions_first_index"):
-        run_evaluate(compose_config, root, *score)
     assert run_evaluate(compose_config, root, *score, "predictions_first_index=1") == 1.0
-    # Without the first frame 00001, only the 1-based numbering has every scored frame.
+    # Read in the official numbering these files are one frame late: J < 1, never a guess.
+    assert run_evaluate(compose_config, root, *score) < 0.9
+    # Without 00001, the official numbering misses frame 1, and says the other one fits.
     (results / "00001.png").unlink()
-    assert run_evaluate(compose_config, root, *score) == 1.0
+    with pytest.raises(RuntimeError, match=r"frame 1 missing.*predictions_first_index=1"):
+        run_evaluate(compose_config, root, *score, "predictions_first_index=0")
+    assert run_evaluate(compose_config, root, *score, "predictions_first_index=1") == 1.0
 
 
 def test_6_the_flow_cache_knows_the_frames(tmp_path):
@@ -471,3 +476,100 @@ def test_a_training_set_is_not_evaluated(compose_config):
     cfg = compose_config("evaluate", ["dataset=synthetic_scenes", "logger=none"])
     with pytest.raises(ValueError, match="dataset=synthetic_scenes cannot be evaluated.*davis2016"):
         evaluate.run(cfg)
+
+
+# Second round: files paired by number, masks read as drawn, frames decoded in full everywhere.
+
+
+def _with_alpha(mask: np.ndarray, grey: bool) -> Image.Image:
+    """A mask as grey+alpha or RGBA, fully opaque."""
+    alpha = np.full(mask.shape, 255, np.uint8)
+    if grey:
+        return Image.fromarray(np.stack([mask, alpha], axis=2), "LA")
+    return Image.fromarray(np.stack([mask, mask, mask, alpha], axis=2), "RGBA")
+
+
+@pytest.mark.parametrize("grey", [True, False])
+def test_an_opaque_alpha_channel_is_not_foreground(tmp_path, compose_config, grey):
+    root = tiny_davis(tmp_path / "DAVIS")
+    results = tmp_path / "results" / "square"
+    results.mkdir(parents=True)
+    for path in davis.annotation_paths(root, "square"):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        _with_alpha(mask, grey).save(results / path.name)
+        _with_alpha(mask, grey).save(path)  # the annotations too
+    assert davis.read_mask(path).mean() == pytest.approx((mask > 0).mean())
+    score = ["dataset.sequences=[square]", f"predictions={results.parent}"]
+    assert run_evaluate(compose_config, root, *score) == 1.0
+
+
+def test_annotations_are_paired_with_frames_by_number(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    folder = root / "Annotations" / "480p" / "square"
+    for path in sorted(folder.iterdir(), reverse=True):
+        path.rename(folder / f"{int(path.stem) + 1:05d}.png")
+    with pytest.raises(ValueError, match=r"frames are numbered from 00000.*annotations from 00001"):
+        davis.check_sequence(root, "square")
+    with pytest.raises(RuntimeError, match="every sequence failed.*annotations from 00001"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]")
+
+
+def test_two_files_for_one_frame_number_are_refused(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    frames = root / "JPEGImages" / "480p" / "square"
+    cv2.imwrite(str(frames / "00002.png"), davis.read_image(frames / "00002.jpg"))
+    with pytest.raises(ValueError, match=r"two files for frame 2.*00002\.jpg and 00002\.png"):
+        davis.check_sequence(root, "square")
+    (frames / "00002.png").unlink()
+    results = tmp_path / "results" / "square"
+    results.mkdir(parents=True)
+    for path in davis.annotation_paths(root, "square"):
+        (results / path.name).write_bytes(path.read_bytes())
+    (results / "2.png").write_bytes(np.zeros(1).tobytes())
+    score = ["dataset.sequences=[square]", f"predictions={results.parent}"]
+    with pytest.raises(RuntimeError, match=r"two files for frame 2.*00002\.png and 2\.png"):
+        run_evaluate(compose_config, root, *score)
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_an_exif_rotated_frame_is_refused_by_name(tmp_path, compose_config, orientation):
+    root = tiny_davis(tmp_path / "DAVIS")
+    frame = root / "JPEGImages" / "480p" / "square" / "00001.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.open(frame).save(frame, exif=exif)
+    with pytest.raises(ValueError, match=rf"00001\.jpg carries EXIF orientation {orientation}"):
+        davis.read_image(frame)
+    with pytest.raises(RuntimeError, match="every sequence failed.*EXIF orientation"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]")
+    with pytest.raises(ValueError, match="EXIF orientation"):
+        list(read_frames(frame.parent))
+
+
+def test_a_frame_folder_with_unpadded_names_is_read_in_number_order(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(1, 13):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((8, 8, 3), index, np.uint8))
+    assert [p.name for p in frame_files(folder)] == [f"{i}.png" for i in range(1, 13)]
+    assert [int(frame[0, 0, 0]) for frame in read_frames(folder)] == list(range(1, 13))
+    cv2.imwrite(str(folder / "01.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"01\.png and 1\.png.*same number"):
+        frame_files(folder)
+
+
+def test_a_truncated_frame_in_a_video_folder_is_refused_by_name(tmp_path):
+    root = tiny_davis(tmp_path / "DAVIS")
+    folder = root / "JPEGImages" / "480p" / "square"
+    frame = folder / "00003.jpg"
+    frame.write_bytes(frame.read_bytes()[:600])
+    with pytest.raises(ValueError, match=r"00003\.jpg.*truncated"):
+        list(read_frames(folder))
+
+
+@pytest.mark.parametrize(
+    "box", [[-50, -50, -10, -10], [10, 10, 5, 40], [0, 0, 10_000, 40], [1.5, "a", 3, 4]]
+)
+def test_an_ablation_box_off_the_frame_is_refused(box):
+    with pytest.raises(ValueError, match="ablation.region="):
+        region_from_config(box, (96, 160), None)

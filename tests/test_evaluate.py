@@ -42,7 +42,9 @@ def overrides(davis_root, predictions, *extra):
 @pytest.mark.parametrize("first_index", [0, 1])
 def test_ground_truth_scores_perfectly(davis_root, tmp_path, compose_config, first_index):
     predictions = copy_annotations(davis_root, tmp_path / "results", first_index=first_index)
-    cfg = compose_config("evaluate", overrides(davis_root, predictions))
+    cfg = compose_config(
+        "evaluate", overrides(davis_root, predictions, f"predictions_first_index={first_index}")
+    )
     assert evaluate.run(cfg) == 1.0
     run_folder = tmp_path / "run1"
     summary = json.loads((run_folder / "summary.json").read_text())
@@ -91,23 +93,26 @@ def test_missing_scored_frame_names_the_file(davis_root, tmp_path, compose_confi
 
 def test_unscored_end_frames_may_be_missing(davis_root, tmp_path, compose_config):
     predictions = copy_annotations(davis_root, tmp_path / "results")
-    for sequence in SEQUENCES:
-        (predictions / sequence / "00000.png").unlink()
-    # 00001..00049 for 50 annotations: 0-based without the first frame, or 1-based without
-    # the last; the files cannot tell, so the user must.
-    with pytest.raises(RuntimeError, match="ValueError.*predictions_first_index"):
-        evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
-    assert (
-        evaluate.run(
-            compose_config(
-                "evaluate", overrides(davis_root, predictions, "predictions_first_index=0")
-            )
-        )
-        == 1.0
-    )
     for sequence, count in (("blackswan", 50), ("libby", 49)):
+        (predictions / sequence / "00000.png").unlink()
         (predictions / sequence / f"{count - 1:05d}.png").unlink()
     assert evaluate.run(compose_config("evaluate", overrides(davis_root, predictions))) == 1.0
+
+
+def test_numbering_is_never_guessed(davis_root, tmp_path, compose_config):
+    # 00001..00049 for 50 annotations fits both numberings: the official one (0) is used
+    # unless the user says otherwise, whatever the files would fit.
+    predictions = copy_annotations(davis_root, tmp_path / "results")
+    for sequence in SEQUENCES:
+        (predictions / sequence / "00000.png").unlink()
+    assert evaluate.run(compose_config("evaluate", overrides(davis_root, predictions))) == 1.0
+    shifted = overrides(davis_root, predictions, "predictions_first_index=1")
+    assert evaluate.run(compose_config("evaluate", shifted)) < 0.95
+    # A 0-numbered folder without 00001 misses frame 1; it is not read as 1-numbered.
+    for sequence in SEQUENCES:
+        (predictions / sequence / "00001.png").unlink()
+    with pytest.raises(RuntimeError, match=r"frame 1 missing.*predictions_first_index=1 if"):
+        evaluate.run(compose_config("evaluate", overrides(davis_root, predictions)))
 
 
 def test_size_mismatch_names_the_file(davis_root, tmp_path, compose_config):
@@ -179,7 +184,7 @@ def test_multirun_gives_each_job_its_own_folder(davis_root, tmp_path):
         f"predictions={predictions}",
         "dataset.sequences=[blackswan]",
         "logger=none",
-        "predictions_first_index=auto,0",
+        "report_frames=2,4",
         f"hydra.sweep.dir={sweep}",
     ]
     done = subprocess.run(

@@ -67,6 +67,18 @@ class SavedMasks:
         if not self.folder.is_dir():
             raise FileNotFoundError(f"predictions folder {self.folder} does not exist")
         self.first_index = str(cfg.predictions_first_index)
+        if self.first_index not in ("0", "1"):
+            raise ValueError(
+                f"predictions_first_index={self.first_index}: give 0 (file 00000.png is "
+                "annotation 00000, the official layout) or 1 (file 00001.png is annotation 00000)"
+            )
+        log.info(
+            "predictions: %s/<sequence>/%05d.png is scored as annotation 00000 "
+            "(predictions_first_index=%s)",
+            self.folder,
+            int(self.first_index),
+            self.first_index,
+        )
 
     def predict(self, data: SequenceData, progress: Optional[str] = None) -> List[FrameResult]:
         paths = prediction_paths(self.folder, data.name, data.n_frames, self.first_index)

@@ -129,11 +129,25 @@ def split_sequences(root: Path, split: str, resolution: str = "480p") -> List[st
 
 
 def numbered_files(folder: Path, suffixes: Sequence[str]) -> Dict[int, Path]:
-    files = {}
-    for path in folder.iterdir():
+    """``{frame number: file}`` of the ``NNNNN.<suffix>`` files of ``folder``.
+
+    Raises
+    ------
+    ValueError
+        When two files carry one frame number (``00002.jpg`` and ``00002.png``, ``2.png`` and
+        ``00002.png``): which one is meant cannot be told, so neither is picked.
+    """
+    files: Dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
         match = _FRAME_NAME.match(path.name)
         if match and path.suffix.lower() in suffixes:
-            files[int(match.group(1))] = path
+            number = int(match.group(1))
+            if number in files:
+                raise ValueError(
+                    f"two files for frame {number} in {folder}: {files[number].name} and "
+                    f"{path.name}; remove or rename one"
+                )
+            files[number] = path
     return files
 
 
@@ -175,7 +189,9 @@ def image_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Pat
 
 
 def read_mask(path: Path, shape=None, reference: str = "the annotation's") -> np.ndarray:
-    """Read a mask PNG as ``(H, W)`` bool (any nonzero pixel, in any channel, is foreground).
+    """Read a mask PNG as ``(H, W)`` bool: any nonzero pixel, in any colour channel, is
+    foreground; an alpha channel is ignored (an opaque alpha would otherwise make every pixel
+    foreground).
 
     Raises
     ------
@@ -187,7 +203,9 @@ def read_mask(path: Path, shape=None, reference: str = "the annotation's") -> np
     if mask is None:
         raise ValueError(f"cannot read mask {path}: missing, truncated or not an image")
     if mask.ndim == 3:
-        mask = mask.any(axis=2)
+        # OpenCV reads grey+alpha and RGBA alike as 4 channels, alpha last.
+        colour = mask[..., :3] if mask.shape[2] == 4 else mask
+        mask = colour.any(axis=2)
     mask = mask != 0
     if shape is not None and mask.shape != tuple(shape):
         raise ValueError(
@@ -197,23 +215,35 @@ def read_mask(path: Path, shape=None, reference: str = "the annotation's") -> np
     return mask
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read a frame as ``(H, W, 3)`` uint8 BGR, with a clear error for unreadable files.
 
     A truncated file is refused: OpenCV would decode it partly, fill the rest with grey and
-    only warn on stderr, so the frame is first decoded in full by Pillow, which raises.
+    only warn on stderr, so the frame is first decoded in full by Pillow, which raises. A frame
+    tagged with an EXIF orientation other than "as stored" is refused too: OpenCV would rotate
+    it, annotations and flows computed elsewhere would not be.
     """
     from PIL import Image
 
     try:
         with Image.open(path) as decoded:
             decoded.load()
+            orientation = decoded.getexif().get(_EXIF_ORIENTATION, 1)
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(
             f"cannot read image {path}: missing, truncated or not an image "
             f"({error}); restore the file"
         ) from error
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if orientation != 1:
+        raise ValueError(
+            f"image {path} carries EXIF orientation {orientation} (shown rotated or mirrored): "
+            "its pixels and its annotation would disagree; save it with the rotation applied "
+            "and the tag removed (e.g. PIL.ImageOps.exif_transpose)"
+        )
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ValueError(f"cannot read image {path}: missing, truncated or not an image")
     return image
@@ -240,7 +270,21 @@ def check_sequence(root: Path, sequence: str, resolution: str = "480p"):
             f"sequence {sequence!r}: {len(frames)} frames in {frames[0].parent} but "
             f"{len(annotations)} annotations in {annotations[0].parent}; they must match"
         )
+    first_frame, first_annotation = frame_number(frames[0]), frame_number(annotations[0])
+    if first_frame != first_annotation:
+        # Paired by position, every frame would be scored against its neighbour's mask.
+        raise ValueError(
+            f"sequence {sequence!r}: frames are numbered from {first_frame:05d} in "
+            f"{frames[0].parent}, annotations from {first_annotation:05d} in "
+            f"{annotations[0].parent}; frame and annotation of one number are paired, so "
+            "renumber one folder"
+        )
     return frames, annotations
+
+
+def frame_number(path: Path) -> int:
+    """The frame number of an ``NNNNN.<suffix>`` file."""
+    return int(_FRAME_NAME.match(path.name).group(1))
 
 
 class FrameSequence:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
@@ -14,11 +15,34 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 def frame_files(folder: Path) -> List[Path]:
-    """Image files of a folder in name order."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files of a folder in frame order: names compared with their digit runs as
+    numbers (``2.png`` before ``10.png``, as for zero-padded names).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder holds no image.
+    ValueError
+        When two names give one position (``1.png`` and ``01.png``, ``00002.jpg`` and
+        ``00002.png``): their order cannot be told.
+    """
+    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise FileNotFoundError(f"no image ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
-    return files
+    keyed = sorted((_frame_order(path), path.name, path) for path in files)
+    for (key, name, _), (next_key, next_name, _) in zip(keyed, keyed[1:]):
+        if key == next_key:
+            raise ValueError(
+                f"frames {name} and {next_name} in {folder} have the same number: their order "
+                "cannot be told; remove or rename one"
+            )
+    return [path for _, _, path in keyed]
+
+
+def _frame_order(path: Path) -> Tuple:
+    """Sort key of a frame file: its stem split into text and numbers."""
+    parts = re.split(r"(\d+)", path.stem.lower())
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts if part)
 
 
 def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iterator[np.ndarray]:
@@ -48,8 +72,6 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
     frames = _folder_frames(source, step) if source.is_dir() else _video_frames(source, step)
     shape = None
     for count, (frame, name) in enumerate(frames, 1):
-        if frame is None:
-            raise ValueError(f"cannot read frame {name}: truncated or not an image")
         if shape is None:
             shape = frame.shape
         elif frame.shape != shape:
@@ -62,11 +84,14 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
             return
 
 
-def _folder_frames(folder: Path, step: int) -> Iterator[Tuple[Optional[np.ndarray], Path]]:
-    """``(image or None when unreadable, its path)`` for one image in ``step`` of a folder."""
+def _folder_frames(folder: Path, step: int) -> Iterator[Tuple[np.ndarray, Path]]:
+    """``(image, its path)`` for one image in ``step`` of a folder, each decoded in full
+    (:func:`nims.data.davis.read_image` refuses a truncated file)."""
+    from nims.data.davis import read_image
+
     for index, path in enumerate(frame_files(folder)):
         if index % step == 0:
-            yield cv2.imread(str(path), cv2.IMREAD_COLOR), path
+            yield read_image(path), path
 
 
 def _video_frames(source: Path, step: int) -> Iterator[Tuple[np.ndarray, str]]:
