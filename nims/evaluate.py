@@ -32,11 +32,13 @@ from nims.device import resolve_device
 from nims.postprocess import postprocess_results
 from nims.report import (
     announce_run_folder,
+    refuse_reused_folder,
     require_positive_ints,
     run_dir,
     write_json,
     write_resolved_config,
 )
+from nims.resume import check_resume_config
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -171,6 +173,8 @@ def run(cfg: DictConfig) -> Optional[float]:
     folder = output_folder(cfg)
     if cfg.get("resume"):
         check_resume_config(cfg, folder)
+    else:
+        refuse_reused_folder(folder)
     write_resolved_config(cfg, folder)
     return _run_in(cfg, folder)
 
@@ -188,60 +192,6 @@ def resumed_folder(cfg: DictConfig) -> Optional[Path]:
             "config.yaml); give the folder a run printed as its run folder"
         )
     return folder
-
-
-# Keys that change how a run is carried out, not what it computes: a resume may change them.
-RESUME_FREE_KEYS = (
-    "resume",
-    "num_workers",
-    "threads",
-    "progress",
-    "figures",
-    "report_frames",
-    "batch_size",
-    "device",
-    "logger",
-    "paths",
-    "dataset.sequences",
-)
-
-
-def _flatten(node, prefix: str = "") -> Dict[str, object]:
-    if isinstance(node, dict):
-        flat = {}
-        for key, value in node.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: node}
-
-
-def check_resume_config(cfg: DictConfig, folder: Path) -> None:
-    """Refuse ``resume=true`` into a run folder whose ``config.yaml`` computes something else:
-    the skipped sequences would keep the old config's results under the new config's name."""
-    from omegaconf import OmegaConf
-
-    from nims.report import resolved_config
-
-    saved_path = folder / "config.yaml"
-    if not saved_path.is_file():
-        return
-    saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
-    current = _flatten(resolved_config(cfg))
-    differing = sorted(
-        key
-        for key in set(saved) | set(current)
-        if saved.get(key) != current.get(key)
-        and not any(key == free or key.startswith(free + ".") for free in RESUME_FREE_KEYS)
-    )
-    if differing:
-        shown = ", ".join(
-            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8]
-        )
-        raise ValueError(
-            f"resume=true into {folder}, made with another config ({shown}"
-            f"{', ...' if len(differing) > 8 else ''}): use the same settings "
-            "or a new run folder"
-        )
 
 
 def _run_in(cfg: DictConfig, folder: Path) -> Optional[float]:

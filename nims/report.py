@@ -100,6 +100,24 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return Path(path)
 
 
+def refuse_reused_folder(folder: Path) -> None:
+    """Refuse to start a run in a folder that already holds one (its ``config.yaml``): the
+    new run would overwrite the old run's config and mix its results with the old ones.
+
+    Raises
+    ------
+    FileExistsError
+        Naming the folder and the ways on: a new folder, or ``resume`` where the entry point
+        has one.
+    """
+    if (folder / "config.yaml").is_file():
+        raise FileExistsError(
+            f"run folder {folder} already holds a run (config.yaml): choose another "
+            "hydra.run.dir (or hydra.sweep.dir), or continue that run with resume=true "
+            "and its settings; nothing was written"
+        )
+
+
 def write_resolved_config(cfg: DictConfig, folder: Path) -> Path:
     """Save the fully resolved config (without Hydra's own node) as ``config.yaml``."""
     return atomic_write_text(
@@ -168,8 +186,9 @@ def write_summary(folder: Path, summary: Dict[str, float], title: str) -> str:
 def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
     """One row per job folder of a multirun: its overrides and its ``summary.json``.
 
-    Jobs that failed or have not finished (no summary) get a row with ``status`` saying so,
-    so a partial sweep still reports what it has; a job whose ``failures.json`` names sequences
+    Jobs that failed or have not finished (no summary, or only the stale one of an earlier job
+    in a reused sweep folder) get a row with ``status`` saying so, so a partial sweep still
+    reports what it has; a job whose ``failures.json`` names sequences
     is ``incomplete``, with their names (its means cover the other sequences only).
     """
     sweep = Path(sweep)
@@ -193,7 +212,11 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
         summary_file = job / "summary.json"
         failures_file = job / "failures.json"
         failed = json.loads(failures_file.read_text()) if failures_file.is_file() else {}
-        if summary_file.is_file():
+        if summary_file.is_file() and _older(summary_file, overrides_file):
+            # Hydra wrote this job's overrides after the summary: the summary is an earlier
+            # job's in a reused sweep folder, and this job failed or has not finished.
+            row["status"] = "stale summary of an earlier job (this job failed or is unfinished)"
+        elif summary_file.is_file():
             row.update(json.loads(summary_file.read_text()))
             # A job that lost sequences averages over the survivors: not comparable.
             row["status"] = f"incomplete: failed {', '.join(sorted(failed))}" if failed else "done"
@@ -201,6 +224,11 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
             row["status"] = "no summary (failed or unfinished)"
         rows.append(row)
     return rows
+
+
+def _older(path: Path, than: Path) -> bool:
+    """Whether ``path`` was last written before ``than`` (False when ``than`` is absent)."""
+    return than.is_file() and path.stat().st_mtime_ns < than.stat().st_mtime_ns
 
 
 def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:

@@ -4,6 +4,8 @@ here: each must now give a clear error naming the file or key, or the right resu
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -19,7 +21,7 @@ from nims.data.video import frame_files, read_frames
 from nims.flow import read_flow, write_flow
 from nims.model import load_checkpoint
 from nims.report import collect_sweep, write_json
-from tests.conftest import tiny_davis
+from tests.conftest import REPO, tiny_davis
 
 DIS = {"name": "dis", "preset": "medium", "variational_refinement_iterations": None}
 
@@ -573,3 +575,90 @@ def test_a_truncated_frame_in_a_video_folder_is_refused_by_name(tmp_path):
 def test_an_ablation_box_off_the_frame_is_refused(box):
     with pytest.raises(ValueError, match="ablation.region="):
         region_from_config(box, (96, 160), None)
+
+
+def test_a_used_run_folder_is_not_reused_by_another_run(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS", sequences=("one", "two"))
+    run_folder = tmp_path / "run"
+    run_evaluate(
+        compose_config, root, "dataset.sequences=[one]", "step2.beta=3.0", output_dir=run_folder
+    )
+    config = (run_folder / "config.yaml").read_text()
+    with pytest.raises(FileExistsError, match=r"already holds a run.*resume=true"):
+        run_evaluate(compose_config, root, "dataset.sequences=[two]", output_dir=run_folder)
+    assert (run_folder / "config.yaml").read_text() == config
+    with pytest.raises(ValueError, match=r"another config \(step2.beta: 3.0 -> 1.2"):
+        run_evaluate(
+            compose_config, root, "dataset.sequences=[two]", "resume=true", output_dir=run_folder
+        )
+    assert (run_folder / "config.yaml").read_text() == config
+
+
+def test_resume_recomputes_what_its_inputs_changed(tmp_path, compose_config, caplog):
+    root = tiny_davis(tmp_path / "DAVIS", sequences=("one", "two"), frames=5)
+    checkpoint = tmp_path / "classifier.pt"
+    checkpoint.write_bytes((REPO / "checkpoints" / "independent.pt").read_bytes())
+    run_folder = tmp_path / "run"
+    settings = ["dataset.sequences=[one,two]", f"checkpoint={checkpoint}"]
+    run_evaluate(compose_config, root, *settings, output_dir=run_folder)
+    scores = {name: run_folder / "scores" / f"{name}.json" for name in ("one", "two")}
+    stamps = {name: path.stat().st_mtime_ns for name, path in scores.items()}
+
+    def resume():
+        caplog.clear()
+        run_evaluate(compose_config, root, *settings, "resume=true", output_dir=run_folder)
+        changed = {n for n, p in scores.items() if p.stat().st_mtime_ns != stamps[n]}
+        stamps.update({name: path.stat().st_mtime_ns for name, path in scores.items()})
+        return changed
+
+    assert resume() == set()  # nothing changed: both reused
+    # A frame added to one sequence (and its annotation): that sequence only.
+    for kind, suffix in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        folder = root / kind / "480p" / "two"
+        (folder / f"00005.{suffix}").write_bytes((folder / f"00004.{suffix}").read_bytes())
+    assert resume() == {"two"}
+    assert len(json.loads(scores["two"].read_text())["J"]) == 6
+    # Another classifier at the same path: both.
+    torch.manual_seed(1)
+    state = load_checkpoint(checkpoint)
+    weights = {
+        k: v + 0.1 * torch.randn_like(v) if v.is_floating_point() else v
+        for k, v in state["model_state"].items()
+    }
+    torch.save({**state, "model_state": weights}, checkpoint)
+    assert resume() == {"one", "two"}
+    assert "computed with another config, checkpoint or input files" in caplog.text
+
+
+def test_a_reused_sweep_folder_reports_its_failed_jobs_as_failed(tmp_path):
+    root = tiny_davis(tmp_path / "DAVIS")
+    sweep = tmp_path / "sweep"
+
+    def multirun(values):
+        return subprocess.run(
+            [
+                sys.executable,
+                "evaluate.py",
+                "-m",
+                f"dataset.root={root}",
+                "dataset.sequences=[square]",
+                f"dataset.cache_dir={tmp_path / 'cache'}",
+                "logger=none",
+                "progress=false",
+                f"step2.beta={values}",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    assert multirun("1.2").returncode == 0
+    config = (sweep / "0" / "config.yaml").read_text()
+    again = multirun("3.0")
+    assert again.returncode != 0 and "already holds a run" in again.stderr
+    assert (sweep / "0" / "config.yaml").read_text() == config
+    assert [row["status"] for row in collect_sweep(sweep)] == [
+        "stale summary of an earlier job (this job failed or is unfinished)"
+    ]

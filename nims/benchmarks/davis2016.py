@@ -48,6 +48,7 @@ from nims.data.flow_cache import sequence_flows
 from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json, write_summary
+from nims.resume import files_identity, run_identity
 from nims.segmentation import oracle_mask
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Davis2016:
         self.root = davis.resolve_root(cfg.dataset.root)
         self.resolution = cfg.dataset.resolution
         self.method = "predictions" if cfg.get("predictions") else str(cfg.method.name)
+        self.run_identity = run_identity(cfg)
 
     def sequences(self) -> List[str]:
         return selected_sequences(self.cfg, self.root)
@@ -133,8 +135,18 @@ class Davis2016:
     def score_path(self, name: str) -> Path:
         return self.folder / "scores" / f"{name}.json"
 
+    def sequence_identity(self, name: str) -> str:
+        """The run's identity and that of the sequence's input files (frames, annotations,
+        saved masks): what a resumed score must match."""
+        paths = davis.image_paths(self.root, name, self.resolution)
+        paths += davis.annotation_paths(self.root, name, self.resolution)
+        if self.cfg.get("predictions"):
+            paths += sorted((Path(str(self.cfg.predictions)) / name).glob("*.png"))
+        return f"{self.run_identity}-{files_identity(paths)}"
+
     def saved_score(self, name: str) -> Optional[dict]:
-        """The score an earlier run left for ``name`` with all its masks (resume), or None."""
+        """The score an earlier run left for ``name`` with all its masks (resume), or None;
+        None too, with a note, when its config, checkpoint or input files were others."""
         path = self.score_path(name)
         masks = self.folder / "Segmentations" / "480p" / self.method / name
         if not path.is_file() or not masks.is_dir():
@@ -144,11 +156,26 @@ class Davis2016:
         except (OSError, ValueError) as error:
             log.warning("%s is unreadable (%s): sequence %s is computed again", path, error, name)
             return None
+        try:
+            current = self.sequence_identity(name)
+        except (OSError, ValueError) as error:
+            log.warning(
+                "sequence %s's files cannot be listed (%s): its score is not reused", name, error
+            )
+            return None
+        if score.get("identity") != current:
+            log.warning(
+                "%s was computed with another config, checkpoint or input files: sequence %s "
+                "is computed again",
+                path,
+                name,
+            )
+            return None
         return score if len(list(masks.glob("*.png"))) == len(score["J"]) else None
 
     def earlier_sequences(self, selected: List[str]) -> List[str]:
         """Sequences outside ``selected`` whose results an earlier run left complete in the
-        folder (a resume with a subset keeps them in the summary)."""
+        folder with this run's identity (a resume with a subset keeps them in the summary)."""
         scores = self.folder / "scores"
         names = sorted(path.stem for path in scores.glob("*.json")) if scores.is_dir() else []
         return [name for name in names if name not in selected and self.saved_score(name)]
@@ -204,6 +231,7 @@ class Davis2016:
                     },
                 }
             )
+        score["identity"] = self.sequence_identity(data.name)
         write_json(self.score_path(data.name), score)
         return score
 

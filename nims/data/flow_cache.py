@@ -25,6 +25,7 @@ from nims.atomic import replaced_atomically
 from nims.flow import load_precomputed_flow, read_flow, write_flow
 from nims.flow_backends import make_flow_estimator
 from nims.report import atomic_write_text
+from nims.resume import files_identity
 
 
 def backend_key(flow_cfg) -> str:
@@ -44,19 +45,14 @@ def frames_identity(frames: Sequence[np.ndarray]) -> str:
     are identified by each file's resolved path, size and modification time (cheap, and
     another root or a replaced frame changes it); frames in memory by their pixels.
     """
-    digest = hashlib.sha1()
     paths = getattr(frames, "paths", None)
     if paths is not None:
-        for path in paths:
-            status = Path(path).stat()
-            digest.update(
-                f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}\n".encode()
-            )
-    else:
-        for frame in frames:
-            frame = np.ascontiguousarray(frame)
-            digest.update(f"{frame.shape}{frame.dtype}".encode())
-            digest.update(frame.tobytes())
+        return files_identity(paths)
+    digest = hashlib.sha1()
+    for frame in frames:
+        frame = np.ascontiguousarray(frame)
+        digest.update(f"{frame.shape}{frame.dtype}".encode())
+        digest.update(frame.tobytes())
     return digest.hexdigest()[:12]
 
 

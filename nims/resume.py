@@ -1,0 +1,102 @@
+"""What a resumed evaluation may reuse: a sequence's saved score counts only when the settings
+that compute it, the checkpoint's content and the sequence's files are those of the run now.
+
+The run's identity (:func:`run_identity`) hashes every setting except the execution-only ones
+(:data:`RESUME_FREE_KEYS`) and the checkpoint file's bytes; a sequence's identity adds the
+path, size and modification time of each of its input files (:func:`files_identity`). Both are
+stored in the sequence's score file; a resume recomputes any sequence whose identity differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+# Keys that change how a run is carried out, not what it computes: a resume may change them.
+RESUME_FREE_KEYS = (
+    "resume",
+    "num_workers",
+    "threads",
+    "progress",
+    "figures",
+    "report_frames",
+    "batch_size",
+    "device",
+    "logger",
+    "paths",
+    "dataset.sequences",
+)
+
+
+def _flatten(node, prefix: str = "") -> Dict[str, object]:
+    if isinstance(node, dict):
+        flat = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: node}
+
+
+def computing_settings(config: dict) -> Dict[str, object]:
+    """The flattened settings of a resolved config that change what a run computes."""
+    return {
+        key: value
+        for key, value in _flatten(config).items()
+        if not any(key == free or key.startswith(free + ".") for free in RESUME_FREE_KEYS)
+    }
+
+
+def files_identity(paths: Iterable[Path]) -> str:
+    """A short hash of files' resolved paths, sizes and modification times: it changes when a
+    file is added, removed, replaced or read from another folder (cheap: nothing is read)."""
+    digest = hashlib.sha1()
+    for path in paths:
+        status = Path(path).stat()
+        digest.update(f"{Path(path).resolve()}|{status.st_size}|{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def checkpoint_identity(checkpoint: Optional[str]) -> Optional[str]:
+    """A hash of the checkpoint file's bytes (None when there is no such file): a checkpoint
+    replaced at the same path is another classifier."""
+    if not checkpoint or not Path(str(checkpoint)).is_file():
+        return None
+    return hashlib.sha1(Path(str(checkpoint)).read_bytes()).hexdigest()[:12]
+
+
+def run_identity(cfg: DictConfig) -> str:
+    """The hash of what a run computes: its computing settings and its checkpoint's bytes."""
+    from nims.report import resolved_config
+
+    settings = computing_settings(resolved_config(cfg))
+    text = json.dumps(settings, sort_keys=True, default=str)
+    text += f"|checkpoint={checkpoint_identity(cfg.get('checkpoint'))}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def check_resume_config(cfg: DictConfig, folder: Path) -> None:
+    """Refuse ``resume=true`` into a run folder whose ``config.yaml`` computes something else:
+    the skipped sequences would keep the old config's results under the new config's name."""
+    from nims.report import resolved_config
+
+    saved_path = folder / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = computing_settings(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    current = computing_settings(resolved_config(cfg))
+    differing = sorted(
+        key for key in set(saved) | set(current) if saved.get(key) != current.get(key)
+    )
+    if differing:
+        shown = ", ".join(
+            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8]
+        )
+        raise ValueError(
+            f"resume=true into {folder}, made with another config ({shown}"
+            f"{', ...' if len(differing) > 8 else ''}): use the same settings "
+            "or a new run folder"
+        )
