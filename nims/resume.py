@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -41,12 +41,15 @@ def _flatten(node, prefix: str = "") -> Dict[str, object]:
     return {prefix[:-1]: node}
 
 
-def computing_settings(config: dict) -> Dict[str, object]:
-    """The flattened settings of a resolved config that change what a run computes."""
+def computing_settings(
+    config: dict, free_keys: Sequence[str] = RESUME_FREE_KEYS
+) -> Dict[str, object]:
+    """The flattened settings of a resolved config that change what a run computes: all but
+    ``free_keys`` and the keys under them."""
     return {
         key: value
         for key, value in _flatten(config).items()
-        if not any(key == free or key.startswith(free + ".") for free in RESUME_FREE_KEYS)
+        if not any(key == free or key.startswith(free + ".") for free in free_keys)
     }
 
 

@@ -31,6 +31,7 @@ from nims.model import load_checkpoint, save_checkpoint
 from nims.objectives import objective_for
 from nims.report import (
     announce_run_folder,
+    refuse_reused_folder,
     require_positive_ints,
     resolved_config,
     run_dir,
@@ -38,6 +39,7 @@ from nims.report import (
     write_json,
     write_resolved_config,
 )
+from nims.resume import computing_settings
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -120,12 +122,54 @@ def _loaders(cfg: DictConfig, datasets, generator: torch.Generator) -> Dict[str,
     }
 
 
-def _start(cfg: DictConfig, model, optimizer, folder: Path) -> Tuple[int, float, list]:
-    """``(first epoch, best score, history)``: a fresh run's, or those of the run ``resume``
-    names (its weights and optimiser state loaded, its ``best.pt`` copied beside this run)."""
+# Settings a resumed training may change: how long and how it runs, not what it learns from.
+RESUME_FREE_KEYS = (
+    "resume",
+    "trainer.epochs",
+    "trainer.progress",
+    "trainer.threads",
+    "trainer.num_workers",
+    "trainer.device",
+    "logger",
+    "paths",
+)
+
+
+def _resumable(cfg: DictConfig, state: dict) -> None:
+    """Refuse to resume a training whose data, model, optimiser or seed settings differ from
+    the checkpoint's: another ``dataset.videos`` or ``seed`` redraws the splits (a video
+    trained on would become a test video), another ``lr`` is another run."""
+    if "optimizer_state" not in state or "rng_state" not in state:
+        raise ValueError(
+            f"resume={cfg.resume}: not a checkpoint train.py can continue (no optimiser or "
+            "random-generator state): give the last.pt of a train.py run, or start from its "
+            "weights with init_from=<checkpoint>"
+        )
+    saved = computing_settings(state.get("config") or {}, RESUME_FREE_KEYS)
+    current = computing_settings(resolved_config(cfg), RESUME_FREE_KEYS)
+    differing = sorted(
+        key for key in set(saved) | set(current) if saved.get(key) != current.get(key)
+    )
+    if differing:
+        shown = ", ".join(
+            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8]
+        )
+        raise ValueError(
+            f"resume={cfg.resume} was trained with other settings ({shown}"
+            f"{', ...' if len(differing) > 8 else ''}): resume with its settings (see its "
+            "run's config.yaml), or start a new run (init_from=<checkpoint> to start from its "
+            "weights)"
+        )
+
+
+def _start(cfg: DictConfig, model, optimizer, folder: Path) -> Tuple[int, float, list, dict]:
+    """``(first epoch, best score, history, random states)``: a fresh run's, or those of the
+    run ``resume`` names (its weights, optimiser and random states loaded, its ``best.pt``
+    copied beside this run)."""
     if not cfg.get("resume"):
-        return 0, -1.0, []
+        return 0, -1.0, [], {}
     state = load_checkpoint(cfg.resume, cfg.task.name, model.architecture())
+    _resumable(cfg, state)
     model.load_state_dict(state["model_state"])
     optimizer.load_state_dict(state["optimizer_state"])
     best = state.get("best_score", state.get("best_val_ap", -1.0))  # older runs: best_val_ap
@@ -134,7 +178,20 @@ def _start(cfg: DictConfig, model, optimizer, folder: Path) -> Tuple[int, float,
         # The best so far may stay the best: keep it beside the continued run.
         shutil.copyfile(previous_best, folder / "best.pt")
     log.info("resumed from %s at epoch %d", cfg.resume, state["epoch"])
-    return state["epoch"], best, state["history"]
+    return state["epoch"], best, state["history"], state["rng_state"]
+
+
+def random_states(generator: torch.Generator) -> dict:
+    """The states of every random generator the loop draws from (shuffling, augmentation)."""
+    return {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+
+
+def restore_random_states(generator: torch.Generator, states: dict) -> None:
+    """Set the generators as :func:`random_states` saved them: a resumed run then draws what
+    the uninterrupted run would have drawn."""
+    if states:
+        generator.set_state(states["generator"])
+        torch.set_rng_state(states["torch"])
 
 
 @announce_run_folder
@@ -144,6 +201,8 @@ def run(cfg: DictConfig) -> float:
     require_positive_ints(cfg, ("trainer.batch_size", "trainer.threads", "trainer.epochs"))
     objective = objective_for(cfg)
     folder = run_dir(cfg)
+    if not cfg.get("resume"):  # a resume may continue in its own folder: its settings match
+        refuse_reused_folder(folder)
     write_resolved_config(cfg, folder)
     seed_everything(int(cfg.seed))
     torch.set_num_threads(int(cfg.trainer.threads))
@@ -160,8 +219,9 @@ def run(cfg: DictConfig) -> float:
     optimizer = torch.optim.AdamW(
         parameters, lr=float(cfg.trainer.lr), weight_decay=float(cfg.trainer.weight_decay)
     )
-    start_epoch, best, history = _start(cfg, model, optimizer, folder)
+    start_epoch, best, history, states = _start(cfg, model, optimizer, folder)
     objective.prepare(model, loaders, device)
+    restore_random_states(generator, states)  # after prepare, which may read the loaders
     log.info("training on %s", device)
     config = resolved_config(cfg)
     with tracking_run(cfg, "train", folder) as tracker:
@@ -176,6 +236,7 @@ def run(cfg: DictConfig) -> float:
                 "best_score": best,
                 "history": history,
                 "optimizer_state": optimizer.state_dict(),
+                "rng_state": random_states(generator),
                 "metrics": row,
             }
             save_checkpoint(folder / "last.pt", model, cfg.task.name, config, **state)

@@ -80,11 +80,36 @@ def test_resume_continues_where_the_run_stopped(tmp_path, compose_config):
     )
     resumed = history(tmp_path / "run3")
     assert [row["epoch"] for row in resumed] == ["1", "2"]
-    # Epoch 2 after a resume equals epoch 2 of an uninterrupted run, up to the data order
-    # (the shuffling generator restarts): its loss is of the same size.
-    assert float(resumed[1]["train_loss"]) == pytest.approx(
-        float(history(tmp_path / "run1")[1]["train_loss"]), rel=0.5
-    )
+    # Resumed = uninterrupted, bit for bit: weights, metrics, random states.
+    assert resumed == history(tmp_path / "run1")
+    uninterrupted = load_checkpoint(tmp_path / "run1" / "last.pt")
+    continued = load_checkpoint(tmp_path / "run3" / "last.pt")
+    for name, value in uninterrupted["model_state"].items():
+        assert torch.equal(value, continued["model_state"][name]), name
+    assert torch.equal(uninterrupted["rng_state"]["generator"], continued["rng_state"]["generator"])
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("dataset.videos=12", "dataset.videos"),
+        ("seed=1", "seed"),
+        ("trainer.lr=1e-3", "trainer.lr"),
+    ],
+)
+def test_a_resume_with_other_data_or_optimiser_settings_is_refused(
+    tmp_path, compose_config, override, key
+):
+    train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
+    last = tmp_path / "run1" / "last.pt"
+    with pytest.raises(ValueError, match=rf"other settings \(.*(?<![.\w]){key}: "):
+        train.run(compose_config("train", TINY + ["trainer.epochs=2", f"resume={last}", override]))
+    # A checkpoint without the random states (an older or exported one) cannot be continued.
+    state = load_checkpoint(last)
+    del state["rng_state"]
+    torch.save(state, tmp_path / "older.pt")
+    with pytest.raises(ValueError, match="not a checkpoint train.py can continue.*init_from"):
+        train.run(compose_config("train", TINY + [f"resume={tmp_path / 'older.pt'}"]))
 
 
 def test_fine_tuning_the_last_layer_only(tmp_path, compose_config):
