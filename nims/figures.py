@@ -9,6 +9,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from nims.atomic import replaced_atomically
 from nims.flow import flow_to_color
 from nims.methods import FrameResult
 
@@ -73,8 +74,8 @@ def frame_figure(
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    with replaced_atomically(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
     return path
 

@@ -269,7 +269,8 @@ def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
     axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with replaced_atomically(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=120)
     plt.close(figure)
     return path
 

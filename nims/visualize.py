@@ -88,10 +88,9 @@ def side_by_side(
 
 
 def write_png(path: Path, rgb: np.ndarray) -> Path:
-    """Write an RGB uint8 (or gray uint8 / uint16) image as PNG."""
+    """Write an RGB uint8 (or gray uint8 / uint16) image as PNG, atomically."""
+    from nims.benchmarks import write_png as write_stored_png
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"could not write {path}")
+    write_stored_png(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb)
     return path

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
+from nims.atomic import replaced_atomically
 from nims.benchmarks import (
     BENCHMARKS,
     SequenceData,
@@ -74,20 +75,20 @@ class Video:
 
         frames = data.extra["frames"]
         height, width = frames[0].shape[:2]
-        writer = cv2.VideoWriter(
-            str(self.folder / "overlay.mp4"),
-            cv2.VideoWriter_fourcc(*"mp4v"),
-            10,
-            (2 * width, height),
-        )
-        for index, (frame, result) in enumerate(zip(frames, results)):
-            write_mask(self.folder / "masks" / f"{index:05d}.png", result.mask)
-            write_saliency(self.folder / "saliency" / f"{index:05d}.png", result.saliency)
-            heat = cv2.applyColorMap((255 * result.saliency).astype(np.uint8), cv2.COLORMAP_MAGMA)
-            writer.write(
-                np.hstack([cv2.cvtColor(overlay(frame, result.mask), cv2.COLOR_RGB2BGR), heat])
+        with replaced_atomically(self.folder / "overlay.mp4", suffix=".mp4") as temporary:
+            writer = cv2.VideoWriter(
+                str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), 10, (2 * width, height)
             )
-        writer.release()
+            for index, (frame, result) in enumerate(zip(frames, results)):
+                write_mask(self.folder / "masks" / f"{index:05d}.png", result.mask)
+                write_saliency(self.folder / "saliency" / f"{index:05d}.png", result.saliency)
+                heat = cv2.applyColorMap(
+                    (255 * result.saliency).astype(np.uint8), cv2.COLORMAP_MAGMA
+                )
+                writer.write(
+                    np.hstack([cv2.cvtColor(overlay(frame, result.mask), cv2.COLOR_RGB2BGR), heat])
+                )
+            writer.release()
         chosen = np.linspace(0, len(data.flows) - 1, min(4, len(data.flows))).round().astype(int)
         sheet = np.vstack(
             [
