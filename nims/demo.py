@@ -28,7 +28,13 @@ from nims.flow import write_flow
 from nims.methods.nims import run_frames
 from nims.model import load_classifier
 from nims.postprocess import postprocess_results
-from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
+from nims.report import (
+    announce_run_folder,
+    require_positive_ints,
+    run_dir,
+    write_json,
+    write_resolved_config,
+)
 from nims.visualize import label_image, labels_figure, side_by_side, write_png
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,14 @@ def demo_video(cfg: DictConfig):
             "a built-in synthetic video"
         )
     if (root / "JPEGImages").is_dir():
-        frame_paths, annotation_paths = davis.check_sequence(root, cfg.demo.sequence)
+        sequence = str(cfg.demo.sequence)
+        if Path(sequence).name != sequence or sequence in (".", ".."):
+            # A path would read frames outside the dataset.
+            raise ValueError(
+                f"demo.sequence={sequence} is not a sequence name: give a folder of "
+                f"{root / 'JPEGImages' / '480p'} (e.g. demo.sequence=blackswan)"
+            )
+        frame_paths, annotation_paths = davis.check_sequence(root, sequence)
         count = min(len(frame_paths), int(cfg.demo.frames) + 1)
         frames = [davis.read_image(path) for path in frame_paths[:count]]
         truths = [davis.read_mask(path) for path in annotation_paths[:count]]
@@ -108,6 +121,7 @@ def classifier(cfg: DictConfig, folder: Path):
 
 @announce_run_folder
 def run(cfg: DictConfig) -> dict:
+    require_positive_ints(cfg, ("demo.frames",))
     folder = run_dir(cfg)
     write_resolved_config(cfg, folder)
     frames, truths, source, dataset_name, sequence = demo_video(cfg)

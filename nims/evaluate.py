@@ -32,7 +32,6 @@ from nims.device import resolve_device
 from nims.postprocess import postprocess_results
 from nims.report import (
     announce_run_folder,
-    refuse_reused_folder,
     require_positive_ints,
     run_dir,
     write_json,
@@ -173,9 +172,7 @@ def run(cfg: DictConfig) -> Optional[float]:
     folder = output_folder(cfg)
     if cfg.get("resume"):
         check_resume_config(cfg, folder)
-    else:
-        refuse_reused_folder(folder)
-    write_resolved_config(cfg, folder)
+    write_resolved_config(cfg, folder, continuing=bool(cfg.get("resume")))
     return _run_in(cfg, folder)
 
 

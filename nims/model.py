@@ -174,8 +174,17 @@ def load_checkpoint(
     from pathlib import Path
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"checkpoint {path} is a folder: give the checkpoint file in it (e.g. "
+            f"{path / 'best.pt'})"
+        )
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist{where}: give its path (absolute, or from the "
+            "folder you run in); train one with python train.py"
+        )
     try:
         # weights_only: tensors, containers and primitive types only; a pickle that would run
         # code (a crafted or foreign file) is refused before anything in it executes.
@@ -211,7 +220,32 @@ def load_checkpoint(
 def load_classifier(path, expected_task: Optional[str] = None) -> MotionClassifier:
     """Rebuild a classifier from a checkpoint, in eval mode."""
     checkpoint = load_checkpoint(path, expected_task)
-    architecture = checkpoint["architecture"]
+    architecture = checkpoint.get("architecture") or {}
+    if architecture.get("model") == "unet":
+        raise ValueError(
+            f"{path} is a U-Net checkpoint (train.py model=unet), not a frame classifier: "
+            f"score it with method=unet checkpoint={path}, or give a classifier's checkpoint"
+        )
+    missing = [
+        key for key in ("input_size", "channels", "kernel_sizes", "norm") if key not in architecture
+    ]
+    if missing:
+        raise ValueError(
+            f"{path} records no classifier architecture ({', '.join(missing)} missing): it was "
+            "not written by train.py or nims.export; export it with python -m nims.export"
+        )
+    broken = [
+        name
+        for name, value in checkpoint["model_state"].items()
+        if value.is_floating_point()
+        and not torch.isfinite(value).all()
+        and name not in ("input_low", "input_high")
+    ]
+    if broken:
+        raise ValueError(
+            f"{path} holds NaN or infinite weights ({', '.join(broken[:4])}): the training "
+            "that wrote it diverged; use an earlier checkpoint (best.pt) or train again"
+        )
     model = MotionClassifier(
         architecture["input_size"],
         architecture["channels"],

@@ -133,15 +133,49 @@ class FrameClassification:
         """Train / val / test splits of the configured dataset, as (flow, label) datasets."""
         cfg = self.cfg
         if cfg.dataset.name == "synthetic_scenes":
-            return build_scenes(cfg.dataset, cfg.model.input_size)
-        if cfg.dataset.name in GENERATORS:
-            return build_synthetic_frames(
+            splits = build_scenes(cfg.dataset, cfg.model.input_size)
+        elif cfg.dataset.name == "davis_camera":
+            from nims.data.camera_pairs import build_camera_pairs
+
+            splits = build_camera_pairs(
                 cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.trainer.progress)
             )
-        raise ValueError(
-            f"dataset={cfg.dataset.name} cannot train a classifier: it has no "
-            "frame labels; use crowd_synth, independent_synth or synthetic_scenes"
-        )
+        elif cfg.dataset.name in GENERATORS:
+            splits = build_synthetic_frames(
+                cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.trainer.progress)
+            )
+        else:
+            raise ValueError(
+                f"dataset={cfg.dataset.name} cannot train a classifier: it has no "
+                "frame labels; use crowd_synth, independent_synth, synthetic_scenes or "
+                "davis_camera"
+            )
+        for split, data in splits.items():
+            classes = {bool(label) for label in data.labels}
+            held = (
+                f"only {'salient' if True in classes else 'non-salient'} frames"
+                if classes
+                else "no frame"
+            )
+            # An empty split fails after every epoch; a one-class training split teaches nothing.
+            if not classes or (split == "train" and len(classes) == 1):
+                raise ValueError(
+                    f"the {split} split of dataset={cfg.dataset.name} holds {held} "
+                    f"({len(data)} frames): raise dataset.videos (each split needs salient and "
+                    "non-salient videos) or bring dataset.salient_fraction nearer 0.5"
+                )
+            if len(classes) == 1:
+                log.warning(
+                    "the %s split of dataset=%s holds %s: it has no AP, so %s; raise "
+                    "dataset.videos for both classes",
+                    split,
+                    cfg.dataset.name,
+                    held,
+                    "best.pt is chosen by validation accuracy"
+                    if split == "val"
+                    else "its AP is reported as undefined",
+                )
+        return splits
 
     def model(self) -> nn.Module:
         return build_model(self.cfg.model, self.cfg.task)
@@ -181,8 +215,10 @@ class FrameClassification:
         figure = relevance_figure(model.cpu(), datasets["test"], self.cfg.attribution)
         write_png(folder / "relevance.png", figure)
         tracker.images("relevance", [figure], ["flow | relevance, salient test frames"])
+        one_class = len({bool(label) for label in datasets["val"].labels}) == 1
+        measure = "accuracy (one-class val split: no AP)" if one_class else "AP"
         return (
-            f"best val AP {best:.3f}; test accuracy {test['test_accuracy']:.3f}, "
+            f"best val {measure} {best:.3f}; test accuracy {test['test_accuracy']:.3f}, "
             f"AP {test['test_average_precision']:.3f}"
         )
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from nims.appearance import refine_by_colour
-from nims.registry import Registry, keyword_settings
+from nims.registry import Registry, check_setting_types, keyword_settings
 
 POSTPROCESSORS: Registry = Registry("post-processing")
 POSTPROCESSORS.register("colour")(refine_by_colour)
@@ -41,6 +41,7 @@ def postprocess_results(results: List, image: Callable[[int], np.ndarray], postp
             f"postprocess={name} has no setting {', '.join('postprocess.' + k for k in unknown)}"
             f"; its settings are {', '.join(sorted(accepted))}"
         )
+    check_setting_types(function, options, "postprocess")
     refined = []
     for index, result in enumerate(results):
         if result.mask.any():

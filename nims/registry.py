@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from numbers import Real
 from typing import Callable, Dict, Generic, Tuple, TypeVar
 
 T = TypeVar("T")
@@ -43,6 +44,25 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+def check_setting_types(function: Callable, options: Dict[str, object], group: str) -> None:
+    """Refuse a setting whose value is not of its default's kind (a number for a numeric
+    parameter, true/false for a flag), naming ``<group>.<key>``: ``step2.beta=abc`` would
+    otherwise fail deep inside the method with a bare TypeError."""
+    parameters = inspect.signature(function).parameters
+    for key, value in options.items():
+        default = parameters[key].default if key in parameters else None
+        if isinstance(default, bool):
+            wrong = not isinstance(value, bool)
+            expected = "true or false"
+        elif isinstance(default, (int, float)):
+            wrong = isinstance(value, bool) or not isinstance(value, Real)
+            expected = "a number"
+        else:
+            continue
+        if wrong:
+            raise ValueError(f"{group}.{key} must be {expected}, got {value!r}")
 
 
 def keyword_settings(function: Callable, inputs: Tuple[str, ...]) -> Tuple[str, ...]:

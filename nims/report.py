@@ -118,8 +118,12 @@ def refuse_reused_folder(folder: Path) -> None:
         )
 
 
-def write_resolved_config(cfg: DictConfig, folder: Path) -> Path:
-    """Save the fully resolved config (without Hydra's own node) as ``config.yaml``."""
+def write_resolved_config(cfg: DictConfig, folder: Path, continuing: bool = False) -> Path:
+    """Save the fully resolved config (without Hydra's own node) as ``config.yaml``; unless the
+    run is ``continuing`` one (a resume, whose config was checked), a folder that already holds
+    a run is refused (:func:`refuse_reused_folder`)."""
+    if not continuing:
+        refuse_reused_folder(folder)
     return atomic_write_text(
         folder / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg)))
     )
@@ -134,6 +138,14 @@ def _json_safe(data):
     if isinstance(data, (list, tuple)):
         return [_json_safe(value) for value in data]
     return data
+
+
+def read_json(path: Path, remedy: str):
+    """The JSON in ``path``; a damaged file is an error naming it and ``remedy`` (what to do)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is damaged (not valid JSON: {error}): {remedy}") from error
 
 
 def write_json(path: Path, data) -> Path:

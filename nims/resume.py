@@ -31,6 +31,16 @@ RESUME_FREE_KEYS = (
     "dataset.sequences",
 )
 
+# Settings that name a file or folder.
+PATH_KEYS = (
+    "dataset.root",
+    "dataset.cache_dir",
+    "dataset.input",
+    "checkpoint",
+    "predictions",
+    "init_from",
+)
+
 
 def _flatten(node, prefix: str = "") -> Dict[str, object]:
     if isinstance(node, dict):
@@ -45,9 +55,12 @@ def computing_settings(
     config: dict, free_keys: Sequence[str] = RESUME_FREE_KEYS
 ) -> Dict[str, object]:
     """The flattened settings of a resolved config that change what a run computes: all but
-    ``free_keys`` and the keys under them."""
+    ``free_keys`` and the keys under them; paths (:data:`PATH_KEYS`) made absolute, so that
+    two spellings of one folder are one setting."""
     return {
-        key: value
+        key: str(Path(value).expanduser().resolve())
+        if key in PATH_KEYS and isinstance(value, str)
+        else value
         for key, value in _flatten(config).items()
         if not any(key == free or key.startswith(free + ".") for free in free_keys)
     }

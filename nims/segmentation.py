@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from nims.motion import AffineMotion
-from nims.registry import Registry, keyword_settings
+from nims.registry import Registry, check_setting_types, keyword_settings
 
 STEP2_METHODS: Registry = Registry("step 2 method")
 
@@ -247,8 +247,9 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
             f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
             f"; its settings are {', '.join(_settings(name))}"
         )
-    accepted = set(_settings(name))
-    result = method(flow, relevance, **{k: v for k, v in options.items() if k in accepted})
+    accepted = {k: v for k, v in options.items() if k in set(_settings(name))}
+    check_setting_types(method, accepted, "step2")
+    result = method(flow, relevance, **accepted)
     result.step = result.step or name  # a method that handed the frame over has named its step
     return result
 

@@ -31,7 +31,6 @@ from nims.model import load_checkpoint, save_checkpoint
 from nims.objectives import objective_for
 from nims.report import (
     announce_run_folder,
-    refuse_reused_folder,
     require_positive_ints,
     resolved_config,
     run_dir,
@@ -201,9 +200,8 @@ def run(cfg: DictConfig) -> float:
     require_positive_ints(cfg, ("trainer.batch_size", "trainer.threads", "trainer.epochs"))
     objective = objective_for(cfg)
     folder = run_dir(cfg)
-    if not cfg.get("resume"):  # a resume may continue in its own folder: its settings match
-        refuse_reused_folder(folder)
-    write_resolved_config(cfg, folder)
+    # A resume may continue in its own folder: its settings are checked against the checkpoint.
+    write_resolved_config(cfg, folder, continuing=bool(cfg.get("resume")))
     seed_everything(int(cfg.seed))
     torch.set_num_threads(int(cfg.trainer.threads))
     datasets = objective.datasets()

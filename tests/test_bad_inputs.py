@@ -4,8 +4,10 @@ here: each must now give a clear error naming the file or key, or the right resu
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -662,3 +664,156 @@ def test_a_reused_sweep_folder_reports_its_failed_jobs_as_failed(tmp_path):
     assert [row["status"] for row in collect_sweep(sweep)] == [
         "stale summary of an earlier job (this job failed or is unfinished)"
     ]
+
+
+# Errors that name the key or file and say what to do.
+
+
+def test_a_step2_value_of_the_wrong_kind_is_named(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    with pytest.raises(RuntimeError, match="step2.beta must be a number, got 'abc'"):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", "step2.beta=abc")
+
+
+def test_sequences_without_brackets_or_none_at_all(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    score = run_evaluate(compose_config, root, "dataset.sequences=square")
+    assert score == run_evaluate(compose_config, root, "dataset.sequences=[square]")
+    with pytest.raises(ValueError, match=r"dataset.sequences=\[\] lists no sequence"):
+        run_evaluate(compose_config, root, "dataset.sequences=[]")
+
+
+def test_checkpoints_that_cannot_classify_are_named(tmp_path):
+    from nims.model import load_classifier
+    from nims.unet import UNet
+
+    shipped = load_checkpoint(REPO / "checkpoints" / "independent.pt")
+    broken = {**shipped["model_state"]}
+    broken["fc.weight"] = torch.full_like(broken["fc.weight"], float("nan"))
+    torch.save({**shipped, "model_state": broken}, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match=r"nan.pt holds NaN or infinite weights \(fc.weight"):
+        load_classifier(tmp_path / "nan.pt")
+    unet = UNet((32, 48), (4, 8))
+    torch.save(
+        {"model_state": unet.state_dict(), "architecture": unet.architecture(), "task": "crowd"},
+        tmp_path / "unet.pt",
+    )
+    with pytest.raises(ValueError, match="unet.pt is a U-Net checkpoint.*method=unet"):
+        load_classifier(tmp_path / "unet.pt")
+    with pytest.raises(IsADirectoryError, match=r"is a folder: give the checkpoint file"):
+        load_classifier(tmp_path)
+    with pytest.raises(FileNotFoundError, match="relative to the working directory"):
+        load_classifier("no/such.pt")
+
+
+def test_a_damaged_cache_record_is_named_with_what_to_do(tmp_path):
+    root = tiny_davis(tmp_path / "DAVIS")
+    sequence = davis.FrameSequence(davis.image_paths(root, "square"))
+    sequence_flows(sequence, DIS, tmp_path / "cache", "davis2016", "square")
+    meta = sorted((tmp_path / "cache").rglob("meta.json"))[0]
+    meta.write_text('{"flow": ')
+    with pytest.raises(ValueError, match=r"meta.json is damaged.*delete .* to compute"):
+        sequence_flows(sequence, DIS, tmp_path / "cache", "davis2016", "square")
+
+
+def test_saved_masks_are_scored_without_frames(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    results = tmp_path / "results" / "square"
+    results.mkdir(parents=True)
+    for path in davis.annotation_paths(root, "square"):
+        (results / path.name).write_bytes(path.read_bytes())
+    for path in (root / "JPEGImages" / "480p" / "square").iterdir():
+        path.unlink()
+    (root / "JPEGImages" / "480p" / "square").rmdir()
+    (root / "JPEGImages" / "480p").rmdir()
+    (root / "JPEGImages").rmdir()
+    score = ["dataset.sequences=[square]", f"predictions={results.parent}"]
+    assert run_evaluate(compose_config, root, *score) == 1.0
+
+
+@pytest.mark.parametrize(
+    "config, override, message",
+    [
+        ("demo", "demo.frames=0", "demo.frames must be an integer >= 1"),
+        ("demo", "demo.sequence=../..", r"demo.sequence=../.. is not a sequence name"),
+        ("evaluate", "dataset=video", "dataset.max_frames must be an integer >= 1"),
+    ],
+)
+def test_demo_and_video_counts_and_names(tmp_path, compose_config, config, override, message):
+    from nims import demo
+
+    root = tiny_davis(tmp_path / "DAVIS")
+    settings = [f"dataset.root={root}", override]
+    if config == "evaluate":
+        settings = ["dataset=video", f"dataset.input={root}", "dataset.max_frames=0", "logger=none"]
+    with pytest.raises((ValueError, RuntimeError), match=message):
+        (demo.run if config == "demo" else evaluate.run)(compose_config(config, settings))
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("dataset.frames=0", "dataset.frames=0"),
+        ("dataset.size=[0,96]", r"dataset.size=\[0, 96\]"),
+        ("dataset.people=[300,30]", r"dataset.people=\[300, 30\] .*lower first"),
+    ],
+)
+def test_generator_settings_that_cannot_make_a_set(tmp_path, compose_config, override, key):
+    from nims import generate
+
+    cfg = compose_config(
+        "generate", ["dataset=crowd_synth", f"dataset.cache_dir={tmp_path}", override]
+    )
+    with pytest.raises(ValueError, match=key):
+        generate.run(cfg)
+
+
+@pytest.mark.parametrize(
+    "override, held", [("dataset.videos=3", "no frame"), ("dataset.frames_per_video=0", "no frame")]
+)
+def test_a_training_split_without_frames_is_named_before_training(
+    tmp_path, compose_config, override, held
+):
+    from nims import train
+
+    cfg = compose_config(
+        "train",
+        [
+            "dataset=synthetic_scenes",
+            "dataset.videos=10",
+            override,
+            "logger=none",
+            "trainer.progress=false",
+        ],
+    )
+    with pytest.raises(ValueError, match=rf"split of dataset=synthetic_scenes holds {held}"):
+        train.run(cfg)
+
+
+def test_resume_accepts_another_spelling_of_the_same_root(tmp_path, compose_config):
+    root = tiny_davis(tmp_path / "DAVIS")
+    run_folder = tmp_path / "run"
+    run_evaluate(compose_config, root, "dataset.sequences=[square]", output_dir=run_folder)
+    relative = Path(os.path.relpath(root)) / ".." / "DAVIS"
+    assert str(relative) != str(root)
+    cfg = compose_config(
+        "evaluate",
+        [
+            f"dataset.root={relative}",
+            "logger=none",
+            "progress=false",
+            f"dataset.cache_dir={root.parent / 'cache'}",
+            "dataset.sequences=[square]",
+            "resume=true",
+        ],
+        output_dir=run_folder,
+    )
+    assert evaluate.run(cfg) > 0.0
+
+
+def test_an_rgba_region_mask_is_read_by_its_colour(tmp_path):
+    mask = np.zeros((96, 160), np.uint8)
+    mask[20:40, 30:60] = 255
+    _with_alpha(mask, grey=False).save(tmp_path / "region.png")
+    region = region_from_config(str(tmp_path / "region.png"), (96, 160), None)
+    assert region.sum() == 20 * 30

@@ -111,7 +111,15 @@ class Davis2016:
     def sequences(self) -> List[str]:
         return selected_sequences(self.cfg, self.root)
 
+    def scores_masks_only(self, name: str) -> bool:
+        """Saved masks of a sequence whose frames are not there: scored against the
+        annotations alone (scoring needs no frame)."""
+        frames = self.root / "JPEGImages" / self.resolution / name
+        return bool(self.cfg.get("predictions")) and not frames.is_dir()
+
     def load(self, name: str, progress: Optional[str] = None) -> SequenceData:
+        if self.scores_masks_only(name):
+            return self._annotations_only(name)
         frames, annotations = davis.check_sequence(self.root, name, self.resolution)
         shape = davis.read_image(frames[0]).shape[:2]
         truths = [davis.read_mask(path, shape, "the frames'") for path in annotations]
@@ -132,13 +140,32 @@ class Davis2016:
             name, len(frames), lambda index: davis.read_image(frames[index]), flows, truths
         )
 
+    def _annotations_only(self, name: str) -> SequenceData:
+        """A sequence of a DAVIS copy without ``JPEGImages``: its annotations, to score saved
+        masks (which need neither frames nor flows)."""
+        annotations = davis.annotation_paths(self.root, name, self.resolution)
+        shape = davis.read_mask(annotations[0]).shape
+        truths = [davis.read_mask(path, shape, "the first annotation's") for path in annotations]
+
+        def absent(*_):
+            raise FileNotFoundError(
+                f"sequence {name!r}: no frames in {self.root / 'JPEGImages' / self.resolution}; "
+                "saved masks are scored without them, anything else needs them"
+            )
+
+        return SequenceData(name, len(annotations), absent, absent, truths)
+
     def score_path(self, name: str) -> Path:
         return self.folder / "scores" / f"{name}.json"
 
     def sequence_identity(self, name: str) -> str:
         """The run's identity and that of the sequence's input files (frames, annotations,
         saved masks): what a resumed score must match."""
-        paths = davis.image_paths(self.root, name, self.resolution)
+        paths = (
+            []
+            if self.scores_masks_only(name)
+            else davis.image_paths(self.root, name, self.resolution)
+        )
         paths += davis.annotation_paths(self.root, name, self.resolution)
         if self.cfg.get("predictions"):
             paths += sorted((Path(str(self.cfg.predictions)) / name).glob("*.png"))

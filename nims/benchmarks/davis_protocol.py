@@ -20,8 +20,17 @@ def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
     ``root``: a partial copy of DAVIS evaluates what it holds and names what it lacks in one
     line (``dataset.strict=true`` makes a missing sequence an error)."""
     images = root / "JPEGImages" / cfg.dataset.resolution
-    if cfg.dataset.get("sequences"):
-        names = [str(name) for name in cfg.dataset.sequences]
+    if cfg.get("predictions") and not images.is_dir():
+        images = root / "Annotations" / cfg.dataset.resolution  # saved masks need no frames
+    listed = cfg.dataset.get("sequences")
+    if listed is not None:
+        # dataset.sequences=libby (no brackets) names one sequence, as [libby] does.
+        names = [str(listed)] if isinstance(listed, (str, int)) else [str(n) for n in listed]
+        if not names:
+            raise ValueError(
+                "dataset.sequences=[] lists no sequence: list some (dataset.sequences=[libby]) "
+                f"or leave it unset to evaluate the {cfg.dataset.split} split"
+            )
         available = (
             sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
         )

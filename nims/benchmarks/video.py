@@ -27,7 +27,7 @@ from nims.benchmarks import (
 )
 from nims.data.flow_cache import sequence_flows
 from nims.methods import FrameResult
-from nims.report import write_json
+from nims.report import require_positive_ints, write_json
 
 
 @BENCHMARKS.register("video")
@@ -39,6 +39,9 @@ class Video:
     def __init__(self, cfg: DictConfig, folder: Path):
         self.cfg, self.folder = cfg, folder
         self.source = Path(str(cfg.dataset.input))
+        require_positive_ints(cfg, ("dataset.step",))
+        if cfg.dataset.get("max_frames") is not None:
+            require_positive_ints(cfg, ("dataset.max_frames",))
 
     def sequences(self) -> List[str]:
         return [self.source.stem]

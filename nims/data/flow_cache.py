@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from nims.atomic import replaced_atomically
 from nims.flow import load_precomputed_flow, read_flow, write_flow
 from nims.flow_backends import make_flow_estimator
-from nims.report import atomic_write_text
+from nims.report import atomic_write_text, read_json
 from nims.resume import files_identity
 
 
@@ -118,7 +118,7 @@ def _cache_folder(backend_folder: Path, name: str, flow_cfg, size: List[int]) ->
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, f"delete {folder} to compute its flows again")
         if meta["size"] != size:
             raise ValueError(
                 f"flow cache {folder} holds flows of {meta['size']} frames, this "

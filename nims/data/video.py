@@ -101,8 +101,9 @@ def _video_frames(source: Path, step: int) -> Iterator[Tuple[np.ndarray, str]]:
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
         raise ValueError(
-            f"OpenCV cannot open video {source}: unknown container or codec; "
-            "convert it (e.g. to H.264 mp4) or extract its frames into a folder"
+            f"OpenCV cannot open video {source}: an unknown container or codec, or a file cut "
+            "short (an mp4 copied or downloaded in part has no index); check its size, convert "
+            "it (e.g. to H.264 mp4) or extract its frames into a folder"
         )
     announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     index = 0

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from nims.flow import resize_flow
 from nims.flow_backends import make_flow_estimator
+from nims.report import read_json
 from nims.synthetic.crowd import CrowdConfig, crowd_video
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
@@ -121,7 +122,32 @@ def generator_config(dataset_cfg):
                 else dataset_cfg[item.name]
             )
             values[item.name] = _like(item.default, value)
+            _check_field(dataset_cfg.name, item.name, item.default, values[item.name])
     return config_class(**values)
+
+
+def _check_field(dataset: str, name: str, default, value) -> None:
+    """Refuse a generator setting that cannot make a set, naming ``dataset.<name>``: counts and
+    sizes below one, and ranges ``[low, high]`` given high first."""
+    key = f"dataset.{name}"
+    if name in ("videos", "frames", "size"):
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in numbers):
+            raise ValueError(
+                f"{key}={list(numbers) if name == 'size' else value} (dataset={dataset}): "
+                f"give {'[height, width] in pixels' if name == 'size' else 'a count'}, "
+                "integers >= 1"
+            )
+    elif (
+        isinstance(default, tuple)
+        and len(default) == 2
+        and all(isinstance(d, (int, float)) for d in default)
+    ):
+        if len(value) != 2 or not value[0] <= value[1]:
+            raise ValueError(
+                f"{key}={list(value)} (dataset={dataset}) is a range [low, high]: give two "
+                "numbers, the lower first"
+            )
 
 
 def _like(default, value):
@@ -237,7 +263,7 @@ def build_set(dataset_cfg, flow_cfg, progress: bool = True) -> Path:
 def _checked(folder: Path, key: str) -> Path:
     """``folder``, a whole set, once its manifest is found to carry ``key`` (an error otherwise)."""
     manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json(manifest_path, f"delete {folder} to generate the set again")
     if manifest.get("key") != key:
         raise ValueError(
             f"{manifest_path} was written for another configuration "
@@ -307,7 +333,9 @@ class SyntheticFrames(Dataset):
         if split not in SPLITS + ("all",):
             raise ValueError(f"split must be one of {SPLITS + ('all',)}, got {split!r}")
         self.folder = Path(folder)
-        self.manifest = json.loads((self.folder / "manifest.json").read_text())
+        self.manifest = read_json(
+            self.folder / "manifest.json", f"delete {self.folder} to generate the set again"
+        )
         self.input_size = tuple(int(v) for v in input_size)
         videos = (
             range(self.manifest["videos"]) if split == "all" else self.manifest["splits"][split]
