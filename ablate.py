@@ -4,11 +4,12 @@ import hydra
 from omegaconf import DictConfig
 
 import nims.ablation
+from nims.report import main_of
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="ablate")
 def main(cfg: DictConfig):
-    return nims.ablation.run(cfg)
+    return main_of(nims.ablation.run)(cfg)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ import hydra
 from omegaconf import DictConfig
 
 import nims.generate
+from nims.report import main_of
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig):
-    return nims.generate.run(cfg)
+    return main_of(nims.generate.run)(cfg)
 
 
 if __name__ == "__main__":

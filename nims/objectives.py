@@ -80,7 +80,7 @@ def flip_augment(flows: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     """
     flows = flows.clone()
     for axis, channel in ((3, 0), (2, 1)):
-        chosen = torch.rand(len(flows), generator=generator) < 0.5
+        chosen = (torch.rand(len(flows), generator=generator) < 0.5).to(flows.device)
         if chosen.any():
             flipped = flows[chosen].flip(axis)
             flipped[:, channel] *= -1

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -69,11 +70,36 @@ def announce_run_folder(
         announce_sweep_folder()
         print(f"run folder: {folder}", flush=True)
         try:
-            return run(cfg)
-        finally:
-            print(f"results in {folder}", flush=True)
+            result = run(cfg)
+        except BaseException:
+            print(f"run failed: {folder} holds only what was written before the error", flush=True)
+            raise
+        print(f"results in {folder}", flush=True)
+        return result
 
     return announced
+
+
+def main_of(run: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
+    """The body of an entry point's ``@hydra.main``: ``run(cfg)``, and an error printed as one
+    line (its type and message, which name the key or file) with exit status 1, instead of a
+    traceback; ``HYDRA_FULL_ERROR=1`` shows the whole traceback."""
+
+    @functools.wraps(run)
+    def main(cfg: DictConfig):
+        try:
+            return run(cfg)
+        except Exception as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(
+                f"error: {type(error).__name__}: {error}\n(HYDRA_FULL_ERROR=1 shows the traceback)",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1) from None
+
+    return main
 
 
 def resolved_config(cfg: DictConfig) -> dict:

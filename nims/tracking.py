@@ -114,6 +114,11 @@ def tracking_run(cfg: DictConfig, job_type: str, folder: Path) -> Iterator[Track
 
     from nims.report import resolved_config
 
+    if logger.mode == "online" and not _has_wandb_key():
+        raise ValueError(
+            "logger.mode=online (WANDB_MODE=online) but no W&B key: run `wandb login` or set "
+            "WANDB_API_KEY, or log offline (logger.mode=offline) or not at all (logger=none)"
+        )
     with wandb.init(
         project=logger.project,
         entity=logger.entity,
@@ -126,3 +131,22 @@ def tracking_run(cfg: DictConfig, job_type: str, folder: Path) -> Iterator[Track
         settings=wandb.Settings(silent=True),
     ) as run:
         yield WandbTracker(run)
+    if logger.mode == "offline":
+        print(
+            f"W&B run logged offline in {Path(run.dir).parent}; upload it with: "
+            f"wandb sync {Path(run.dir).parent}",
+            flush=True,
+        )
+
+
+def _has_wandb_key() -> bool:
+    """Whether W&B can authenticate: ``WANDB_API_KEY`` or a ``wandb login`` in ``~/.netrc``."""
+    import netrc
+    import os
+
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False

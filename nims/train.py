@@ -87,10 +87,11 @@ def run_epoch(
     total, count, summaries = 0.0, 0, []
     with torch.set_grad_enabled(training):
         for inputs, targets in tqdm(loader, desc=progress, leave=False, disable=progress is None):
-            if augment:
+            inputs, targets = inputs.to(device), targets.to(device)
+            if augment:  # on the device, a batch at a time
                 inputs, targets = objective.augment(inputs, targets, generator)
-            logits = model(inputs.to(device))
-            loss = objective.loss(logits, targets.to(device))
+            logits = model(inputs)
+            loss = objective.loss(logits, targets)
             if training:
                 optimizer.zero_grad()
                 loss.backward()

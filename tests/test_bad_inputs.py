@@ -817,3 +817,28 @@ def test_an_rgba_region_mask_is_read_by_its_colour(tmp_path):
     _with_alpha(mask, grey=False).save(tmp_path / "region.png")
     region = region_from_config(str(tmp_path / "region.png"), (96, 160), None)
     assert region.sum() == 20 * 30
+
+
+def test_a_failing_run_prints_one_clear_error(tmp_path):
+    command = [
+        sys.executable,
+        "evaluate.py",
+        f"dataset.root={tmp_path / 'nowhere'}",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [errors[0]] and "FileNotFoundError: DAVIS root" in errors[0]
+    assert "results in" not in done.stdout and "run failed" in done.stdout
+    full = subprocess.run(
+        command[:-1] + [f"hydra.run.dir={tmp_path / 'again'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )
+    assert full.returncode == 1 and "Traceback" in full.stderr

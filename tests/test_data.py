@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.data.video import read_frames
+from nims.flow import resize_flow
 from nims.generate import contact_sheet, set_statistics
 from nims.synthetic import sets
 from nims.synthetic.crowd import CrowdConfig, crowd_video
@@ -279,6 +280,22 @@ def test_splits_are_by_video_and_stream_frames(tmp_path):
     assert contact_sheet(folder).ndim == 3
     with pytest.raises(ValueError, match="at least 3"):
         split_videos(2, 0)
+
+
+def test_training_reads_one_store_of_flows_at_the_input_size(tmp_path):
+    folder = build_set(small_set("independent_synth", tmp_path, videos=4), DIS, progress=False)
+    data = SyntheticFrames(folder, "train", (32, 48))
+    # The literal reference: each frame's full-resolution flow resized on its own.
+    for index, (video, frame) in enumerate(data.items):
+        stored = np.load(folder / f"video_{video:04d}" / "flows.npy")[frame].astype(np.float32)
+        expected = resize_flow(stored, (32, 48)).transpose(2, 0, 1)
+        assert np.array_equal(data[index][0].numpy(), expected)
+    store = folder / "training" / "train-32x48.npy"
+    stamp = store.stat().st_mtime_ns
+    again = SyntheticFrames(folder, "train", (32, 48))
+    assert np.array_equal(again[1][0].numpy(), data[1][0].numpy())
+    assert store.stat().st_mtime_ns == stamp  # written once
+    assert SyntheticFrames(folder, "val", (16, 24))[0][0].shape == (2, 16, 24)
 
 
 def test_davis_sequences_in_the_official_layout(davis_root):

@@ -1,5 +1,6 @@
 """Scoring a results folder end to end: python evaluate.py predictions=<dir>."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -81,6 +82,14 @@ def test_scores_match_the_toolkit_on_altered_masks(davis_root, tmp_path, compose
         }
     for key, value in metrics.dataset_summary(expected).items():
         assert summary[key] == pytest.approx(value, abs=1e-6), key
+    # per_frame.csv: averaging its scored rows gives the reported J; all rows would not.
+    rows = list(csv.DictReader((tmp_path / "run1" / "per_frame.csv").open()))
+    scored = [
+        np.mean([float(r["J"]) for r in rows if r["sequence"] == s and r["scored"] == "True"])
+        for s in SEQUENCES
+    ]
+    assert np.mean(scored) == pytest.approx(summary["J_mean"], abs=1e-9)
+    assert sum(r["scored"] == "False" for r in rows) == 2 * len(SEQUENCES)
 
 
 def test_missing_scored_frame_names_the_file(davis_root, tmp_path, compose_config):
@@ -197,7 +206,7 @@ def test_multirun_gives_each_job_its_own_folder(davis_root, tmp_path):
 
 
 def test_wandb_offline_run_is_written_in_the_run_folder(
-    davis_root, tmp_path, compose_config, monkeypatch
+    davis_root, tmp_path, compose_config, monkeypatch, capsys
 ):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -213,7 +222,16 @@ def test_wandb_offline_run_is_written_in_the_run_folder(
     )
     assert cfg.logger.mode == "offline"
     evaluate.run(cfg)
-    assert list((tmp_path / "run1" / "wandb").glob("offline-run-*"))
+    (offline,) = (tmp_path / "run1" / "wandb").glob("offline-run-*")
+    assert f"wandb sync {offline}" in capsys.readouterr().out
+    # Online without a key: one line saying what to do, before any sequence runs.
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    online = compose_config("evaluate", list(cfg.hydra.overrides.task))
+    with pytest.raises(ValueError, match="no W&B key: run `wandb login`"):
+        evaluate.run(online)
 
 
 def test_nims_sweep_and_its_report(davis_root, tmp_path):

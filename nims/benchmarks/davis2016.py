@@ -268,8 +268,10 @@ class Davis2016:
         per_frame, per_sequence, oracle_sequence = [], {}, {}
         for name, score in scores.items():
             per_sequence[name] = sequence_statistics(score["J"], score["F"])
+            last = len(score["J"]) - 1
             for index, (j, f) in enumerate(zip(score["J"], score["F"])):
-                row = {"sequence": name, "frame": index, "J": j, "F": f}
+                # The protocol scores neither the first nor the last frame.
+                row = {"sequence": name, "frame": index, "scored": 0 < index < last, "J": j, "F": f}
                 if classified:
                     row.update(
                         {"oracle_J": score["oracle_J"][index], "oracle_F": score["oracle_F"][index]}

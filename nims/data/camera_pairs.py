@@ -34,6 +34,7 @@ from tqdm import tqdm
 from nims.atomic import replaced_atomically
 from nims.data import davis
 from nims.resume import files_identity
+from nims.synthetic.sets import render_workers, split_videos
 
 SPLITS = ("train", "val", "test")
 
@@ -155,12 +156,10 @@ def build_camera_pairs(
     missing = [name for name in names if not paths[name].is_file()]
     if missing:
         jobs = tqdm(missing, desc="real flows (davis_camera)", disable=not progress)
-        Parallel(n_jobs=int(dataset_cfg.workers))(
+        Parallel(n_jobs=render_workers(dataset_cfg))(
             delayed(_build_sequence)(paths[name], root, name, flow, motion, seed, size)
             for name in jobs
         )
-    from nims.synthetic.sets import split_videos
-
     splits = split_videos(len(names), seed)
     return {
         split: CameraPairs(

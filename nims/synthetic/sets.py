@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, fields
@@ -33,6 +34,7 @@ from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
+from nims.atomic import replaced_atomically
 from nims.flow import resize_flow
 from nims.flow_backends import make_flow_estimator
 from nims.report import read_json
@@ -186,6 +188,16 @@ def video_is_salient(seed: int, video: int, fraction: float) -> bool:
     return bool(np.random.default_rng([seed, video, 7]).random() < fraction)
 
 
+def render_workers(dataset_cfg) -> int:
+    """The processes ``dataset.workers`` asks for (0: one per core)."""
+    workers = dataset_cfg.get("workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(
+            f"dataset.workers must be 0 (one process per core) or a count >= 1, got {workers!r}"
+        )
+    return workers or os.cpu_count() or 1
+
+
 def split_videos(count: int, seed: int, fractions=(0.7, 0.15, 0.15)) -> Dict[str, List[int]]:
     """Video indices per split, from the seed: frames of a video never cross splits."""
     if count < 3:
@@ -298,9 +310,7 @@ def _render(dataset_cfg, flow_cfg, key: str, folder: Path, progress: bool) -> di
         else None
     )
     seed, count = int(dataset_cfg.seed), int(dataset_cfg.videos)
-    workers = int(dataset_cfg.get("workers", 1))
-    if workers < 1:
-        raise ValueError(f"dataset.workers must be at least 1, got {workers}")
+    workers = render_workers(dataset_cfg)
     folder.mkdir(parents=True)
     videos = tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=not progress)
     # Each video has its own seed, so the set does not depend on how many workers render it.
@@ -347,7 +357,35 @@ class SyntheticFrames(Dataset):
         ]
         self.labels = [self.manifest["labels"][video][frame] for video, frame in self.items]
         self.videos = [video for video, _ in self.items]
+        self.split = split
         self._maps: Dict[int, Dict[str, np.ndarray]] = {}
+        self._training_flows: Optional[np.ndarray] = None
+
+    @property
+    def training_flows(self) -> np.ndarray:
+        """Every frame's flow at ``input_size``, ``(N, 2, h, w)`` float32 in pixels of that
+        grid, in item order: one memory-mapped array, written once beside the set
+        (``training/<split>-<h>x<w>.npy``) so that an epoch reads contiguous memory instead of
+        resizing full-resolution flows sample by sample."""
+        if self._training_flows is None:
+            height, width = self.input_size
+            path = self.folder / "training" / f"{self.split}-{height}x{width}.npy"
+            if not path.is_file():
+                self._write_training_flows(path)
+            self._training_flows = np.load(path, mmap_mode="r")
+        return self._training_flows
+
+    def _write_training_flows(self, path: Path) -> None:
+        height, width = self.input_size
+        with replaced_atomically(path, suffix=".npy") as temporary:
+            store = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=np.float32, shape=(len(self.items), 2, height, width)
+            )
+            for index, (video, frame) in enumerate(self.items):
+                flow = np.asarray(self.video_arrays(video)["flows"][frame], dtype=np.float32)
+                store[index] = resize_flow(flow, self.input_size).transpose(2, 0, 1)
+            store.flush()
+            del store
 
     def video_arrays(self, video: int) -> Dict[str, np.ndarray]:
         """Memory maps of one video's arrays (frames, flows, masks, others, labels)."""
@@ -362,12 +400,15 @@ class SyntheticFrames(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int):
-        video, frame = self.items[index]
-        flow = np.asarray(self.video_arrays(video)["flows"][frame], dtype=np.float32)
-        flow = resize_flow(flow, self.input_size)
-        return torch.from_numpy(flow.transpose(2, 0, 1).copy()), torch.tensor(
+        return torch.from_numpy(np.array(self.training_flows[index])), torch.tensor(
             float(self.labels[index])
         )
+
+    def __getitems__(self, indices: List[int]) -> list:
+        """A batch's samples in one read of the store (what ``DataLoader`` asks for)."""
+        flows = torch.from_numpy(self.training_flows[np.asarray(indices, dtype=np.int64)])
+        labels = torch.tensor([float(self.labels[index]) for index in indices])
+        return list(zip(flows, labels))
 
     def mask(self, index: int) -> torch.Tensor:
         """The salient objects' mask of a frame at ``input_size``, ``(h, w)`` float 0/1."""
