@@ -32,12 +32,14 @@ from nims.device import resolve_device
 from nims.postprocess import postprocess_results
 from nims.report import (
     announce_run_folder,
+    command_line_keys,
     require_positive_ints,
     run_dir,
     write_json,
     write_resolved_config,
 )
 from nims.resume import check_resume_config
+from nims.segmentation import check_step2_overrides
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -168,6 +170,8 @@ def output_folder(cfg: DictConfig) -> Path:
 def run(cfg: DictConfig) -> Optional[float]:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
+    if cfg.get("step2") is not None and not cfg.get("predictions"):
+        check_step2_overrides(cfg.step2, command_line_keys("step2"))
     resolve_device(cfg.get("device", "cpu"))  # a device that is not there fails first
     folder = output_folder(cfg)
     if cfg.get("resume"):

@@ -109,6 +109,21 @@ def resolved_config(cfg: DictConfig) -> dict:
     )
 
 
+def command_line_keys(group: str) -> List[str]:
+    """The keys under ``group`` that the running job's command line sets (``group.key=...``,
+    ``+group.key=...``), without the ``group.`` prefix; none outside a Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    keys = []
+    for override in HydraConfig.get().overrides.task:
+        key = str(override).split("=", 1)[0].lstrip("+~")
+        if key.startswith(group + "."):
+            keys.append(key[len(group) + 1 :])
+    return keys
+
+
 def require_positive_ints(cfg: DictConfig, keys: Sequence[str]) -> None:
     """Refuse a run whose count settings (``batch_size``, ``threads``...) are not integers
     >= 1, naming the key, before any work starts."""

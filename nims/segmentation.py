@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -228,6 +228,59 @@ def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
     keep = inside > 0.5 * np.maximum(sizes, 1)
     keep[0] = False
     return keep[regions]
+
+
+# Settings a method takes but leaves unread under some value of another setting: ``{method:
+# {(setting, value): keys it does not read then}}`` (the light step's two candidate tests).
+UNREAD_SETTINGS: Dict[str, Dict[Tuple[str, str], Tuple[str, ...]]] = {
+    "light": {
+        ("candidates", "contrast"): ("alpha1", "alpha2", "projection", "modes"),
+        ("candidates", "projection"): ("min_motion", "min_angle", "noise_factor"),
+    }
+}
+
+
+def check_step2_overrides(step2_cfg, keys: Sequence[str]) -> None:
+    """Refuse step 2 settings given on the command line (``keys``, without ``step2.``) that
+    the configured method does not read: a sweep over them would run identical jobs.
+
+    Raises
+    ------
+    ValueError
+        Naming the key, the configured method and what would read it.
+    """
+    options = dict(step2_cfg)
+    name = str(options["name"])
+    switches = UNREAD_SETTINGS.get(name, {})
+    # key -> (setting, value under which it would be read), for keys the current value leaves
+    unread = {
+        key: (setting, other)
+        for (setting, value), keys_unread in switches.items()
+        if str(options.get(setting)) == value
+        for other in [v for (s, v) in switches if s == setting and v != value]
+        for key in keys_unread
+    }
+    for key in keys:
+        root = key.split(".")[0]
+        if root == "name" or (root in _settings(name) and root not in unread):
+            continue
+        if root in unread:
+            setting, other = unread[root]
+            where = f" with step2.{setting}={options.get(setting)}"
+            readers = [f"step2.{setting}={other}"]
+        else:
+            where = ""
+            readers = [f"step2={m}" for m in STEP2_METHODS.names() if root in _settings(m)]
+        if not readers:
+            raise ValueError(
+                f"step2={name} has no setting step2.{key}; its settings are "
+                f"{', '.join(_settings(name))}"
+            )
+        raise ValueError(
+            f"step2.{key} is not read by the configured step2={name}{where}: "
+            f"{' or '.join(readers)} reads it; choose that, or leave "
+            "the key out (a sweep over it would give identical jobs)"
+        )
 
 
 def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:

@@ -192,7 +192,7 @@ def test_json_has_no_nan(tmp_path):
 
 def test_a_misspelt_step2_key_is_named(tmp_path, compose_config):
     root = tiny_davis(tmp_path / "DAVIS")
-    with pytest.raises(RuntimeError, match=r"no setting step2\.betta.*beta"):
+    with pytest.raises(ValueError, match=r"no setting step2\.betta.*beta"):
         run_evaluate(compose_config, root, "dataset.sequences=[square]", "+step2.betta=1")
 
 
@@ -842,3 +842,38 @@ def test_a_failing_run_prints_one_clear_error(tmp_path):
         env={**os.environ, "HYDRA_FULL_ERROR": "1"},
     )
     assert full.returncode == 1 and "Traceback" in full.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["+step2.alpha1=-0.05"],
+            r"step2.alpha1 is not read by the configured step2=hierarchical: step2=light reads it",
+        ),
+        (
+            ["step2=light", "step2.alpha2=2"],
+            r"step2.alpha2 is not read by the configured step2=light with "
+            r"step2.candidates=contrast: step2.candidates=projection reads it",
+        ),
+        (
+            ["step2=light", "step2.candidates=projection", "step2.min_angle=30"],
+            r"step2.min_angle is not read .* with step2.candidates=projection: "
+            r"step2.candidates=contrast",
+        ),
+    ],
+)
+def test_a_step2_setting_the_method_does_not_read_is_refused(
+    tmp_path, compose_config, overrides, message
+):
+    root = tiny_davis(tmp_path / "DAVIS")
+    with pytest.raises(ValueError, match=message):
+        run_evaluate(compose_config, root, "dataset.sequences=[square]", *overrides)
+
+
+def test_a_step2_setting_the_method_reads_is_taken():
+    from nims.segmentation import check_step2_overrides
+
+    light = {"name": "light", "candidates": "projection", "alpha1": -0.01, "alpha2": 4.0}
+    check_step2_overrides(light, ["alpha1", "alpha2", "name"])
+    check_step2_overrides({"name": "hierarchical"}, ["beta", "parallax_step.name"])

@@ -178,7 +178,7 @@ def test_workers_render_the_same_set(tmp_path):
                 np.load(serial / video / f"{array}.npy"), np.load(parallel / video / f"{array}.npy")
             )
     with pytest.raises(ValueError, match="dataset.workers"):
-        build_set(small_set("crowd_synth", tmp_path / "c", workers=0), DIS, progress=False)
+        build_set(small_set("crowd_synth", tmp_path / "c", workers=-1), DIS, progress=False)
 
 
 def _build_and_read(config_yaml, results):

@@ -189,8 +189,8 @@ def video_is_salient(seed: int, video: int, fraction: float) -> bool:
 
 
 def render_workers(dataset_cfg) -> int:
-    """The processes ``dataset.workers`` asks for (0: one per core)."""
-    workers = dataset_cfg.get("workers", 0)
+    """The processes ``dataset.workers`` asks for (0: one per core; one when the key is absent)."""
+    workers = dataset_cfg.get("workers", 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(
             f"dataset.workers must be 0 (one process per core) or a count >= 1, got {workers!r}"
