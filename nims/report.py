@@ -160,9 +160,9 @@ def refuse_reused_folder(folder: Path) -> None:
 
 
 def write_resolved_config(cfg: DictConfig, folder: Path, continuing: bool = False) -> Path:
-    """Save the fully resolved config (without Hydra's own node) as ``config.yaml``; unless the
-    run is ``continuing`` one (a resume, whose config was checked), a folder that already holds
-    a run is refused (:func:`refuse_reused_folder`)."""
+    """Save the fully resolved config (without Hydra's own node) as ``config.yaml``. Unless the
+    run is ``continuing`` an earlier one (a resume, whose config was checked), a folder that
+    already holds a run is refused (:func:`refuse_reused_folder`)."""
     if not continuing:
         refuse_reused_folder(folder)
     return atomic_write_text(

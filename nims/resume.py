@@ -103,16 +103,18 @@ def check_resume_config(cfg: DictConfig, folder: Path) -> None:
     if not saved_path.is_file():
         return
     saved = computing_settings(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
-    current = computing_settings(resolved_config(cfg))
+    differences = setting_differences(saved, computing_settings(resolved_config(cfg)))
+    if differences:
+        raise ValueError(
+            f"resume=true into {folder}, made with another config ({differences}): use the "
+            "same settings or a new run folder"
+        )
+
+
+def setting_differences(saved: Dict[str, object], current: Dict[str, object]) -> str:
+    """``key: saved -> current`` for the first 8 settings that differ, '' when none do."""
     differing = sorted(
         key for key in set(saved) | set(current) if saved.get(key) != current.get(key)
     )
-    if differing:
-        shown = ", ".join(
-            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8]
-        )
-        raise ValueError(
-            f"resume=true into {folder}, made with another config ({shown}"
-            f"{', ...' if len(differing) > 8 else ''}): use the same settings "
-            "or a new run folder"
-        )
+    shown = ", ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8])
+    return shown + (", ..." if len(differing) > 8 else "")

@@ -38,7 +38,7 @@ from nims.report import (
     write_json,
     write_resolved_config,
 )
-from nims.resume import computing_settings
+from nims.resume import computing_settings, setting_differences
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)
@@ -145,20 +145,15 @@ def _resumable(cfg: DictConfig, state: dict) -> None:
             "random-generator state): give the last.pt of a train.py run, or start from its "
             "weights with init_from=<checkpoint>"
         )
-    saved = computing_settings(state.get("config") or {}, RESUME_FREE_KEYS)
-    current = computing_settings(resolved_config(cfg), RESUME_FREE_KEYS)
-    differing = sorted(
-        key for key in set(saved) | set(current) if saved.get(key) != current.get(key)
+    differences = setting_differences(
+        computing_settings(state.get("config") or {}, RESUME_FREE_KEYS),
+        computing_settings(resolved_config(cfg), RESUME_FREE_KEYS),
     )
-    if differing:
-        shown = ", ".join(
-            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8]
-        )
+    if differences:
         raise ValueError(
-            f"resume={cfg.resume} was trained with other settings ({shown}"
-            f"{', ...' if len(differing) > 8 else ''}): resume with its settings (see its "
-            "run's config.yaml), or start a new run (init_from=<checkpoint> to start from its "
-            "weights)"
+            f"resume={cfg.resume} was trained with other settings ({differences}): resume "
+            "with its settings (see its run's config.yaml), or start a new run "
+            "(init_from=<checkpoint> to start from its weights)"
         )
 
 

@@ -115,23 +115,23 @@ def sequence_pairs(
     return np.stack(positives), np.stack(negatives)
 
 
-def _sequence_file(folder: Path, root: Path, name: str, description: dict) -> Path:
+def _sequence_file(folder: Path, root: Path, name: str, resolution: str, description: dict) -> Path:
     """The cache file of one sequence's pairs: its name carries the sequence's files."""
-    frames = davis.image_paths(root, name)
+    frames = davis.image_paths(root, name, resolution)
     key = hashlib.sha1(
         json.dumps({**description, "frames": files_identity(frames)}, sort_keys=True).encode()
     ).hexdigest()[:12]
     return folder / f"{name}-{key}.npz"
 
 
-def _build_sequence(path: Path, root: Path, name: str, flow_cfg, motion, seed, input_size):
+def _build_sequence(path: Path, frame_paths: List[Path], name: str, flow_cfg, motion, seed, size):
     from nims.flow_backends import make_flow_estimator
 
     if path.is_file():
         return
-    frames = [davis.read_image(p) for p in davis.image_paths(root, name)]
+    frames = [davis.read_image(p) for p in frame_paths]
     estimate = make_flow_estimator(OmegaConf.create(flow_cfg))
-    positives, negatives = sequence_pairs(frames, estimate, motion, seed, name, input_size)
+    positives, negatives = sequence_pairs(frames, estimate, motion, seed, name, size)
     buffer = io.BytesIO()
     np.savez(buffer, positives=positives, negatives=negatives)
     with replaced_atomically(path) as temporary:
@@ -152,12 +152,21 @@ def build_camera_pairs(
     size = [int(v) for v in input_size]
     description = {"flow": flow, "camera": asdict(motion), "seed": seed, "input_size": size}
     folder = Path(str(dataset_cfg.cache_dir)) / "davis_camera"
-    paths = {name: _sequence_file(folder, root, name, description) for name in names}
+    resolution = str(dataset_cfg.resolution)
+    paths = {name: _sequence_file(folder, root, name, resolution, description) for name in names}
     missing = [name for name in names if not paths[name].is_file()]
     if missing:
         jobs = tqdm(missing, desc="real flows (davis_camera)", disable=not progress)
         Parallel(n_jobs=render_workers(dataset_cfg))(
-            delayed(_build_sequence)(paths[name], root, name, flow, motion, seed, size)
+            delayed(_build_sequence)(
+                paths[name],
+                davis.image_paths(root, name, resolution),
+                name,
+                flow,
+                motion,
+                seed,
+                size,
+            )
             for name in jobs
         )
     splits = split_videos(len(names), seed)
