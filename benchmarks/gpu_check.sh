@@ -54,6 +54,11 @@ gpu, cpu = (json.loads((results / f"nims_{d}" / "summary.json").read_text()) for
 differing = {k: (gpu[k], cpu.get(k)) for k in gpu
              if isinstance(gpu[k], float) and abs(gpu[k] - (cpu.get(k) or 0)) > 1e-4}
 print(f"evaluation {sys.argv[2]} vs cpu, keys differing by more than 1e-4:", differing or "none")
+import re
+for run in ("classifier_gpu_3", "classifier_cpu_3"):  # the training loop's own frames/s
+    log = (results / run / "train.log").read_text() if (results / run / "train.log").is_file() else ""
+    speeds = re.findall(r"\((\d+) training frames/s on (\w+)", log)
+    print(run, "training frames/s per epoch:", speeds or "not logged")
 for run in ("classifier_gpu", "classifier_gpu_3", "classifier_cpu_3", "unet_gpu"):
     print(run, (results / run / "test_metrics.json").read_text())
 for run in (f"nims_{sys.argv[2]}", "unet_eval"):

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -251,7 +252,10 @@ def run(cfg: DictConfig) -> float:
 
 
 def _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch: int) -> dict:
-    """One training epoch and the validation pass after it, as a logged row."""
+    """One training epoch and the validation pass after it, as a logged row (the training
+    pass's frames per second logged beside it, not in the row: it is the machine's, not the
+    run's)."""
+    start = time.perf_counter()
     trained = run_epoch(
         model,
         objective,
@@ -263,6 +267,7 @@ def _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch: 
         frozen_norms=cfg.trainer.trainable == "fc",
         progress=f"epoch {epoch + 1}" if cfg.trainer.progress else None,
     )
+    speed = len(loaders["train"].dataset) / (time.perf_counter() - start)
     validated = run_epoch(model, objective, loaders["val"], device)
     objective.calibrate(model, validated)
     row = {
@@ -270,5 +275,11 @@ def _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch: 
         **{f"train_{k}": v for k, v in trained.items()},
         **{f"val_{k}": v for k, v in validated.items()},
     }
-    log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+    log.info(
+        "epoch %d (%.0f training frames/s on %s): %s",
+        epoch + 1,
+        speed,
+        device,
+        {k: round(v, 4) for k, v in row.items()},
+    )
     return row
