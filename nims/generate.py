@@ -25,7 +25,7 @@ def run(cfg: DictConfig) -> dict:
             f"not dataset={cfg.dataset.name}"
         )
     start = time.perf_counter()
-    cached = build_set(cfg.dataset, cfg.flow)
+    cached = build_set(cfg.dataset, cfg.flow, progress=bool(cfg.get("progress", True)))
     seconds = time.perf_counter() - start
     statistics = {"set": str(cached), **set_statistics(cached), "seconds": round(seconds, 1)}
     write_json(folder / "statistics.json", statistics)

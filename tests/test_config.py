@@ -5,7 +5,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, REPO
 
 
 @pytest.fixture
@@ -200,3 +200,14 @@ def test_every_entry_point_composes_with_every_option_of_its_groups(composer, en
             )
             combinations += 1
     assert combinations >= 5
+
+
+def test_the_default_checkpoint_follows_task_and_method(composer):
+    assert composer("evaluate", ["task=crowd", "method=unet"]).checkpoint == (
+        "checkpoints/unet_crowd.pt"
+    )
+    assert composer("evaluate", ["task=crowd"]).checkpoint == "checkpoints/crowd.pt"
+    assert composer("evaluate", []).checkpoint == "checkpoints/independent.pt"
+    for name in ("unet_crowd", "crowd", "independent"):
+        assert (REPO / "checkpoints" / f"{name}.pt").is_file()
+    assert composer("generate", ["progress=false"]).progress is False
