@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nims.atomic import replaced_atomically
@@ -248,20 +249,14 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
     if not sweep.is_dir():
         raise FileNotFoundError(f"sweep folder {sweep} does not exist")
     rows = []
-    jobs = sorted(
-        (p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
-    )
+    jobs = _job_folders(sweep)
     if not jobs:
         raise FileNotFoundError(
             f"{sweep} holds no job folder (0/, 1/, ...): is it a multirun sweep folder?"
         )
     for job in jobs:
         overrides_file = job / ".hydra" / "overrides.yaml"
-        overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
-        row: Dict[str, object] = {"job": int(job.name)}
-        for override in overrides:
-            key, _, value = str(override).partition("=")
-            row[key.lstrip("+~")] = value
+        row: Dict[str, object] = {"job": int(job.name), **_job_overrides(job)}
         summary_file = job / "summary.json"
         failures_file = job / "failures.json"
         failed = json.loads(failures_file.read_text()) if failures_file.is_file() else {}
@@ -277,6 +272,23 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
             row["status"] = "no summary (failed or unfinished)"
         rows.append(row)
     return rows
+
+
+def _job_folders(sweep: Path) -> List[Path]:
+    """The job folders ``0/, 1/, ...`` of a multirun folder, in job order."""
+    if not sweep.is_dir():
+        return []
+    return sorted(
+        (p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
+
+
+def _job_overrides(job: Path) -> Dict[str, str]:
+    """``{key: value}`` of a job's command-line overrides (Hydra's ``overrides.yaml``)."""
+    overrides_file = job / ".hydra" / "overrides.yaml"
+    overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
+    pairs = (str(override).partition("=") for override in overrides)
+    return {key.lstrip("+~"): value for key, _, value in pairs}
 
 
 def _older(path: Path, than: Path) -> bool:
@@ -314,7 +326,8 @@ def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
         axis.plot(positions, [r[measure] for r in done], marker="o", label=measure)
     axis.set_xlabel(key)
     axis.set_ylabel("score")
-    axis.set_title(f"{Path(path).parent.name}: {', '.join(measures)} against {key}", fontsize=9)
+    # Two short lines: the sweep folder's name (a timestamp) would push one line off the figure.
+    axis.set_title(f"{', '.join(measures)} against {key}\n{Path(path).parent.name}", fontsize=8)
     if positions != list(range(len(done))):
         axis.set_xticks(positions)
     else:
@@ -328,22 +341,49 @@ def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
     return path
 
 
+def write_sweep_summary(sweep: Path) -> str:
+    """``sweep.csv``, ``sweep.md`` and ``sweep.png`` in a multirun folder, from every job's
+    summary; the overrides every job shares are left out of the tables (they are in each job's
+    ``config.yaml``). Returns the Markdown table."""
+    sweep = Path(sweep)
+    rows = collect_sweep(sweep)
+    overrides = {key for job in _job_folders(sweep) for key in _job_overrides(job)}
+    constant = {
+        key
+        for key in overrides
+        if len({str(row[key]) for row in rows if key in row}) <= 1 and len(rows) > 1
+    }
+    rows = [{k: v for k, v in row.items() if k not in constant} for row in rows]
+    write_csv(sweep / "sweep.csv", rows)
+    table = markdown_table(rows, list(dict.fromkeys(key for row in rows for key in row)))
+    atomic_write_text(sweep / "sweep.md", table)
+    plot_sweep(rows, sweep / "sweep.png")
+    return table
+
+
+class SweepSummary(Callback):
+    """Hydra callback (``conf/hydra/default.yaml``): at the end of a multirun, the sweep's
+    summary (:func:`write_sweep_summary`) is written and printed, without a second command."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep = Path(str(config.hydra.sweep.dir))
+        if not any((job / "summary.json").is_file() for job in _job_folders(sweep)):
+            return  # jobs that write no summary (train.py, generate.py)
+        print(write_sweep_summary(sweep))
+        print(f"sweep summary: {sweep / 'sweep.md'}, sweep.csv, sweep.png", flush=True)
+
+
 def main(argv=None) -> None:
-    """``python -m nims.report <sweep dir>``: sweep.csv, sweep.md and sweep.png in the folder."""
+    """``python -m nims.report <sweep dir>``: sweep.csv, sweep.md and sweep.png in the folder
+    (a multirun writes them itself when it ends; this rewrites them, e.g. after a resume)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("sweep", type=Path, help="the multirun folder (holding 0/, 1/, ...)")
     arguments = parser.parse_args(argv)
-    rows = collect_sweep(arguments.sweep)
-    write_csv(arguments.sweep / "sweep.csv", rows)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    table = markdown_table(rows, columns)
-    (arguments.sweep / "sweep.md").write_text(table)
-    figure = plot_sweep(rows, arguments.sweep / "sweep.png")
-    print(table)
-    if figure:
-        print(f"plot: {figure}")
+    print(write_sweep_summary(arguments.sweep))
+    if (arguments.sweep / "sweep.png").is_file():
+        print(f"plot: {arguments.sweep / 'sweep.png'}")
 
 
 if __name__ == "__main__":

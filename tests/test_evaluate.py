@@ -257,10 +257,16 @@ def test_nims_sweep_and_its_report(davis_root, tmp_path):
         "step2.beta=1.2,1.6",
         f"hydra.sweep.dir={sweep}",
     ]
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
+    done = subprocess.run(
+        command, cwd=REPO, check=True, capture_output=True, text=True, timeout=600
+    )
     for job in ("0", "1"):
         assert (sweep / job / "Segmentations" / "480p" / "nims" / "car-shadow").is_dir()
         assert 0 <= json.loads((sweep / job / "summary.json").read_text())["J&F"] <= 1
+    # The multirun wrote its summary itself: the swept key is a column, the shared ones not.
+    assert f"sweep summary: {sweep / 'sweep.md'}" in done.stdout
+    header = (sweep / "sweep.csv").read_text().splitlines()[0]
+    assert "step2.beta" in header and "dataset.sequences" not in header
     (sweep / "2").mkdir()  # a job that died before writing its summary
     report = subprocess.run(
         [sys.executable, "-m", "nims.report", str(sweep)],
