@@ -284,7 +284,8 @@ class Davis2016:
             title = f"DAVIS-2016 {', '.join(scores)}: {Path(str(self.cfg.predictions)).name}"
         else:
             title = (
-                f"{self.method} on DAVIS-2016 ({len(scores)} sequences, flow "
+                f"{self.method} on DAVIS-2016 ({len(scores)} "
+                f"sequence{'s' if len(scores) != 1 else ''}, flow "
                 f"{self.cfg.flow.name}"
                 + (f", step 2 {self.cfg.step2.name})" if classified else ")")
             )
