@@ -4,6 +4,7 @@ import csv
 import json
 import logging
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -456,3 +457,24 @@ def test_the_crowd_task_gates_masks_by_the_decision(tmp_path, compose_config):
     assert summary["J_mean_all_salient"] == 0.0
     quiet = [row for row in rows if row["label"] == "0"]
     assert summary["empty_when_not_salient"] == (1.0 if quiet else None)
+
+
+def test_the_readme_python_example_runs(tmp_path):
+    """The README's Python API block, run as written on a small synthetic frame pair."""
+    import re
+
+    from tests.conftest import CONFIG_DIR, REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Python API") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('"/abs/path/to/conf"', repr(str(CONFIG_DIR)))
+    rng = np.random.default_rng(0)
+    frame0 = cv2.GaussianBlur(rng.integers(0, 255, (120, 200, 3), dtype=np.uint8), (0, 0), 1.5)
+    frame1 = np.roll(frame0, 2, axis=1)
+    flows, _ = moving_square_flows()
+    namespace = {"frame0": frame0, "frame1": frame1, "flows": flows}
+    namespace["relevance"] = np.ones((120, 200), np.float32)
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["saliency"].shape == (120, 200)
+    assert len(namespace["results"]) == len(flows)
