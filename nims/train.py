@@ -202,6 +202,7 @@ def run(cfg: DictConfig) -> float:
     seed_everything(int(cfg.seed))
     torch.set_num_threads(int(cfg.trainer.threads))
     datasets = objective.datasets()
+    print(describe_training(cfg, datasets), flush=True)
     generator = torch.Generator().manual_seed(int(cfg.seed))
     loaders = _loaders(cfg, datasets, generator)
     device = resolve_device(cfg.trainer.device, "trainer.device")
@@ -249,6 +250,43 @@ def run(cfg: DictConfig) -> float:
         message = objective.finish(model, datasets, folder, tracker, test, best)
     print(f"{message}; checkpoints in {folder}")
     return best
+
+
+def _set_description(dataset: Dict[str, object], epochs: int) -> str:
+    """``dataset=<name>: <videos> videos x <frames> frames at <h>x<w>, <epochs> epochs``."""
+    text = f"dataset={dataset.get('name')}"
+    frames = dataset.get("frames", dataset.get("frames_per_video"))
+    if dataset.get("videos") is not None and frames is not None:
+        text += f": {dataset['videos']} videos x {frames} frames"
+    if dataset.get("size") is not None:
+        text += f" at {dataset['size'][0]}x{dataset['size'][1]}"
+    return f"{text}, {epochs} epochs"
+
+
+def describe_training(cfg: DictConfig, datasets) -> str:
+    """What this run trains on (frames per split, the set's size), and, when it differs, the
+    set the task's shipped checkpoint was trained on: the quick default is not the recipe."""
+    counts = ", ".join(f"{split} {len(data)}" for split, data in datasets.items())
+    config = resolved_config(cfg)
+    line = (
+        f"training {cfg.model.name} for task={cfg.task.name} on "
+        f"{_set_description(config['dataset'], int(cfg.trainer.epochs))} ({counts} frames)"
+    )
+    prefix = "unet_" if cfg.model.name == "unet" else ""
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / f"{prefix}{cfg.task.name}.pt"
+    if not shipped.is_file():
+        return line
+    recipe = load_checkpoint(shipped).get("config") or {}
+    if "dataset" not in recipe:
+        return line
+    theirs = _set_description(recipe["dataset"], recipe.get("trainer", {}).get("epochs", "?"))
+    ours = _set_description(config["dataset"], int(cfg.trainer.epochs))
+    if theirs != ours:
+        line += (
+            f"; the shipped checkpoints/{shipped.name} was trained on {theirs} "
+            f"(its command: experiments/{'crowd' if prefix else 'classifiers'}.md)"
+        )
+    return line
 
 
 def _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch: int) -> dict:

@@ -310,3 +310,16 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
     )
     cropped = history(tmp_path / "run4")
     assert len(cropped) == 1 and 0 <= float(cropped[0]["val_J_calibrated"]) <= 1
+
+
+def test_a_run_says_what_it_trains_on_beside_the_shipped_recipe(tmp_path, compose_config, capsys):
+    train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
+    printed = capsys.readouterr().out
+    assert (
+        "training classifier for task=independent on dataset=synthetic_scenes: 10 videos x 6"
+        in (printed)
+    )
+    assert (
+        "the shipped checkpoints/independent.pt was trained on dataset=independent_synth: "
+        "2400 videos x 8 frames at 128x224, 12 epochs"
+    ) in printed
