@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from numbers import Real
 from typing import Callable, Dict, Generic, Tuple, TypeVar
@@ -50,9 +51,9 @@ def check_setting_types(function: Callable, options: Dict[str, object], group: s
     """Refuse a setting whose value is not of its default's kind (a number for a numeric
     parameter, true/false for a flag), naming ``<group>.<key>``: ``step2.beta=abc`` would
     otherwise fail deep inside the method with a bare TypeError."""
-    parameters = inspect.signature(function).parameters
+    defaults = _defaults(function)
     for key, value in options.items():
-        default = parameters[key].default if key in parameters else None
+        default = defaults.get(key)
         if isinstance(default, bool):
             wrong = not isinstance(value, bool)
             expected = "true or false"
@@ -63,6 +64,16 @@ def check_setting_types(function: Callable, options: Dict[str, object], group: s
             continue
         if wrong:
             raise ValueError(f"{group}.{key} must be {expected}, got {value!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _defaults(function: Callable) -> Dict[str, object]:
+    """``{parameter: default}`` of a function (read once: step 2 checks every frame)."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
 
 
 def keyword_settings(function: Callable, inputs: Tuple[str, ...]) -> Tuple[str, ...]:

@@ -230,12 +230,14 @@ def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
     return keep[regions]
 
 
-# Settings a method takes but leaves unread under some value of another setting: ``{method:
-# {(setting, value): keys it does not read then}}`` (the light step's two candidate tests).
-UNREAD_SETTINGS: Dict[str, Dict[Tuple[str, str], Tuple[str, ...]]] = {
+# Settings a method takes but leaves unread under some value of another setting:
+# ``{method: {setting: {value: keys not read under it}}}`` (the light step's candidate tests).
+UNREAD_SETTINGS: Dict[str, Dict[str, Dict[str, Tuple[str, ...]]]] = {
     "light": {
-        ("candidates", "contrast"): ("alpha1", "alpha2", "projection", "modes"),
-        ("candidates", "projection"): ("min_motion", "min_angle", "noise_factor"),
+        "candidates": {
+            "contrast": ("alpha1", "alpha2", "projection", "modes"),
+            "projection": ("min_motion", "min_angle", "noise_factor"),
+        }
     }
 }
 
@@ -251,26 +253,20 @@ def check_step2_overrides(step2_cfg, keys: Sequence[str]) -> None:
     """
     options = dict(step2_cfg)
     name = str(options["name"])
-    switches = UNREAD_SETTINGS.get(name, {})
-    # key -> (setting, value under which it would be read), for keys the current value leaves
-    unread = {
-        key: (setting, other)
-        for (setting, value), keys_unread in switches.items()
-        if str(options.get(setting)) == value
-        for other in [v for (s, v) in switches if s == setting and v != value]
-        for key in keys_unread
-    }
+    # key -> why the configured method leaves it unread, and the values that would read it
+    unread = {}
+    for setting, by_value in UNREAD_SETTINGS.get(name, {}).items():
+        current = str(options.get(setting))
+        for key in by_value.get(current, ()):
+            readers = [f"step2.{setting}={v}" for v, keys in by_value.items() if key not in keys]
+            unread[key] = (f" with step2.{setting}={current}", readers)
     for key in keys:
         root = key.split(".")[0]
         if root == "name" or (root in _settings(name) and root not in unread):
             continue
-        if root in unread:
-            setting, other = unread[root]
-            where = f" with step2.{setting}={options.get(setting)}"
-            readers = [f"step2.{setting}={other}"]
-        else:
-            where = ""
-            readers = [f"step2={m}" for m in STEP2_METHODS.names() if root in _settings(m)]
+        where, readers = unread.get(
+            root, ("", [f"step2={m}" for m in STEP2_METHODS.names() if root in _settings(m)])
+        )
         if not readers:
             raise ValueError(
                 f"step2={name} has no setting step2.{key}; its settings are "
@@ -300,7 +296,8 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
             f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
             f"; its settings are {', '.join(_settings(name))}"
         )
-    accepted = {k: v for k, v in options.items() if k in set(_settings(name))}
+    takes = _settings(name)
+    accepted = {k: v for k, v in options.items() if k in takes}
     check_setting_types(method, accepted, "step2")
     result = method(flow, relevance, **accepted)
     result.step = result.step or name  # a method that handed the frame over has named its step

@@ -267,11 +267,8 @@ def describe_training(cfg: DictConfig, datasets) -> str:
     """What this run trains on (frames per split, the set's size), and, when it differs, the
     set the task's shipped checkpoint was trained on: the quick default is not the recipe."""
     counts = ", ".join(f"{split} {len(data)}" for split, data in datasets.items())
-    config = resolved_config(cfg)
-    line = (
-        f"training {cfg.model.name} for task={cfg.task.name} on "
-        f"{_set_description(config['dataset'], int(cfg.trainer.epochs))} ({counts} frames)"
-    )
+    ours = _set_description(resolved_config(cfg)["dataset"], int(cfg.trainer.epochs))
+    line = f"training {cfg.model.name} for task={cfg.task.name} on {ours} ({counts} frames)"
     prefix = "unet_" if cfg.model.name == "unet" else ""
     shipped = Path(__file__).resolve().parents[1] / "checkpoints" / f"{prefix}{cfg.task.name}.pt"
     if not shipped.is_file():
@@ -280,7 +277,6 @@ def describe_training(cfg: DictConfig, datasets) -> str:
     if "dataset" not in recipe:
         return line
     theirs = _set_description(recipe["dataset"], recipe.get("trainer", {}).get("epochs", "?"))
-    ours = _set_description(config["dataset"], int(cfg.trainer.epochs))
     if theirs != ours:
         line += (
             f"; the shipped checkpoints/{shipped.name} was trained on {theirs} "
