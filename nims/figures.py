@@ -12,16 +12,17 @@ import numpy as np
 from nims.atomic import replaced_atomically
 from nims.flow import flow_to_color
 from nims.methods import FrameResult
+from nims.visualize import titled
+
+MASK_COLOUR = (255, 60, 0)
+GROUND_TRUTH_COLOUR = (40, 220, 40)
 
 
-def overlay(image_bgr: np.ndarray, mask: np.ndarray, colour=(255, 60, 0)) -> np.ndarray:
+def overlay(image_bgr: np.ndarray, mask: np.ndarray, colour=MASK_COLOUR) -> np.ndarray:
     """RGB image with the mask tinted and outlined."""
     rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
     rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.array(colour, dtype=np.float32)
     return outline(rgb.astype(np.uint8), mask, colour)
-
-
-GROUND_TRUTH_COLOUR = (40, 220, 40)
 
 
 def outline(rgb: np.ndarray, mask: np.ndarray, colour) -> np.ndarray:
@@ -87,31 +88,115 @@ def diverging(values: np.ndarray) -> np.ndarray:
     return np.round(255 * rgb).astype(np.uint8)
 
 
+def colour_bar(
+    colours: np.ndarray, width: int, low: str, high: str, middle: str = ""
+) -> np.ndarray:
+    """A labelled horizontal colour bar, ``(34, width, 3)`` RGB uint8: ``colours`` ``(N, 3)``
+    stretched over the width, ``low`` / ``middle`` / ``high`` written under its ends and centre."""
+    key = np.full((34, width, 3), 255, dtype=np.uint8)
+    ramp = np.linspace(0, len(colours) - 1, width - 8).round().astype(int)
+    key[3:15, 4:-4] = colours[ramp][None]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.38
+    for text, anchor in ((low, 0.0), (middle, 0.5), (high, 1.0)):
+        size = cv2.getTextSize(text, font, scale, 1)[0][0]
+        x = int(np.clip(4 + anchor * (width - 8) - anchor * size, 2, width - size - 2))
+        cv2.putText(key, text, (x, 29), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return key
+
+
+def flow_key(width: int, max_magnitude: float) -> np.ndarray:
+    """The flow panel's key, ``(34, width, 3)`` RGB uint8: the colour wheel (hue: direction,
+    saturation: speed up to ``max_magnitude`` pixels) and the speed it saturates at."""
+    key = np.full((34, width, 3), 255, dtype=np.uint8)
+    radius = 15
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
+    wheel = flow_to_color(np.stack([x, y], axis=-1) / radius, max_magnitude=1.0)
+    disc = np.hypot(x, y) <= radius
+    key[2 : 2 + 2 * radius + 1, 4 : 4 + 2 * radius + 1][disc] = wheel[disc]
+    text = f"hue: direction, white: still; full colour {max_magnitude:.1f} px"
+    cv2.putText(key, text, (42, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+    return key
+
+
+def swatch_key(width: int, entries) -> np.ndarray:
+    """A key of coloured swatches, ``(34, width, 3)`` RGB uint8; ``entries``: (RGB, text)."""
+    key = np.full((34, width, 3), 255, dtype=np.uint8)
+    x = 4
+    for colour, text in entries:
+        key[11:23, x : x + 12] = colour
+        cv2.putText(
+            key, text, (x + 16, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA
+        )
+        x += 24 + cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.38, 1)[0][0]
+    return key
+
+
+RELEVANCE_PERCENTILE = 99.5  # the relevance's colour scale: a few peaks would wash out the rest
+
+
 def report_strip(
     image_bgr: np.ndarray,
     flow: np.ndarray,
     result: FrameResult,
-    truth: np.ndarray,
+    truth: Optional[np.ndarray],
     width: int = 240,
 ) -> np.ndarray:
-    """One frame's stages side by side for the HTML report, ``(h, 5 * width, 3)`` RGB uint8:
-    image, flow (Middlebury colours), relevance (blue negative, red positive, symmetric scale),
-    the mask over the image with the ground truth outlined in green, saliency (magma, 0-1)."""
-    limit = max(float(np.abs(result.relevance).max()), 1e-12)
-    masked = outline(overlay(image_bgr, result.mask), truth, GROUND_TRUTH_COLOUR)
+    """One frame's stages side by side for the HTML report, RGB uint8 ``(h, 5 * width, 3)``:
+    image, flow (Middlebury colours), relevance (blue negative, red positive, symmetric scale
+    saturating at the 99.5th percentile of its magnitude), the mask over the image with the
+    ground truth outlined in green when there is one, saliency (magma, 0-1). Each panel has its
+    name above and its key below: the flow's colour wheel, the relevance's and the saliency's
+    colour bars."""
+    magnitude = np.abs(result.relevance)
+    limit = max(float(np.percentile(magnitude, RELEVANCE_PERCENTILE)), 1e-12)
+    masked = overlay(image_bgr, result.mask)
+    mask_key = [(MASK_COLOUR, "mask")]
+    if truth is not None:
+        outline(masked, truth, GROUND_TRUTH_COLOUR)
+        mask_key.append((GROUND_TRUTH_COLOUR, "ground truth"))
     saliency = cv2.applyColorMap(
         np.round(255 * np.clip(result.saliency, 0, 1)).astype(np.uint8), cv2.COLORMAP_MAGMA
     )
+    magma = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_MAGMA)
+    speed = float(np.hypot(flow[..., 0], flow[..., 1]).max())
     panels = [
-        cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB),
-        flow_to_color(flow),
-        diverging(result.relevance / limit),
-        masked,
-        cv2.cvtColor(saliency, cv2.COLOR_BGR2RGB),
+        (
+            "image",
+            cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB),
+            np.full((34, width, 3), 255, np.uint8),
+        ),
+        ("optical flow", flow_to_color(flow), flow_key(width, speed)),
+        (
+            "relevance" + (f" (logit {result.logit:.2f})" if np.isfinite(result.logit) else ""),
+            diverging(result.relevance / limit),
+            colour_bar(
+                diverging(np.linspace(-1, 1, 255)), width, f"-{limit:.2g}", f"+{limit:.2g}", "0"
+            ),
+        ),
+        (
+            "mask",
+            masked,
+            swatch_key(width, mask_key),
+        ),
+        (
+            "saliency",
+            cv2.cvtColor(saliency, cv2.COLOR_BGR2RGB),
+            colour_bar(cv2.cvtColor(magma, cv2.COLOR_BGR2RGB)[:, 0], width, "0", "1", "0.5"),
+        ),
     ]
     height = max(1, round(image_bgr.shape[0] * width / image_bgr.shape[1]))
     return np.hstack(
-        [cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA) for panel in panels]
+        [
+            np.vstack(
+                [
+                    titled(
+                        cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA), name
+                    ),
+                    key,
+                ]
+            )
+            for name, picture, key in panels
+        ]
     )
 
 

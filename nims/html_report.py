@@ -1,8 +1,10 @@
 """``report.html``: one self-contained page per evaluation run, opened without a server.
 
-The summary table, the per-sequence table (sortable by clicking a column header), and per
-sequence a strip of chosen frames (image, flow, relevance, mask over the image with the ground
-truth outlined, saliency) with J and F of each frame. Images are embedded as base64 PNG, so the
+The summary (a narrow table per group of measures), the per-sequence table (sortable by
+clicking a column header), and per sequence a strip of chosen frames (image, flow, relevance,
+mask over the image with the ground truth outlined, saliency; each panel named, with its key)
+with J and F of each frame. The page fits a 1280-pixel screen: a table wider than that
+scrolls in its own box. Images are embedded as base64 PNG, so the
 file can be mailed or archived alone. When the page has loaded it records what it holds in
 ``data-*`` attributes of ``<body>`` (tables, rows, images decoded), which a headless browser
 reads back (``tests/test_html_report.py``).
@@ -48,6 +50,8 @@ window.addEventListener('load', () => {
   document.body.dataset.imagesDecoded = images.filter(i => i.complete && i.naturalWidth > 0).length;
   document.body.dataset.firstSequence =
     document.querySelector('#per-sequence tbody tr td').textContent;
+  document.body.dataset.pageWidth = document.documentElement.scrollWidth;
+  document.body.dataset.viewWidth = document.documentElement.clientWidth;
 });
 """
 
@@ -58,6 +62,9 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f0f0; cursor: pointer; }
 td:first-child, th:first-child { text-align: left; }
 .strip img { display: block; max-width: 100%; }
+.groups { display: flex; flex-wrap: wrap; gap: 0 2em; }
+.groups h3 { font-size: 0.95em; margin: 0.5em 0 0; }
+.wide { max-width: 100%; overflow-x: auto; }
 .caption { font-size: 0.85em; color: #555; margin: 0.2em 0 0.8em; }
 """
 
@@ -78,6 +85,35 @@ def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[str], table_i
         f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table>"
     )
+
+
+SUMMARY_GROUPS = (  # (heading, key prefix), in the page's order; a key goes to the first match
+    ("segmentation", "J"),
+    ("segmentation", "F"),
+    ("oracle selection (step 2's ceiling)", "oracle_"),
+    ("relevance diagnostic", "relevance_"),
+)
+
+
+def _summary_tables(summary: Mapping[str, object]) -> str:
+    """The summary as a few narrow two-column tables, one per group of measures, side by side
+    (wrapping on a narrow screen) instead of one row wider than the page."""
+    groups: Dict[str, List[str]] = {heading: [] for heading, _ in SUMMARY_GROUPS}
+    for key in summary:
+        heading = next((h for h, prefix in SUMMARY_GROUPS if key.startswith(prefix)), "other")
+        groups.setdefault(heading, []).append(key)
+    tables = []
+    filled = [(heading, keys) for heading, keys in groups.items() if keys]
+    for index, (heading, keys) in enumerate(filled):
+        rows = "".join(
+            f"<tr><td>{html.escape(key)}</td><td>{_cell(summary[key])}</td></tr>" for key in keys
+        )
+        table_id = "summary" if index == 0 else f"summary-{index}"
+        tables.append(
+            f'<div><h3>{html.escape(heading)}</h3><table id="{table_id}">'
+            f"<tbody>{rows}</tbody></table></div>"
+        )
+    return '<div class="groups">' + "".join(tables) + "</div>"
 
 
 def _png(path: Path) -> str:
@@ -132,12 +168,13 @@ def write_html_report(
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
         f"<script>{SCRIPT}</script></head><body>"
         f"<h1>{html.escape(title)}</h1><h2>Summary</h2>"
-        + _table([summary], list(summary), "summary")
+        + _summary_tables(summary)
         + "<h2>Per sequence</h2><p>Click a column header to sort.</p>"
+        + '<div class="wide">'
         + _table(per_sequence, ["Sequence", *columns], "per-sequence")
-        + "<h2>Frames</h2><p>Panels, left to right: "
+        + "</div><h2>Frames</h2><p>Panels, left to right: "
         + ", ".join(STRIP_PANELS)
-        + ".</p>"
+        + "; each with its name above and its key below.</p>"
         + "".join(sections)
         + "</body></html>\n"
     )

@@ -36,6 +36,7 @@ def rendered_body(path, fragment=""):
             "--no-sandbox",
             "--disable-gpu",
             "--virtual-time-budget=5000",
+            "--window-size=1280,900",
             "--dump-dom",
             f"file://{path}{fragment}",
         ],
@@ -99,10 +100,46 @@ def test_the_report_is_one_self_contained_file(report):
 
 def test_a_headless_browser_renders_the_tables_and_images(report):
     body = rendered_body(report)
-    assert attribute(body, "tables") == "2"
+    assert int(attribute(body, "tables")) >= 3  # the summary's groups and the per-sequence table
     assert attribute(body, "sequence-rows") == "2"
     assert attribute(body, "images-decoded") == "8"
     assert attribute(body, "first-sequence") == "zeta"  # the run's order
+
+
+def test_the_page_fits_a_1280_pixel_screen(report):
+    body = rendered_body(report)
+    assert 1200 <= int(attribute(body, "view-width")) <= 1280
+    assert int(attribute(body, "page-width")) <= int(attribute(body, "view-width"))
+
+
+def test_a_strip_names_each_panel_and_gives_its_key():
+    from nims.figures import GROUND_TRUTH_COLOUR, MASK_COLOUR, report_strip
+    from nims.methods import FrameResult
+
+    image = np.full((120, 200, 3), 128, np.uint8)
+    flow = np.zeros((120, 200, 2), np.float32)
+    flow[40:80, 60:120, 0] = 3.0
+    relevance = np.zeros((120, 200))
+    relevance[50:70, 80:100] = 1.0
+    relevance[0, 0] = 1000.0  # one outlier does not wash the map out
+    truth = np.zeros((120, 200), bool)
+    truth[40:80, 60:120] = True
+    result = FrameResult(1.5, relevance, None, np.zeros((120, 200)), truth.copy())
+    strip = report_strip(image, flow, result, truth, width=240)
+    title, picture = 22, 144  # 120 x 200 shown 240 wide
+    assert strip.shape == (title + picture + 34, 5 * 240, 3)
+    for panel in range(5):
+        header = strip[:title, panel * 240 : (panel + 1) * 240]
+        assert (header < 128).any(), f"panel {panel} has no name"
+    relevance_panel = strip[title : title + picture, 2 * 240 : 3 * 240].astype(int)
+    blob = relevance_panel[72, 108]  # the unit blob, shown (near) full red despite the outlier
+    assert blob[0] > 200 and blob[1] < 60 and blob[2] < 60
+    keys = strip[title + picture :]
+    assert (keys[:, 240:480] != 255).any(), "no colour wheel under the flow"
+    assert (keys[:, 480:720] != 255).any() and (keys[:, 960:] != 255).any(), "no colour bars"
+    mask_key = keys[:, 720:960].reshape(-1, 3)
+    for colour in (MASK_COLOUR, GROUND_TRUTH_COLOUR):
+        assert (mask_key == colour).all(axis=1).any(), f"{colour} missing from the mask's key"
 
 
 def test_the_per_sequence_table_sorts_in_the_browser(report):

@@ -96,9 +96,8 @@ def write_strip(folder: Path, data: SequenceData, index: int, result) -> None:
     relevance, mask over the image with the ground truth outlined (none for a video), map."""
     from nims.figures import report_strip
 
-    image = data.image(index)
-    truth = data.truths[index] if data.truths is not None else np.zeros(image.shape[:2], bool)
-    strip = report_strip(image, data.flows[index], result, truth)
+    truth = data.truths[index] if data.truths is not None else None
+    strip = report_strip(data.image(index), data.flows[index], result, truth)
     write_png(folder / "report" / data.name / f"{index:05d}.png", strip[..., ::-1])
 
 
