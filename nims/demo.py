@@ -17,13 +17,22 @@ import logging
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nims import metrics
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
-from nims.figures import frame_figure
+from nims.figures import (
+    GROUND_TRUTH_COLOUR,
+    MASK_COLOUR,
+    colour_bar,
+    frame_figure,
+    outline,
+    overlay,
+    swatch_key,
+)
 from nims.flow import write_flow
 from nims.methods.nims import run_frames
 from nims.model import load_classifier
@@ -196,11 +205,25 @@ def _draw_frame(folder, source: str, index: int, frame, flow, result, truth, jac
             "region",
         ),
     )
-    return side_by_side(
-        [frame[..., ::-1], label_image(regions), (255 * result.saliency).astype(np.uint8)],
+    masked = outline(overlay(frame, result.mask), truth, GROUND_TRUTH_COLOUR)
+    saliency = cv2.applyColorMap(
+        np.round(255 * np.clip(result.saliency, 0, 1)).astype(np.uint8), cv2.COLORMAP_MAGMA
+    )[..., ::-1]
+    row = side_by_side(
+        [masked, label_image(regions), saliency],
         titles=[
-            f"frame {index} (J {jaccard:.2f})",
+            f"frame {index}: mask (J {jaccard:.2f}), ground truth in green",
             f"candidate regions ({int(regions.max())})",
-            "saliency (0-1)",
+            "saliency",
         ],
     )
+    width = row.shape[1] // 3
+    magma = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_MAGMA)
+    keys = np.hstack(
+        [
+            swatch_key(width, [(MASK_COLOUR, "mask"), (GROUND_TRUTH_COLOUR, "ground truth")]),
+            np.full((34, width, 3), 255, np.uint8),
+            colour_bar(magma[:, 0, ::-1], row.shape[1] - 2 * width, "0", "1", "0.5"),
+        ]
+    )
+    return np.vstack([row, keys])

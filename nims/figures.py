@@ -53,7 +53,7 @@ def frame_figure(
         outline(salient, truth, GROUND_TRUTH_COLOUR)
     panels = [
         ("image", cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), None),
-        ("optical flow (hue: direction)", flow_to_color(flow), None),
+        ("optical flow (wheel: direction, speed)", flow_to_color(flow), "flow"),
         (f"relevance (logit {result.logit:.2f})", result.relevance, "RdBu_r"),
         ("R_sal" + (" (ground truth in green)" if truth is not None else ""), salient, None),
         ("saliency map", result.saliency, "magma"),
@@ -63,11 +63,17 @@ def frame_figure(
         if colour_map == "RdBu_r":
             limit = max(float(np.abs(picture).max()), 1e-12)
             shown = axis.imshow(picture, cmap=colour_map, vmin=-limit, vmax=limit)
-        elif colour_map is not None:
-            shown = axis.imshow(picture, cmap=colour_map, vmin=0, vmax=1)
-        else:
+        elif colour_map in (None, "flow"):
             shown = axis.imshow(picture)
-        if colour_map is not None:
+        else:
+            shown = axis.imshow(picture, cmap=colour_map, vmin=0, vmax=1)
+        if colour_map == "flow":
+            inset = axis.inset_axes([0.78, 0.02, 0.2, 0.2 * picture.shape[1] / picture.shape[0]])
+            inset.imshow(colour_wheel(32))
+            inset.axis("off")
+            speed = float(np.hypot(flow[..., 0], flow[..., 1]).max())
+            name = f"{name}\nrim of the wheel: {speed:.1f} px"
+        elif colour_map is not None:
             figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
         axis.set_title(name, fontsize=9)
         axis.axis("off")
@@ -104,15 +110,21 @@ def colour_bar(
     return key
 
 
+def colour_wheel(radius: int) -> np.ndarray:
+    """The flow colours of every direction and speed, ``(2r + 1, 2r + 1, 3)`` RGB uint8: the
+    colour at offset (x, y) from the centre is that of a flow (x, y) / r (full colour at the
+    rim); white outside the disc."""
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
+    wheel = flow_to_color(np.stack([x, y], axis=-1) / radius, max_magnitude=1.0)
+    wheel[np.hypot(x, y) > radius] = 255
+    return wheel
+
+
 def flow_key(width: int, max_magnitude: float) -> np.ndarray:
     """The flow panel's key, ``(34, width, 3)`` RGB uint8: the colour wheel (hue: direction,
     saturation: speed up to ``max_magnitude`` pixels) and the speed it saturates at."""
     key = np.full((34, width, 3), 255, dtype=np.uint8)
-    radius = 15
-    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1].astype(np.float64)
-    wheel = flow_to_color(np.stack([x, y], axis=-1) / radius, max_magnitude=1.0)
-    disc = np.hypot(x, y) <= radius
-    key[2 : 2 + 2 * radius + 1, 4 : 4 + 2 * radius + 1][disc] = wheel[disc]
+    key[2:33, 4:35] = colour_wheel(15)
     text = f"hue: direction, white: still; full colour {max_magnitude:.1f} px"
     cv2.putText(key, text, (42, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
     return key
@@ -219,8 +231,8 @@ def relevance_figure(model, dataset, attribution_cfg, count: int = 4) -> np.ndar
         rows.append(
             side_by_side(
                 [flow_to_color(flow.transpose(1, 2, 0)), heat],
-                height=96,
-                titles=[f"test frame {index}: flow", "positive relevance (white: max)"],
+                height=128,
+                titles=[f"test frame {index}: flow", "relevance > 0 (white: max)"],
             )
         )
     return np.vstack(rows)

@@ -33,10 +33,12 @@ class MotionClassifier(nn.Module):
         Kernel sizes (zero padding keeps the spatial size until each max-pool halves it).
     norm : {"batch", "instance"}
         Normalisation of every block.
-    head : {"fc", "max"}
+    head : {"fc", "max", "mean"}
         ``fc``: the linear layer reads the flattened last feature map (the paper's classifier);
         ``max``: it reads each channel's global maximum, so a small salient object counts the
-        same wherever it is (translation invariance, far fewer weights).
+        same wherever it is (translation invariance, far fewer weights); ``mean``: each
+        channel's mean over positions (every position contributes, so the relevance covers
+        all of the evidence rather than each channel's strongest point).
     """
 
     def __init__(
@@ -50,8 +52,8 @@ class MotionClassifier(nn.Module):
         super().__init__()
         if norm not in ("batch", "instance"):
             raise ValueError(f"model.norm must be 'batch' or 'instance', got {norm!r}")
-        if head not in ("fc", "max"):
-            raise ValueError(f"model.head must be 'fc' or 'max', got {head!r}")
+        if head not in HEADS:
+            raise ValueError(f"model.head must be one of {HEADS}, got {head!r}")
         if len(channels) != 3 or len(kernel_sizes) != 3:
             raise ValueError("model.channels and model.kernel_sizes need 3 values (3 blocks)")
         if any(k % 2 == 0 for k in kernel_sizes):
@@ -102,9 +104,15 @@ class MotionClassifier(nn.Module):
         return self.fc(head_features(x, self.head))[:, 0]
 
 
+HEADS = ("fc", "max", "mean")
+
+
 def head_features(x: torch.Tensor, head: str) -> torch.Tensor:
-    """What the linear layer reads: the flattened map (``fc``) or channel maxima (``max``)."""
-    return x.flatten(1) if head == "fc" else x.amax(dim=(2, 3))
+    """What the linear layer reads: the flattened map (``fc``), channel maxima (``max``) or
+    channel means (``mean``)."""
+    if head == "fc":
+        return x.flatten(1)
+    return x.amax(dim=(2, 3)) if head == "max" else x.mean(dim=(2, 3))
 
 
 def check_model_input(

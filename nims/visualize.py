@@ -41,34 +41,45 @@ def titled(image: np.ndarray, title: str, bar: int = 22) -> np.ndarray:
     return np.vstack([header, image])
 
 
-def label_legend(labels: np.ndarray, width: int, name: str = "label", most: int = 12) -> np.ndarray:
-    """A strip of colour swatches, one per label present (as many of the first ``most`` as
-    fit), then how many labels there are in all when some are not shown; RGB uint8."""
+def label_legend(labels: np.ndarray, width: int, name: str = "label", most: int = 40) -> np.ndarray:
+    """Colour swatches naming the labels present (the first ``most``), wrapped over as many
+    22-pixel lines as they need, then how many labels there are in all when some are not
+    shown; RGB uint8 ``(22 * lines, width, 3)``."""
     present = [int(v) for v in np.unique(labels) if v > 0]
     colours = label_image(np.arange(max(present, default=0) + 1))
-    strip = np.full((22, width, 3), 255, dtype=np.uint8)
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
-    total = f"({len(present)} in all)"
-    reserve = cv2.getTextSize(total, font, scale, 1)[0][0] + 8
-    x, shown = 4, 0
-    for value in present[:most]:
-        text = f"{name} {value}"
-        size = cv2.getTextSize(text, font, scale, 1)[0][0]
-        if x + 18 + size + (reserve if len(present) > shown + 1 else 0) > width:
-            break
-        strip[5:17, x : x + 12] = colours[value]
-        cv2.putText(strip, text, (x + 15, 15), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
-        x += 24 + size
-        shown += 1
-    if shown < len(present):
-        cv2.putText(strip, total, (x, 15), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    entries = [(colours[value], f"{name} {value}") for value in present[:most]]
+    if len(present) > most:
+        entries.append((None, f"({len(present)} in all)"))
+    lines: list = [[]]
+    x = 4
+    for colour, text in entries:
+        step = 24 + cv2.getTextSize(text, font, scale, 1)[0][0]
+        if x + step > width and lines[-1]:
+            lines.append([])
+            x = 4
+        lines[-1].append((x, colour, text))
+        x += step
+    strip = np.full((22 * len(lines), width, 3), 255, dtype=np.uint8)
+    for row, line in enumerate(lines):
+        top = 22 * row
+        for x, colour, text in line:
+            if colour is not None:
+                strip[top + 5 : top + 17, x : x + 12] = colour
+                x += 15
+            cv2.putText(strip, text, (x, top + 15), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return strip
 
 
-def labels_figure(labels: np.ndarray, title: str, name: str = "label") -> np.ndarray:
-    """A label map at full resolution with a title above and a colour legend below."""
+def labels_figure(
+    labels: np.ndarray, title: str, name: str = "label", min_width: int = 640
+) -> np.ndarray:
+    """A label map with a title above and a colour legend below, enlarged (nearest neighbour)
+    to at least ``min_width`` pixels so that the title and the legend are readable."""
+    factor = max(1, int(np.ceil(min_width / labels.shape[1])))
+    shown = np.repeat(np.repeat(labels, factor, axis=0), factor, axis=1)
     return np.vstack(
-        [titled(label_image(labels), title), label_legend(labels, labels.shape[1], name)]
+        [titled(label_image(shown), title), label_legend(labels, shown.shape[1], name)]
     )
 
 

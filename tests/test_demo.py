@@ -92,3 +92,15 @@ def test_label_figures_have_a_title_and_a_legend_at_full_resolution():
     assert (figure[:22] < 128).any()  # the title is written
     titled = side_by_side([np.zeros((60, 90, 3), np.uint8)] * 2, height=60, titles=["a", "b"])
     assert titled.shape == (82, 180, 3)
+
+
+def test_a_small_label_map_is_enlarged_and_its_legend_names_every_colour():
+    from nims.visualize import label_image, labels_figure
+
+    labels = np.repeat(np.arange(1, 8, dtype=np.int32), 32)[None].repeat(128, axis=0)  # 224 wide
+    figure = labels_figure(labels, "frame 3: 7 motion layers", "layer")
+    assert figure.shape[1] == 3 * 224  # enlarged to at least 640 pixels
+    legend = figure[22 + 3 * 128 :]
+    assert legend.shape[0] % 22 == 0
+    for value, colour in enumerate(label_image(np.arange(8))[1:], start=1):
+        assert (legend == colour).all(axis=2).sum() >= 100, f"layer {value} missing"

@@ -432,10 +432,11 @@ def test_relevance_api_on_one_flow_field():
         attribution.relevance(model, flow[..., :1])
 
 
+@pytest.mark.parametrize("head", ["max", "mean"])
 @pytest.mark.parametrize("norm", ["batch", "instance"])
-def test_max_head_folds_and_conserves_relevance(norm):
+def test_pooling_heads_fold_and_conserve_relevance(norm, head):
     torch.manual_seed(13)
-    model = MotionClassifier(INPUT, channels=(4, 6, 8), norm=norm, head="max").eval()
+    model = MotionClassifier(INPUT, channels=(4, 6, 8), norm=norm, head=head).eval()
     with torch.no_grad():
         model.fc.weight.mul_(3)
     flow = random_flow(batch=3, seed=14)
@@ -457,7 +458,15 @@ def test_global_max_gives_each_channel_relevance_to_its_winner():
         propagation.global_max_winner_takes_all(features, relevance), expected
     )
     with pytest.raises(ValueError, match="model.head"):
-        MotionClassifier(head="mean")
+        MotionClassifier(head="median")
+
+
+def test_global_mean_shares_each_channel_relevance_by_activation():
+    features = torch.tensor([[[[1.0, 3.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]])
+    relevance = torch.tensor([[0.8, 0.5]])
+    # channel 0: 1/4 and 3/4 of 0.8; channel 1 has no activation and passes nothing
+    expected = torch.tensor([[[[0.2, 0.6], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]])
+    torch.testing.assert_close(propagation.global_mean_share(features, relevance), expected)
 
 
 def test_shipped_checkpoints_load_as_plain_weights():

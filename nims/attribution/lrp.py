@@ -7,7 +7,8 @@ interpretation network (:func:`nims.folding.fold`), starting from the logit:
   (the paper: **z+**);
 - first convolution (signed flow input): ``lrp_rules.first_layer`` (the paper: **z^beta**, with
   the admissible input bounds ``l <= x <= h``); the rules are in :mod:`nims.attribution.rules`;
-- max-pool: winner takes all; ReLU: relevance passes unchanged.
+- max-pool: winner takes all (the ``max`` head's global maximum too); the ``mean`` head shares
+  each channel's relevance in proportion to its activations; ReLU: relevance passes unchanged.
 
 Biases are left out of every rule, so relevance is conserved layer to layer: the input
 relevance sums to the starting value. The paper starts from the logit (``start="logit"``).
@@ -47,6 +48,15 @@ def global_max_winner_takes_all(features: torch.Tensor, relevance: torch.Tensor)
     winners = features.flatten(2).argmax(dim=2, keepdim=True)
     spread.scatter_(2, winners, relevance[..., None])
     return spread.reshape(features.shape)
+
+
+def global_mean_share(features: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """Share each channel's relevance ``(B, C)`` over its positions in proportion to their
+    (non-negative) activations in ``features`` ``(B, C, h, w)``: the z rule of the mean, whose
+    inputs are the summands; a channel with no activation passes nothing."""
+    total = features.sum(dim=(2, 3), keepdim=True)
+    share = torch.where(total > 0, features / total.clamp_min(1e-12), torch.zeros_like(features))
+    return share * relevance[..., None, None]
 
 
 def input_bounds(
@@ -114,8 +124,10 @@ def propagate(
     )
     if network.head == "fc":
         relevance = relevance.reshape(features.shape)
-    else:  # a global max-pool: each channel's relevance goes to its maximum's position
+    elif network.head == "max":  # each channel's relevance goes to its maximum's position
         relevance = global_max_winner_takes_all(features, relevance)
+    else:
+        relevance = global_mean_share(features, relevance)
     for index in reversed(range(len(network.blocks))):
         block = network.blocks[index]
         x = activations[index]
