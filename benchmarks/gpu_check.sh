@@ -31,14 +31,14 @@ echo "cores $CORES" | tee -a "$TIMINGS"
 # flow=dis_fine: the crowd task's flow, the set train.py task=crowd reads (generate.py has no task)
 timed render $PYTHON generate.py dataset=crowd_synth flow=dis_fine $DATA dataset.workers="$CORES" \
     hydra.run.dir="$RESULTS/generate"
-timed train_gpu_20_epochs $PYTHON train.py $SET trainer.epochs=20 trainer.device=$GPU \
-    trainer.progress=false hydra.run.dir="$RESULTS/classifier_gpu"
-timed train_gpu_3_epochs $PYTHON train.py $SET trainer.epochs=3 trainer.device=$GPU \
-    trainer.progress=false hydra.run.dir="$RESULTS/classifier_gpu_3"
-timed train_cpu_3_epochs $PYTHON train.py $SET trainer.epochs=3 trainer.device=cpu \
-    trainer.threads="$CORES" trainer.progress=false hydra.run.dir="$RESULTS/classifier_cpu_3"
+timed train_gpu_20_epochs $PYTHON train.py $SET trainer.epochs=20 device=$GPU \
+    progress=false hydra.run.dir="$RESULTS/classifier_gpu"
+timed train_gpu_3_epochs $PYTHON train.py $SET trainer.epochs=3 device=$GPU \
+    progress=false hydra.run.dir="$RESULTS/classifier_gpu_3"
+timed train_cpu_3_epochs $PYTHON train.py $SET trainer.epochs=3 device=cpu \
+    trainer.threads="$CORES" progress=false hydra.run.dir="$RESULTS/classifier_cpu_3"
 timed train_unet_gpu_8_epochs $PYTHON train.py $SET model=unet trainer.epochs=8 \
-    trainer.device=$GPU trainer.progress=false hydra.run.dir="$RESULTS/unet_gpu"
+    device=$GPU progress=false hydra.run.dir="$RESULTS/unet_gpu"
 for device in $GPU cpu; do
     timed "evaluate_nims_$device" $PYTHON evaluate.py $SET dataset=crowd_synth device=$device \
         threads="$CORES" progress=false checkpoint="$RESULTS/classifier_gpu/best.pt" \

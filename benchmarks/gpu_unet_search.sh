@@ -21,7 +21,7 @@ GPU=${GPU:-cuda}
 EPOCHS=${EPOCHS:-20}
 DEADLINE=${DEADLINE:-360}
 FULL=${FULL:-[256,448]}  # the set's own size: the U-Net reads the flow unresized
-SET="task=crowd dataset=crowd_synth $DATA logger=none trainer.progress=false trainer.device=$GPU"
+SET="task=crowd dataset=crowd_synth $DATA logger=none progress=false device=$GPU"
 THREADS=$((CORES / 5 > 0 ? CORES / 5 : 1))
 mkdir -p "$RESULTS"
 TIMINGS="$RESULTS/timings.txt"

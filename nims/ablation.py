@@ -23,20 +23,24 @@ import cv2
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from nims.attribution import to_model_input
 from nims.baselines import dominant_motion_mask
 from nims.flow import check_flow
-from nims.model import MotionClassifier, load_classifier
+from nims.methods.nims import task_classifier
+from nims.model import MotionClassifier
 from nims.motion import fit_affine
 from nims.report import (
     announce_run_folder,
+    atomic_write_text,
     markdown_table,
     run_dir,
     write_csv,
     write_json,
     write_resolved_config,
 )
+from nims.tracking import tracking_run
 
 
 def check_region(region: np.ndarray, shape, name: str = "region") -> np.ndarray:
@@ -75,7 +79,8 @@ def inpaint_region(flow: np.ndarray, region: np.ndarray, margin: int = 30) -> np
 def salient_probability(model: MotionClassifier, flows: List[np.ndarray]) -> np.ndarray:
     """The classifier's probability that each ``(H, W, 2)`` flow holds salient motion."""
     model.eval()
-    return torch.sigmoid(model(to_model_input(flows, model.input_size))).numpy()
+    batch = to_model_input(flows, model.input_size).to(model.fc.weight.device)
+    return torch.sigmoid(model(batch)).cpu().numpy()
 
 
 @dataclass
@@ -146,10 +151,14 @@ def run(cfg: DictConfig) -> dict:
     """Entry point of ``ablate.py``."""
     folder = run_dir(cfg)
     write_resolved_config(cfg, folder)
-    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
-    if cfg.dataset.name == "davis2016":
-        return single_frame(cfg, model, folder)
-    return batch(cfg, model, folder)
+    model = task_classifier(cfg)
+    with tracking_run(cfg, "ablation", folder) as tracker:
+        if cfg.dataset.name == "davis2016":
+            summary = single_frame(cfg, model, folder)
+        else:
+            summary = batch(cfg, model, folder)
+        tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    return summary
 
 
 def single_frame(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
@@ -185,7 +194,8 @@ def batch(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
 
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
     rows = []
-    for video in sorted(set(test.videos)):
+    videos = sorted(set(test.videos))
+    for video in tqdm(videos, desc="test videos", unit="video", disable=not cfg.progress):
         arrays = test.video_arrays(video)
         for frame in range(len(arrays["labels"])):
             if not arrays["labels"][frame]:
@@ -229,6 +239,6 @@ def batch(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
     table = f"# Ablation by inpainting on {cfg.dataset.name} (test videos)\n\n" + markdown_table(
         [summary]
     )
-    (folder / "summary.md").write_text(table)
+    atomic_write_text(folder / "summary.md", table)
     print(table)
     return summary

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from nims import metrics
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
+from nims.device import resolve_device
 from nims.figures import (
     GROUND_TRUTH_COLOUR,
     MASK_COLOUR,
@@ -44,6 +45,7 @@ from nims.report import (
     write_json,
     write_resolved_config,
 )
+from nims.tracking import tracking_run
 from nims.visualize import label_image, labels_figure, side_by_side, write_png
 
 log = logging.getLogger(__name__)
@@ -114,11 +116,12 @@ def classifier(cfg: DictConfig, folder: Path):
         [
             f"task={cfg.task.name}",
             "logger=none",
+            f"device={cfg.device}",
             "trainer.epochs=2",
             f"dataset.videos={int(cfg.demo.train_videos)}",
             "dataset.frames=8",
             f"dataset.cache_dir={cfg.demo.cache_dir}",
-            "trainer.progress=false",
+            "progress=false",
         ],
         return_hydra_config=True,
     )
@@ -135,9 +138,19 @@ def run(cfg: DictConfig) -> dict:
     write_resolved_config(cfg, folder)
     frames, truths, source, dataset_name, sequence = demo_video(cfg)
     model, model_source = classifier(cfg, folder)
-    flows = sequence_flows(frames, cfg.flow, cfg.demo.cache_dir, dataset_name, sequence)
+    model = model.to(resolve_device(cfg.device))
+    flows = sequence_flows(
+        frames,
+        cfg.flow,
+        cfg.demo.cache_dir,
+        dataset_name,
+        sequence,
+        progress=f"flow of {sequence}" if cfg.progress else None,
+    )
     results = postprocess_results(
-        run_frames(model, flows, cfg), frames.__getitem__, cfg.postprocess
+        run_frames(model, flows, cfg, progress="NIMS" if cfg.progress else None),
+        frames.__getitem__,
+        cfg.postprocess,
     )
     jaccards = [metrics.jaccard(result.mask, truth) for result, truth in zip(results, truths)]
     chosen = sorted({0, len(flows) // 2, len(flows) - 1})
@@ -167,6 +180,12 @@ def run(cfg: DictConfig) -> dict:
         "J_per_frame": [round(j, 4) for j in jaccards],
     }
     write_json(folder / "demo.json", summary)
+    with tracking_run(cfg, "demo", folder) as tracker:
+        tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.table(
+            "per_frame", [{"frame": i, "J": j} for i, j in enumerate(summary["J_per_frame"])]
+        )
+        tracker.images("overview", [np.vstack(overview)], [f"{source}: frames {chosen}"])
     print(
         f"{source}: NIMS on {len(flows)} frames with {model_source}; J mean "
         f"{summary['J_mean']:.3f}; figures in {folder}"

@@ -1,4 +1,4 @@
-"""Where PyTorch runs: ``device=auto|cpu|cuda`` (evaluation) and ``trainer.device`` (training)."""
+"""Where PyTorch runs: ``device=auto|cpu|cuda``, a key of every entry point that runs a network."""
 
 from __future__ import annotations
 

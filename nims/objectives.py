@@ -138,11 +138,11 @@ class FrameClassification:
             from nims.data.camera_pairs import build_camera_pairs
 
             splits = build_camera_pairs(
-                cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.trainer.progress)
+                cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.progress)
             )
         elif cfg.dataset.name in GENERATORS:
             splits = build_synthetic_frames(
-                cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.trainer.progress)
+                cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.progress)
             )
         else:
             raise ValueError(
@@ -242,7 +242,7 @@ class MaskSegmentation:
     def datasets(self) -> Dict[str, Dataset]:
         cfg = self.cfg
         frames = build_synthetic_frames(
-            cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.trainer.progress)
+            cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.progress)
         )
         return {split: MaskedFrames(data) for split, data in frames.items()}
 

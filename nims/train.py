@@ -1,6 +1,6 @@
 """``python train.py task=... [model=unet]``: one training loop for every trainable model.
 
-The loop (seeded, deterministic on the CPU; ``trainer.device=auto|cpu|cuda``) trains what
+The loop (seeded, deterministic on the CPU; ``device=auto|cpu|cuda``) trains what
 :mod:`nims.objectives` describes: the frame classifier on frame-level labels (``model=classifier``)
 or the supervised U-Net on masks (``model=unet``). AdamW; splits are by video. Every epoch logs
 the loss and the objective's metrics on train and val; the run folder gets ``last.pt`` and
@@ -127,10 +127,10 @@ def _loaders(cfg: DictConfig, datasets, generator: torch.Generator) -> Dict[str,
 RESUME_FREE_KEYS = (
     "resume",
     "trainer.epochs",
-    "trainer.progress",
+    "progress",
     "trainer.threads",
     "trainer.num_workers",
-    "trainer.device",
+    "device",
     "logger",
     "paths",
 )
@@ -205,7 +205,7 @@ def run(cfg: DictConfig) -> float:
     print(describe_training(cfg, datasets), flush=True)
     generator = torch.Generator().manual_seed(int(cfg.seed))
     loaders = _loaders(cfg, datasets, generator)
-    device = resolve_device(cfg.trainer.device, "trainer.device")
+    device = resolve_device(cfg.device, "device")
     model = objective.model().to(device)
     if cfg.get("init_from"):
         source = load_checkpoint(cfg.init_from, cfg.task.name, model.architecture())
@@ -299,7 +299,7 @@ def _epoch(cfg, objective, model, loaders, device, optimizer, generator, epoch: 
         generator,
         augment=bool(cfg.trainer.augment),
         frozen_norms=cfg.trainer.trainable == "fc",
-        progress=f"epoch {epoch + 1}" if cfg.trainer.progress else None,
+        progress=f"epoch {epoch + 1}" if cfg.progress else None,
     )
     speed = len(loaders["train"].dataset) / (time.perf_counter() - start)
     validated = run_epoch(model, objective, loaders["val"], device)

@@ -429,8 +429,8 @@ def test_devices_are_resolved_or_refused_by_key(tmp_path, compose_config):
     assert resolve_device("cpu").type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
-    with pytest.raises(ValueError, match="trainer.device must be one of"):
-        resolve_device("gpu", "trainer.device")
+    with pytest.raises(ValueError, match="device must be one of"):
+        resolve_device("gpu", "device")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device=cuda but PyTorch sees no CUDA device"):
             run_evaluate(compose_config, tiny_davis(tmp_path / "DAVIS"), "device=cuda")
@@ -452,7 +452,7 @@ def test_fine_tuning_a_unet_is_refused_by_key(tmp_path, compose_config):
             "dataset.flow_source=analytic",
             f"dataset.cache_dir={tmp_path / 'cache'}",
             "trainer.trainable=fc",
-            "trainer.progress=false",
+            "progress=false",
             "logger=none",
         ],
     )
@@ -783,7 +783,7 @@ def test_a_training_split_without_frames_is_named_before_training(
             "dataset.videos=10",
             override,
             "logger=none",
-            "trainer.progress=false",
+            "progress=false",
         ],
     )
     with pytest.raises(ValueError, match=rf"split of dataset=synthetic_scenes holds {held}"):

@@ -54,7 +54,7 @@ def test_train_py_trains_on_real_flows(tmp_path, compose_config):
             "model.channels=[4,8,8]",
             "trainer.epochs=2",
             "trainer.batch_size=4",
-            "trainer.progress=false",
+            "progress=false",
             "logger=none",
         ],
     )

@@ -149,6 +149,13 @@ def test_every_entry_point_config_composes(composer):
     assert composer("evaluate", ["task=crowd", "flow=rlof"]).flow.name == "rlof"
 
 
+@pytest.mark.parametrize("entry", ["train", "evaluate", "demo", "ablate"])
+def test_every_entry_point_that_runs_a_network_takes_the_common_keys(composer, entry):
+    cfg = composer(entry, ["device=cpu", "progress=false", "logger=none"])
+    assert (cfg.device, cfg.progress, cfg.logger.name) == ("cpu", False, "none")
+    assert composer("generate", ["progress=false"]).progress is False  # it runs no network
+
+
 def test_wandb_runs_of_a_sweep_are_named_by_their_overrides(composer, tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode

@@ -26,7 +26,7 @@ TINY = [
     "model.channels=[4,8,8]",
     "trainer.batch_size=8",
     "trainer.lr=3e-3",
-    "trainer.progress=false",
+    "progress=false",
     "logger=none",
 ]
 
@@ -186,7 +186,7 @@ def test_training_on_a_task_set(tmp_path, compose_config):
             "model.input_size=[32,48]",
             "model.channels=[4,8,8]",
             "trainer.epochs=1",
-            "trainer.progress=false",
+            "progress=false",
             "logger=none",
         ],
     )
@@ -274,7 +274,7 @@ def test_supervised_unet_trains_and_is_evaluated(tmp_path, compose_config):
         "model=unet",
         "model.input_size=[32,48]",
         "model.channels=[4,8]",
-        "trainer.progress=false",
+        "progress=false",
         "logger=none",
     ]
     train.run(compose_config("train", unet_training + ["trainer.epochs=2"]))
