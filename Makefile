@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-lint: install  ## ruff: lint (pycodestyle, pyflakes, import order) and format check (pyproject.toml)
+lint: install  ## ruff: lint (pycodestyle, pyflakes, import order, bugbear, pyupgrade) and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

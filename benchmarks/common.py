@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Tuple
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def median_ms(function: Callable[[], object], repeats: int = 20, warmup: int = 2
     return 1000 * float(np.median(times))
 
 
-def blackswan_flow_and_relevance() -> Tuple[np.ndarray, np.ndarray, str]:
+def blackswan_flow_and_relevance() -> tuple[np.ndarray, np.ndarray, str]:
     """An 854x480 flow and a relevance map: the authors' RAFT flow of blackswan with a relevance
     peaked on the swan when ../shared is there, else a synthetic scene of the same size."""
     from nims.flow import read_flow

@@ -37,7 +37,7 @@ def walker_errors(estimator, frame_rate: float, videos: int = VIDEOS) -> np.ndar
         estimated = estimator(video["frames"][0], video["frames"][1])
         error = np.linalg.norm(estimated - exact, axis=-1)
 
-        def relative(flow):
+        def relative(flow, salient=salient, others=others):
             return np.linalg.norm(flow[salient].mean(0) - np.median(flow[others], 0))
 
         rows.append(

@@ -165,7 +165,7 @@ def bench_training_input() -> list:
         )
         data = SyntheticFrames(build_set(config, None, progress=False), "all", input_size)
         start = time.perf_counter()
-        data.training_flows  # written once per set and input size
+        _ = data.training_flows  # written once per set and input size
         store_ms = 1000 * (time.perf_counter() - start) / len(data)
         loader = DataLoader(
             data, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -76,7 +75,7 @@ def inpaint_region(flow: np.ndarray, region: np.ndarray, margin: int = 30) -> np
 
 
 @torch.no_grad()
-def salient_probability(model: MotionClassifier, flows: List[np.ndarray]) -> np.ndarray:
+def salient_probability(model: MotionClassifier, flows: list[np.ndarray]) -> np.ndarray:
     """The classifier's probability that each ``(H, W, 2)`` flow holds salient motion."""
     model.eval()
     batch = to_model_input(flows, model.input_size).to(model.fc.weight.device)
@@ -103,7 +102,7 @@ def ablate(
 
 def largest_other_motion(
     flow: np.ndarray, salient: np.ndarray, min_region: int = 50
-) -> Optional[np.ndarray]:
+) -> np.ndarray | None:
     """The largest connected region moving unlike the dominant motion that does not touch the
     salient objects, or None."""
     moving = dominant_motion_mask(flow, "otsu", min_region) & ~cv2.dilate(
@@ -116,7 +115,7 @@ def largest_other_motion(
     return labels == largest
 
 
-def region_from_config(region, shape, truth: Optional[np.ndarray]) -> np.ndarray:
+def region_from_config(region, shape, truth: np.ndarray | None) -> np.ndarray:
     """``gt``, a box ``[x0, y0, x1, y1]`` (pixels) or a mask file, as an ``(H, W)`` mask."""
     if isinstance(region, str) and region == "gt":
         if truth is None:

@@ -8,8 +8,6 @@ what a flow-only segmentation finds, parallax included.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 
 from nims.flow import check_flow
@@ -25,7 +23,7 @@ def residual_magnitude(flow: np.ndarray) -> np.ndarray:
 
 
 def dominant_motion_mask(
-    flow: np.ndarray, threshold: Union[str, float] = "otsu", min_region: int = 50
+    flow: np.ndarray, threshold: str | float = "otsu", min_region: int = 50
 ) -> np.ndarray:
     """Pixels moving unlike the dominant affine motion, ``(H, W)`` bool.
 

@@ -152,7 +152,10 @@ def run(cfg: DictConfig) -> dict:
         frames.__getitem__,
         cfg.postprocess,
     )
-    jaccards = [metrics.jaccard(result.mask, truth) for result, truth in zip(results, truths)]
+    jaccards = [
+        metrics.jaccard(result.mask, truth)
+        for result, truth in zip(results, truths[: len(results)], strict=True)
+    ]
     chosen = sorted({0, len(flows) // 2, len(flows) - 1})
     overview = [
         _draw_frame(

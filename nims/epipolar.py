@@ -9,8 +9,6 @@ that line. Coordinates are ``(x, y)`` pixels; flow ``(H, W, 2)`` in pixels.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import cv2
 import numpy as np
 
@@ -19,7 +17,7 @@ from nims.motion import pixel_grid
 
 def sampled_correspondences(
     flow: np.ndarray, samples: int, seed: int = 0
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """``samples`` pixels drawn without replacement (``seed``) and where the flow takes them:
     ``(start, end)``, each ``(N, 2)`` float64 ``(x, y)`` pixel coordinates, ``N <= samples``."""
     height, width = flow.shape[:2]
@@ -32,7 +30,7 @@ def sampled_correspondences(
 
 def fundamental_matrix(
     flow: np.ndarray, samples: int = 4000, inlier_distance: float = 0.5, seed: int = 0
-) -> Optional[np.ndarray]:
+) -> np.ndarray | None:
     """Robust fundamental matrix of the correspondences ``x -> x + flow(x)`` of ``samples``
     pixels drawn without replacement (``seed``): :func:`fit_fundamental`. ``flow``
     ``(H, W, 2)`` in pixels; ``inlier_distance`` in pixels. Returns ``F`` ``(3, 3)`` with
@@ -48,7 +46,7 @@ def fit_fundamental(
     seed: int = 0,
     refits: int = 2,
     trim: float = 3.0,
-) -> Optional[np.ndarray]:
+) -> np.ndarray | None:
     """Robust fundamental matrix of the correspondences ``start -> end``: RANSAC, then
     ``refits`` rounds of least squares (normalised 8-point) on the points whose Sampson distance
     is at most ``trim`` times the median.
@@ -121,7 +119,7 @@ def sampson_distance(matrix: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 def planar_and_epipolar_residuals(
     flow: np.ndarray, samples: int = 1000, seed: int = 0
-) -> Tuple[float, float]:
+) -> tuple[float, float]:
     """How well one homography and one epipolar geometry explain the flow ``(H, W, 2)``: the
     median residual (pixels) of a robust homography and the median Sampson distance (pixels)
     of a robust fundamental matrix (:func:`fit_fundamental`), both fitted to the same

@@ -22,7 +22,6 @@ import threading
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Optional
 
 from omegaconf import DictConfig
 from tqdm import tqdm
@@ -97,7 +96,7 @@ def _guarded(cfg: DictConfig, folder: Path, name: str, method=None, benchmark=No
         return name, None, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
 
 
-def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> Optional[float]:
+def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> float | None:
     """The one evaluation loop: every sequence of the benchmark through the method; then the
     benchmark's summary. Returns its headline number (what a sweeper reads)."""
     from joblib import Parallel, delayed
@@ -119,7 +118,7 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> Optional[float
                 _guarded(cfg, folder, name, method, benchmark) for name in tqdm(names, **bar)
             ]
     failures = {name: message for name, _, message in outcomes if message}
-    scores: Dict[str, dict] = {name: score for name, score, _ in outcomes if score is not None}
+    scores: dict[str, dict] = {name: score for name, score, _ in outcomes if score is not None}
     write_json(folder / "failures.json", failures)
     for name, message in failures.items():
         log.error("sequence %s failed: %s", name, message.splitlines()[0])
@@ -167,7 +166,7 @@ def output_folder(cfg: DictConfig) -> Path:
 
 
 @announce_run_folder(folder_of=output_folder)
-def run(cfg: DictConfig) -> Optional[float]:
+def run(cfg: DictConfig) -> float | None:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
     require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
     if cfg.get("step2") is not None and not cfg.get("predictions"):
@@ -180,7 +179,7 @@ def run(cfg: DictConfig) -> Optional[float]:
     return _run_in(cfg, folder)
 
 
-def resumed_folder(cfg: DictConfig) -> Optional[Path]:
+def resumed_folder(cfg: DictConfig) -> Path | None:
     """The run folder ``resume=<folder>`` names (None for ``resume=false|true``: ``true``
     continues in this job's own folder, e.g. with ``hydra.run.dir=<old run>``)."""
     resume = cfg.get("resume")
@@ -195,7 +194,7 @@ def resumed_folder(cfg: DictConfig) -> Optional[Path]:
     return folder
 
 
-def _run_in(cfg: DictConfig, folder: Path) -> Optional[float]:
+def _run_in(cfg: DictConfig, folder: Path) -> float | None:
     """The evaluation ``cfg`` asks for, written to ``folder``."""
     with tracking_run(cfg, "eval", folder) as tracker:
         return evaluate_sequences(cfg, folder, tracker)

@@ -4,7 +4,6 @@ relevance sheet of a trained classifier."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -38,7 +37,7 @@ def frame_figure(
     result: FrameResult,
     path: Path,
     title: str = "",
-    truth: Optional[np.ndarray] = None,
+    truth: np.ndarray | None = None,
 ) -> Path:
     """Save a one-row figure of a frame's NIMS stages as PNG: image, flow, relevance (with a
     colour bar), R_sal over the image (the ground truth outlined in green when given) and the
@@ -59,7 +58,7 @@ def frame_figure(
         ("saliency map", result.saliency, "magma"),
     ]
     figure, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.6))
-    for axis, (name, picture, colour_map) in zip(axes, panels):
+    for axis, (name, picture, colour_map) in zip(axes, panels, strict=True):
         if colour_map == "RdBu_r":
             limit = max(float(np.abs(picture).max()), 1e-12)
             shown = axis.imshow(picture, cmap=colour_map, vmin=-limit, vmax=limit)
@@ -150,7 +149,7 @@ def report_strip(
     image_bgr: np.ndarray,
     flow: np.ndarray,
     result: FrameResult,
-    truth: Optional[np.ndarray],
+    truth: np.ndarray | None,
     width: int = 240,
 ) -> np.ndarray:
     """One frame's stages side by side for the HTML report, RGB uint8 ``(h, 5 * width, 3)``:
@@ -225,7 +224,7 @@ def relevance_figure(model, dataset, attribution_cfg, count: int = 4) -> np.ndar
     flows = torch.stack([dataset[i][0] for i in indices])
     relevance = attribute(model, flows, attribution_cfg).relevance.numpy()
     rows = []
-    for index, flow, relevance_map in zip(indices, flows.numpy(), relevance):
+    for index, flow, relevance_map in zip(indices, flows.numpy(), relevance, strict=True):
         scale = max(float(np.abs(relevance_map).max()), 1e-12)
         heat = (255 * np.clip(relevance_map / scale, 0, 1)).astype(np.uint8)
         rows.append(

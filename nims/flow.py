@@ -11,7 +11,6 @@ files per sequence) are read with :func:`load_precomputed_flow`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -105,7 +104,7 @@ def write_flow(path, flow: np.ndarray) -> Path:
     return path
 
 
-def resize_flow(flow: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a flow field to ``size = (height, width)`` and rescale its vectors to match.
 
     A displacement of ``u`` pixels at width ``W`` is ``u * W' / W`` pixels at width ``W'``
@@ -160,7 +159,7 @@ def _make_colour_wheel() -> np.ndarray:
 _COLOUR_WHEEL = _make_colour_wheel()
 
 
-def flow_to_color(flow: np.ndarray, max_magnitude: Optional[float] = None) -> np.ndarray:
+def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
     """Colour-code a flow field with the standard Middlebury wheel (hue = direction).
 
     Parameters

@@ -8,8 +8,8 @@ group's ``name`` key: ``dis`` (the default), ``farneback``, ``tvl1``, ``deepflow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -59,10 +59,10 @@ def _solver_estimator(solver, colour: bool = False) -> FlowEstimator:
 @FLOW_BACKENDS.register("dis")
 def dis_estimator(
     preset: str = "medium",
-    variational_refinement_iterations: Optional[int] = None,
-    finest_scale: Optional[int] = None,
-    patch_size: Optional[int] = None,
-    patch_stride: Optional[int] = None,
+    variational_refinement_iterations: int | None = None,
+    finest_scale: int | None = None,
+    patch_size: int | None = None,
+    patch_stride: int | None = None,
     **_: object,
 ) -> FlowEstimator:
     """OpenCV's Dense Inverse Search (Kroeger et al. 2016): fast, the default backend.
@@ -173,7 +173,7 @@ def pcaflow_estimator(**_: object) -> FlowEstimator:
 
 @FLOW_BACKENDS.register("raft")
 def raft_estimator(
-    weights: Optional[str] = None, iterations: int = 20, device: str = "cpu", **_: object
+    weights: str | None = None, iterations: int = 20, device: str = "cpu", **_: object
 ) -> FlowEstimator:
     """RAFT (Teed & Deng 2020) through torchvision, from a local weights file.
 
@@ -204,7 +204,7 @@ def raft_estimator(
     model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
     model = model.eval().to(device)
 
-    def to_tensor(image: np.ndarray) -> "torch.Tensor":
+    def to_tensor(image: np.ndarray) -> torch.Tensor:
         rgb = cv2.cvtColor(_to_bgr(image), cv2.COLOR_BGR2RGB)
         tensor = torch.from_numpy(rgb).permute(2, 0, 1).float()[None] / 127.5 - 1.0
         height, width = tensor.shape[-2:]

@@ -15,7 +15,6 @@ convolution before it and each max-pool moved before its ReLU:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
 
 import torch
 from torch import nn
@@ -36,7 +35,7 @@ class FoldedBlock:
     bias: torch.Tensor
     padding: int
 
-    def conv(self, x: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def conv(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """The block's convolution of ``x`` with its weights (or given ones), bias excluded."""
         weight = self.weight if weight is None else weight
         if weight.ndim == 4:
@@ -60,7 +59,7 @@ class FoldedBlock:
 class InterpretationNetwork:
     """The folded, reordered network of a classifier for one batch (see the module docstring)."""
 
-    blocks: List[FoldedBlock]
+    blocks: list[FoldedBlock]
     fc_weight: torch.Tensor
     fc_bias: torch.Tensor
     head: str = "fc"
@@ -95,7 +94,7 @@ def _norm_statistics(norm: nn.Module, z: torch.Tensor):
 
 
 @torch.no_grad()
-def fold(model: MotionClassifier, flow: Optional[torch.Tensor] = None) -> InterpretationNetwork:
+def fold(model: MotionClassifier, flow: torch.Tensor | None = None) -> InterpretationNetwork:
     """Build the interpretation network of ``model``.
 
     Parameters
@@ -109,7 +108,7 @@ def fold(model: MotionClassifier, flow: Optional[torch.Tensor] = None) -> Interp
         raise ValueError("an InstanceNorm classifier folds per sample: pass the flow batch")
     blocks = []
     x = flow
-    for conv, norm in zip(model.convs, model.norms):
+    for conv, norm in zip(model.convs, model.norms, strict=True):
         weight, bias = conv.weight, conv.bias
         if model.norm == "instance":
             z = F.conv2d(x, weight, bias, padding=conv.padding)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 import numpy as np
 from omegaconf import DictConfig
@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> dict:
     return statistics
 
 
-def set_statistics(folder: Path) -> Dict[str, object]:
+def set_statistics(folder: Path) -> dict[str, object]:
     """Label balance and mask statistics of a cached set."""
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
     coverage = []
@@ -57,9 +57,7 @@ def set_statistics(folder: Path) -> Dict[str, object]:
     }
 
 
-def contact_sheet(
-    folder: Path, videos: Optional[Sequence[int]] = None, frames: int = 4
-) -> np.ndarray:
+def contact_sheet(folder: Path, videos: Sequence[int] | None = None, frames: int = 4) -> np.ndarray:
     """Rows of (frame, colour-coded flow, mask) for a few frames of a few videos, RGB uint8."""
     import cv2
 

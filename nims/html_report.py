@@ -15,8 +15,8 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence
 
 from nims.report import atomic_write_text
 
@@ -98,7 +98,7 @@ SUMMARY_GROUPS = (  # (heading, key prefix), in the page's order; a key goes to 
 def _summary_tables(summary: Mapping[str, object]) -> str:
     """The summary as a few narrow two-column tables, one per group of measures, side by side
     (wrapping on a narrow screen) instead of one row wider than the page."""
-    groups: Dict[str, List[str]] = {heading: [] for heading, _ in SUMMARY_GROUPS}
+    groups: dict[str, list[str]] = {heading: [] for heading, _ in SUMMARY_GROUPS}
     for key in summary:
         heading = next((h for h, prefix in SUMMARY_GROUPS if key.startswith(prefix)), "other")
         groups.setdefault(heading, []).append(key)
@@ -123,9 +123,9 @@ def _png(path: Path) -> str:
 def write_html_report(
     folder: Path,
     title: str,
-    summary: Dict[str, float],
-    per_sequence: List[Dict[str, object]],
-    per_frame: List[Dict[str, object]],
+    summary: dict[str, float],
+    per_sequence: list[dict[str, object]],
+    per_frame: list[dict[str, object]],
 ) -> Path:
     """Write ``folder/report.html`` from a run's tables and its ``report/<sequence>/NNNNN.png``
     strips (written while the sequences, or videos, ran; one without strips gets its tables

@@ -21,7 +21,7 @@ Dataset figures are means over sequences, and J&F is the mean of J Mean and F Me
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -115,7 +115,7 @@ def decay(values: Sequence[float], bins: int = 4) -> float:
     return float(np.nanmean(first) - np.nanmean(last))
 
 
-def sequence_statistics(values: Sequence[float]) -> Dict[str, float]:
+def sequence_statistics(values: Sequence[float]) -> dict[str, float]:
     """Mean, Recall (> 0.5) and Decay of one sequence's per-frame values.
 
     ``values`` are all frames of the sequence; the first and last are dropped here, as the
@@ -148,13 +148,13 @@ def evaluate_sequence(predictions: Sequence[np.ndarray], annotations: Sequence[n
     if len(predictions) != len(annotations):
         raise ValueError(f"{len(predictions)} predictions for {len(annotations)} annotations")
     frames = {
-        "J": [jaccard(p, a) for p, a in zip(predictions, annotations)],
-        "F": [f_measure(p, a) for p, a in zip(predictions, annotations)],
+        "J": [jaccard(p, a) for p, a in zip(predictions, annotations, strict=True)],
+        "F": [f_measure(p, a) for p, a in zip(predictions, annotations, strict=True)],
     }
     return frames, {measure: sequence_statistics(v) for measure, v in frames.items()}
 
 
-def dataset_summary(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> Dict[str, float]:
+def dataset_summary(per_sequence: dict[str, dict[str, dict[str, float]]]) -> dict[str, float]:
     """Mean over sequences of each statistic, plus ``J&F``.
 
     Parameters

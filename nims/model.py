@@ -11,7 +11,7 @@ Its interpretation network (norms folded into the convolutions) is in :mod:`nims
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -70,7 +70,7 @@ class MotionClassifier(nn.Module):
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         previous = 2
-        for out_channels, kernel in zip(channels, kernel_sizes):
+        for out_channels, kernel in zip(channels, kernel_sizes, strict=True):
             self.convs.append(nn.Conv2d(previous, out_channels, kernel, padding=kernel // 2))
             self.norms.append(
                 nn.BatchNorm2d(out_channels)
@@ -99,7 +99,7 @@ class MotionClassifier(nn.Module):
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
         check_model_input(flow, self.input_size)
         x = flow
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm in zip(self.convs, self.norms, strict=True):
             x = F.max_pool2d(F.relu(norm(conv(x))), 2)
         return self.fc(head_features(x, self.head))[:, 0]
 
@@ -116,7 +116,7 @@ def head_features(x: torch.Tensor, head: str) -> torch.Tensor:
 
 
 def check_model_input(
-    flow: torch.Tensor, input_size: Tuple[int, int], multiple_of: Optional[int] = None
+    flow: torch.Tensor, input_size: tuple[int, int], multiple_of: int | None = None
 ) -> None:
     """Raise a clear error for a flow batch the classifier cannot take: one of ``input_size``,
     or with ``multiple_of`` (a fully convolutional network) any size whose sides it divides."""
@@ -176,7 +176,7 @@ def save_atomically(data: dict, path) -> None:
 
 
 def load_checkpoint(
-    path, expected_task: Optional[str] = None, expected_architecture: Optional[dict] = None
+    path, expected_task: str | None = None, expected_architecture: dict | None = None
 ) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`, refusing mismatches clearly."""
     from pathlib import Path
@@ -225,7 +225,7 @@ def load_checkpoint(
     return checkpoint
 
 
-def load_classifier(path, expected_task: Optional[str] = None) -> MotionClassifier:
+def load_classifier(path, expected_task: str | None = None) -> MotionClassifier:
     """Rebuild a classifier from a checkpoint, in eval mode."""
     checkpoint = load_checkpoint(path, expected_task)
     architecture = checkpoint.get("architecture") or {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -54,7 +53,7 @@ class AffineMotion:
         v = self.params[1, 0] + self.params[1, 1] * x + self.params[1, 2] * y
         return np.stack([u, v], axis=-1)
 
-    def flow(self, shape: Tuple[int, int]) -> np.ndarray:
+    def flow(self, shape: tuple[int, int]) -> np.ndarray:
         """Model flow on a full ``(height, width)`` grid -> ``(H, W, 2)`` float32 pixels."""
         rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
         return self.at(cols, rows).astype(np.float32)
@@ -78,11 +77,11 @@ def fit_affine_points(
     y: np.ndarray,
     u: np.ndarray,
     v: np.ndarray,
-    weights: Optional[np.ndarray] = None,
+    weights: np.ndarray | None = None,
     epsilon: float = HUBER_EPSILON,
     max_iterations: int = 50,
     tolerance: float = 3e-3,
-    initial: Optional[AffineMotion] = None,
+    initial: AffineMotion | None = None,
     full_iterations: int = 1,
 ) -> AffineMotion:
     """Huber-robust affine fit of point displacements by IRLS.
@@ -177,13 +176,13 @@ def fit_affine_with_residuals(
     y: np.ndarray,
     u: np.ndarray,
     v: np.ndarray,
-    weights: Optional[np.ndarray] = None,
+    weights: np.ndarray | None = None,
     epsilon: float = HUBER_EPSILON,
     max_iterations: int = 50,
     tolerance: float = 3e-3,
-    initial: Optional[AffineMotion] = None,
+    initial: AffineMotion | None = None,
     full_iterations: int = 1,
-) -> Tuple[AffineMotion, np.ndarray]:
+) -> tuple[AffineMotion, np.ndarray]:
     """:func:`fit_affine_points`, also returning the residuals ``(2, N)`` float32 (pixels)."""
     x, y, targets, prior = _checked_points(x, y, u, v, weights, epsilon)
     products, (centre_x, centre_y, spread) = _centred_products(x, y)
@@ -235,8 +234,8 @@ def fit_affine_with_residuals(
 
 def fit_affine(
     flow: np.ndarray,
-    mask: Optional[np.ndarray] = None,
-    weights: Optional[np.ndarray] = None,
+    mask: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
     **options,
 ) -> AffineMotion:
     """Huber-robust affine fit of a flow field, optionally restricted to a mask.
@@ -269,7 +268,7 @@ def fit_affine(
 
 
 @lru_cache(maxsize=8)
-def pixel_grid(height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Column and row coordinates of every pixel in raster order: two read-only (H*W,) float32."""
     rows, cols = np.divmod(np.arange(height * width, dtype=np.int64), width)
     cols, rows = cols.astype(np.float32), rows.astype(np.float32)

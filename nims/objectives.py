@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from nims.synthetic.sets import GENERATORS, MaskedFrames, build_synthetic_frames
 log = logging.getLogger(__name__)
 
 
-def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> Dict[str, float]:
+def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """Accuracy (logit > 0), average precision and ROC-AUC (NaN when a split has one class)."""
     labels = labels.astype(int)
     one_class = labels.min() == labels.max()
@@ -48,7 +47,7 @@ DECISION_LOGITS = np.arange(-2.0, 10.01, 0.25)
 
 def mask_overlaps(
     logits: torch.Tensor, masks: torch.Tensor, thresholds: np.ndarray
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Intersections and unions, ``(B, T)`` each, of ``logits > t`` for each of the ``T``
     thresholds against binary masks; logits and masks ``(B, h, w)``."""
     truth = (masks > 0.5).flatten(1)
@@ -103,13 +102,13 @@ def random_crops(batch: torch.Tensor, size, generator: torch.Generator) -> torch
     return torch.stack(
         [
             sample[:, top : top + height, left : left + width]
-            for sample, top, left in zip(batch, tops.tolist(), lefts.tolist())
+            for sample, top, left in zip(batch, tops.tolist(), lefts.tolist(), strict=True)
         ]
     )
 
 
 @torch.no_grad()
-def flow_bounds(loader: DataLoader) -> Tuple[torch.Tensor, torch.Tensor]:
+def flow_bounds(loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel min and max of the training flows (LRP's ``bounds=dataset``)."""
     low = torch.full((2,), float("inf"))
     high = torch.full((2,), float("-inf"))
@@ -129,7 +128,7 @@ class FrameClassification:
         self.cfg = cfg
         self.loss = nn.BCEWithLogitsLoss()
 
-    def datasets(self) -> Dict[str, Dataset]:
+    def datasets(self) -> dict[str, Dataset]:
         """Train / val / test splits of the configured dataset, as (flow, label) datasets."""
         cfg = self.cfg
         if cfg.dataset.name == "synthetic_scenes":
@@ -180,7 +179,7 @@ class FrameClassification:
     def model(self) -> nn.Module:
         return build_model(self.cfg.model, self.cfg.task)
 
-    def prepare(self, model: nn.Module, loaders: Dict[str, DataLoader], device) -> None:
+    def prepare(self, model: nn.Module, loaders: dict[str, DataLoader], device) -> None:
         """LRP's input bounds from the training flows, unless a checkpoint brought them."""
         if not torch.isfinite(model.input_low).all():
             low, high = flow_bounds(loaders["train"])
@@ -189,23 +188,23 @@ class FrameClassification:
     def augment(self, flows: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
         return flip_augment(flows, generator), labels
 
-    def calibrate(self, model: nn.Module, validated: Dict[str, float]) -> None:
+    def calibrate(self, model: nn.Module, validated: dict[str, float]) -> None:
         """Nothing to calibrate: the classifier decides at logit 0 (its probability 0.5)."""
 
-    def summarise(self, logits: torch.Tensor, labels: torch.Tensor) -> Tuple[np.ndarray, ...]:
+    def summarise(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, ...]:
         return labels.cpu().numpy(), logits.detach().cpu().numpy()
 
-    def metrics(self, summaries: List[Tuple[np.ndarray, ...]]) -> Dict[str, float]:
-        labels, logits = (np.concatenate(part) for part in zip(*summaries))
+    def metrics(self, summaries: list[tuple[np.ndarray, ...]]) -> dict[str, float]:
+        labels, logits = (np.concatenate(part) for part in zip(*summaries, strict=True))
         return classification_metrics(labels, logits)
 
     def finish(
         self,
         model: nn.Module,
-        datasets: Dict[str, Dataset],
+        datasets: dict[str, Dataset],
         folder: Path,
         tracker,
-        test: Dict[str, float],
+        test: dict[str, float],
         best: float,
     ) -> str:
         """``relevance.png`` (LRP of a few salient test frames); the closing line."""
@@ -239,7 +238,7 @@ class MaskSegmentation:
         self.loss = None  # weighted by the training masks' coverage, in prepare
         self.network = None  # the U-Net being trained (its decision logit), from prepare
 
-    def datasets(self) -> Dict[str, Dataset]:
+    def datasets(self) -> dict[str, Dataset]:
         cfg = self.cfg
         frames = build_synthetic_frames(
             cfg.dataset, cfg.flow, cfg.model.input_size, progress=bool(cfg.progress)
@@ -251,7 +250,7 @@ class MaskSegmentation:
 
         return UNet(self.cfg.model.input_size, self.cfg.model.channels)
 
-    def prepare(self, model: nn.Module, loaders: Dict[str, DataLoader], device) -> None:
+    def prepare(self, model: nn.Module, loaders: dict[str, DataLoader], device) -> None:
         # Salient pixels are rare (about 0.5% of a crowd frame): weigh them by the inverse of
         # their share in the training masks, or the U-Net learns to predict nothing.
         frames = loaders["train"].dataset.frames
@@ -270,16 +269,16 @@ class MaskSegmentation:
             both = random_crops(both, crop, generator)
         return both[:, :2], both[:, 2]
 
-    def summarise(self, logits: torch.Tensor, masks: torch.Tensor) -> Tuple[np.ndarray, ...]:
+    def summarise(self, logits: torch.Tensor, masks: torch.Tensor) -> tuple[np.ndarray, ...]:
         """Overlaps of the salient frames at every searched logit, then at the model's own."""
         salient = masks.flatten(1).amax(1) > 0
         thresholds = np.append(DECISION_LOGITS, float(self.network.decision_logit))
         return mask_overlaps(logits[salient], masks[salient].to(logits.device), thresholds)
 
-    def metrics(self, summaries: List[Tuple[np.ndarray, ...]]) -> Dict[str, float]:
+    def metrics(self, summaries: list[tuple[np.ndarray, ...]]) -> dict[str, float]:
         """``J_mean_salient`` at the model's decision logit; ``J_calibrated`` at the best
         searched logit, ``decision_logit``."""
-        intersections, unions = (np.concatenate(part) for part in zip(*summaries))
+        intersections, unions = (np.concatenate(part) for part in zip(*summaries, strict=True))
         if not len(intersections):
             return {k: float("nan") for k in ("J_mean_salient", "J_calibrated", "decision_logit")}
         jaccard = mean_jaccard(intersections, unions)
@@ -290,7 +289,7 @@ class MaskSegmentation:
             "decision_logit": float(DECISION_LOGITS[best]),
         }
 
-    def calibrate(self, model: nn.Module, validated: Dict[str, float]) -> None:
+    def calibrate(self, model: nn.Module, validated: dict[str, float]) -> None:
         """Set the decision logit to the one that gives the best validation J: the weighted
         loss trades precision for recall (its logit 0 is a salient posterior of about
         ``1 / (1 + pos_weight)``), so logit 0 over-segments; the test pass and evaluation
@@ -301,10 +300,10 @@ class MaskSegmentation:
     def finish(
         self,
         model: nn.Module,
-        datasets: Dict[str, Dataset],
+        datasets: dict[str, Dataset],
         folder: Path,
         tracker,
-        test: Dict[str, float],
+        test: dict[str, float],
         best: float,
     ) -> str:
         return (

@@ -11,7 +11,7 @@ Adding one is a function registered in :data:`POSTPROCESSORS` and one
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ POSTPROCESSORS: Registry = Registry("post-processing")
 POSTPROCESSORS.register("colour")(refine_by_colour)
 
 
-def postprocess_results(results: List, image: Callable[[int], np.ndarray], postprocess_cfg) -> List:
+def postprocess_results(results: list, image: Callable[[int], np.ndarray], postprocess_cfg) -> list:
     """``results`` (:class:`~nims.methods.FrameResult`) with each non-empty mask post-processed
     with its frame (``image(index)``, ``(H, W, 3)`` uint8, resized to the mask's size if it
     differs); the other fields are unchanged. ``postprocess_cfg``: the ``postprocess`` node

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from numbers import Real
-from typing import Callable, Dict, Generic, Tuple, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._entries: Dict[str, T] = {}
+        self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(entry: T) -> T:
@@ -47,7 +48,7 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-def check_setting_types(function: Callable, options: Dict[str, object], group: str) -> None:
+def check_setting_types(function: Callable, options: dict[str, object], group: str) -> None:
     """Refuse a setting whose value is not of its default's kind (a number for a numeric
     parameter, true/false for a flag), naming ``<group>.<key>``: ``step2.beta=abc`` would
     otherwise fail deep inside the method with a bare TypeError."""
@@ -66,8 +67,8 @@ def check_setting_types(function: Callable, options: Dict[str, object], group: s
             raise ValueError(f"{group}.{key} must be {expected}, got {value!r}")
 
 
-@functools.lru_cache(maxsize=None)
-def _defaults(function: Callable) -> Dict[str, object]:
+@functools.cache
+def _defaults(function: Callable) -> dict[str, object]:
     """``{parameter: default}`` of a function (read once: step 2 checks every frame)."""
     return {
         name: parameter.default
@@ -76,7 +77,7 @@ def _defaults(function: Callable) -> Dict[str, object]:
     }
 
 
-def keyword_settings(function: Callable, inputs: Tuple[str, ...]) -> Tuple[str, ...]:
+def keyword_settings(function: Callable, inputs: tuple[str, ...]) -> tuple[str, ...]:
     """The config keys an implementation takes: its parameters other than ``inputs`` (the data
     it is called with)."""
     return tuple(p for p in inspect.signature(function).parameters if p not in inputs)

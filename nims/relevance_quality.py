@@ -12,7 +12,7 @@ classifier or the attribution is first judged here, on any set with ground truth
 
 from __future__ import annotations
 
-from typing import Dict, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -29,7 +29,7 @@ def relevance_flow_correlation(relevance: np.ndarray, flow: np.ndarray) -> float
     return float(np.corrcoef(values, magnitude)[0, 1])
 
 
-def relevance_quality(relevance: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
+def relevance_quality(relevance: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Pointing game and share of positive relevance on the object, for one frame.
 
     Parameters
@@ -68,7 +68,7 @@ def relevance_quality(relevance: np.ndarray, truth: np.ndarray) -> Dict[str, flo
     }
 
 
-def mean_quality(rows: Iterable[Dict[str, float]]) -> Dict[str, float]:
+def mean_quality(rows: Iterable[dict[str, float]]) -> dict[str, float]:
     """Mean of each :data:`QUALITY_KEYS` value over frames, NaN values left out (NaN when
     no frame has one)."""
     rows = list(rows)

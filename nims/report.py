@@ -9,8 +9,8 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -56,7 +56,7 @@ def announce_sweep_folder() -> None:
 
 
 def announce_run_folder(
-    run: Optional[Callable] = None, *, folder_of: Optional[Callable[[DictConfig], Path]] = None
+    run: Callable | None = None, *, folder_of: Callable[[DictConfig], Path] | None = None
 ) -> Callable:
     """Decorate an entry point's ``run(cfg)`` so that it prints its run folder first and,
     whatever happens, last: a researcher never has to look for the outputs. ``folder_of``
@@ -110,7 +110,7 @@ def resolved_config(cfg: DictConfig) -> dict:
     )
 
 
-def command_line_keys(group: str) -> List[str]:
+def command_line_keys(group: str) -> list[str]:
     """The keys under ``group`` that the running job's command line sets (``group.key=...``,
     ``+group.key=...``), without the ``group.`` prefix; none outside a Hydra job."""
     from hydra.core.hydra_config import HydraConfig
@@ -199,7 +199,7 @@ def write_json(path: Path, data) -> Path:
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
     """Write dict rows as CSV; the columns are the union of the rows' keys, in first-seen order."""
-    columns: List[str] = []
+    columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
     buffer = io.StringIO(newline="")
@@ -227,7 +227,7 @@ def markdown_table(rows: Sequence[Mapping[str, object]], columns: Iterable[str] 
 SUMMARY_COLUMNS = ["J&F", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay"]
 
 
-def write_summary(folder: Path, summary: Dict[str, float], title: str) -> str:
+def write_summary(folder: Path, summary: dict[str, float], title: str) -> str:
     """Write ``summary.json`` and ``summary.md`` (the DAVIS table) and return the Markdown."""
     write_json(folder / "summary.json", summary)
     table = f"# {title}\n\n" + markdown_table(
@@ -237,7 +237,7 @@ def write_summary(folder: Path, summary: Dict[str, float], title: str) -> str:
     return table
 
 
-def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
+def collect_sweep(sweep: Path) -> list[dict[str, object]]:
     """One row per job folder of a multirun: its overrides and its ``summary.json``.
 
     Jobs that failed or have not finished (no summary, or only the stale one of an earlier job
@@ -256,7 +256,7 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
         )
     for job in jobs:
         overrides_file = job / ".hydra" / "overrides.yaml"
-        row: Dict[str, object] = {"job": int(job.name), **_job_overrides(job)}
+        row: dict[str, object] = {"job": int(job.name), **_job_overrides(job)}
         summary_file = job / "summary.json"
         failures_file = job / "failures.json"
         failed = json.loads(failures_file.read_text()) if failures_file.is_file() else {}
@@ -274,7 +274,7 @@ def collect_sweep(sweep: Path) -> List[Dict[str, object]]:
     return rows
 
 
-def _job_folders(sweep: Path) -> List[Path]:
+def _job_folders(sweep: Path) -> list[Path]:
     """The job folders ``0/, 1/, ...`` of a multirun folder, in job order."""
     if not sweep.is_dir():
         return []
@@ -283,7 +283,7 @@ def _job_folders(sweep: Path) -> List[Path]:
     )
 
 
-def _job_overrides(job: Path) -> Dict[str, str]:
+def _job_overrides(job: Path) -> dict[str, str]:
     """``{key: value}`` of a job's command-line overrides (Hydra's ``overrides.yaml``)."""
     overrides_file = job / ".hydra" / "overrides.yaml"
     overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
@@ -296,7 +296,7 @@ def _older(path: Path, than: Path) -> bool:
     return than.is_file() and path.stat().st_mtime_ns < than.stat().st_mtime_ns
 
 
-def plot_sweep(rows: List[Dict[str, object]], path: Path) -> Optional[Path]:
+def plot_sweep(rows: list[dict[str, object]], path: Path) -> Path | None:
     """J and F means against the one swept value that varies (if there is one)."""
     import matplotlib
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,7 +42,7 @@ PATH_KEYS = (
 )
 
 
-def _flatten(node, prefix: str = "") -> Dict[str, object]:
+def _flatten(node, prefix: str = "") -> dict[str, object]:
     if isinstance(node, dict):
         flat = {}
         for key, value in node.items():
@@ -53,7 +53,7 @@ def _flatten(node, prefix: str = "") -> Dict[str, object]:
 
 def computing_settings(
     config: dict, free_keys: Sequence[str] = RESUME_FREE_KEYS
-) -> Dict[str, object]:
+) -> dict[str, object]:
     """The flattened settings of a resolved config that change what a run computes: all but
     ``free_keys`` and the keys under them; paths (:data:`PATH_KEYS`) made absolute, so that
     two spellings of one folder are one setting."""
@@ -76,7 +76,7 @@ def files_identity(paths: Iterable[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
-def checkpoint_identity(checkpoint: Optional[str]) -> Optional[str]:
+def checkpoint_identity(checkpoint: str | None) -> str | None:
     """A hash of the checkpoint file's bytes (None when there is no such file): a checkpoint
     replaced at the same path is another classifier."""
     if not checkpoint or not Path(str(checkpoint)).is_file():
@@ -111,7 +111,7 @@ def check_resume_config(cfg: DictConfig, folder: Path) -> None:
         )
 
 
-def setting_differences(saved: Dict[str, object], current: Dict[str, object]) -> str:
+def setting_differences(saved: dict[str, object], current: dict[str, object]) -> str:
     """``key: saved -> current`` for the first 8 settings that differ, '' when none do."""
     differing = sorted(
         key for key in set(saved) | set(current) if saved.get(key) != current.get(key)

@@ -8,8 +8,6 @@ Huber threshold is the normalised median absolute deviation, re-estimated at eac
 
 from __future__ import annotations
 
-from typing import Optional
-
 import cv2
 import numpy as np
 
@@ -57,8 +55,8 @@ def robust_scales(residuals: np.ndarray) -> np.ndarray:
 def irls(
     products: np.ndarray,
     targets: np.ndarray,
-    prior: Optional[np.ndarray],
-    coefficients: Optional[np.ndarray],
+    prior: np.ndarray | None,
+    coefficients: np.ndarray | None,
     epsilon: float,
     max_iterations: int,
     tolerance: float,
@@ -94,7 +92,7 @@ def irls(
 def _weighted_solve(
     products: np.ndarray,
     targets: np.ndarray,
-    prior: Optional[np.ndarray],
+    prior: np.ndarray | None,
     weights: np.ndarray,
     previous: np.ndarray,
 ):
@@ -114,7 +112,7 @@ def _weighted_solve(
     except np.linalg.LinAlgError:
         # Degenerate point sets (all on a line, or 1-2 distinct points): minimum-norm solution.
         coefficients = np.stack(
-            [np.linalg.lstsq(n, r, rcond=None)[0] for n, r in zip(normal, right)]
+            [np.linalg.lstsq(n, r, rcond=None)[0] for n, r in zip(normal, right, strict=True)]
         )
     return coefficients, float(np.abs(coefficients - previous).sum(axis=1).max())
 

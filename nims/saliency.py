@@ -9,7 +9,6 @@ resolution; paper: ``lam = 0.15``), zero outside R_sal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -33,7 +32,7 @@ class SaliencyMap:
 
     saliency: np.ndarray
     inpainted_flow: np.ndarray
-    background_motion: Optional[AffineMotion]
+    background_motion: AffineMotion | None
 
 
 def saliency_map(
@@ -41,7 +40,7 @@ def saliency_map(
     salient_mask: np.ndarray,
     lam: float = 0.15,
     epsilon: float = HUBER_EPSILON,
-    initial: Optional[AffineMotion] = None,
+    initial: AffineMotion | None = None,
 ) -> SaliencyMap:
     """Saliency map of a frame given its salient regions.
 

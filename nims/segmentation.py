@@ -19,9 +19,9 @@ All maps are at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Tuple
+from functools import cache
 
 import cv2
 import numpy as np
@@ -62,8 +62,8 @@ class Segmentation:
     region_scores: np.ndarray
     salient_labels: np.ndarray
     salient_mask: np.ndarray
-    layers: Optional[np.ndarray] = None
-    layer_motions: List[AffineMotion] = field(default_factory=list)
+    layers: np.ndarray | None = None
+    layer_motions: list[AffineMotion] = field(default_factory=list)
     step: str = ""
 
 
@@ -232,7 +232,7 @@ def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
 
 # Settings a method takes but leaves unread under some value of another setting:
 # ``{method: {setting: {value: keys not read under it}}}`` (the light step's candidate tests).
-UNREAD_SETTINGS: Dict[str, Dict[str, Dict[str, Tuple[str, ...]]]] = {
+UNREAD_SETTINGS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "light": {
         "candidates": {
             "contrast": ("alpha1", "alpha2", "projection", "modes"),
@@ -304,8 +304,8 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     return result
 
 
-@lru_cache(maxsize=None)
-def _settings(name: str) -> Tuple[str, ...]:
+@cache
+def _settings(name: str) -> tuple[str, ...]:
     """The config keys the step 2 method ``name`` takes (its keyword parameters)."""
     return keyword_settings(STEP2_METHODS.get(name), ("flow", "relevance", "_"))
 

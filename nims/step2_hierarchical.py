@@ -7,7 +7,7 @@ relevance ``(H, W)``.
 
 from __future__ import annotations
 
-from typing import List, Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def peel_motion_layers(
     min_outliers: int = 50,
     max_layers: int = 32,
     epsilon: float = HUBER_EPSILON,
-) -> Tuple[np.ndarray, List[AffineMotion]]:
+) -> tuple[np.ndarray, list[AffineMotion]]:
     """Peel affine motion layers off a flow field (the paper's hierarchical step).
 
     At each iteration a Huber-robust affine model is fitted to the points not yet assigned; a
@@ -169,9 +169,9 @@ def hierarchical_step(
     selection: str = "relevance_mass",
     min_share: float = 0.05,
     residual_split: bool = True,
-    parallax_ratio: Optional[float] = None,
+    parallax_ratio: float | None = None,
     parallax_min_residual: float = 0.2,
-    parallax_step: Optional[Mapping[str, object]] = None,
+    parallax_step: Mapping[str, object] | None = None,
     **_: object,
 ) -> Segmentation:
     """Hierarchical step 2: motion layers -> connected components -> salient regions.

@@ -6,9 +6,9 @@ opened with ``with`` so that each job of a multirun, even in one process, gets i
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence
 
 import numpy as np
 from omegaconf import DictConfig
@@ -18,13 +18,13 @@ class Tracker:
     """What the pipeline logs; :class:`WandbTracker` sends it to W&B, this base class nowhere
     (``logger=none``)."""
 
-    def log(self, metrics: Dict[str, float], step: Optional[int] = None) -> None:
+    def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log scalar metrics (e.g. per epoch)."""
 
-    def summary(self, metrics: Dict[str, float]) -> None:
+    def summary(self, metrics: dict[str, float]) -> None:
         """Record the run's final metrics."""
 
-    def table(self, name: str, rows: Sequence[Dict[str, object]]) -> None:
+    def table(self, name: str, rows: Sequence[dict[str, object]]) -> None:
         """Record a table of dict rows."""
 
     def images(self, name: str, images: Sequence[np.ndarray], captions: Sequence[str]) -> None:
@@ -62,7 +62,8 @@ class WandbTracker(Tracker):
         self.run.log(
             {
                 name: [
-                    wandb.Image(image, caption=caption) for image, caption in zip(images, captions)
+                    wandb.Image(image, caption=caption)
+                    for image, caption in zip(images, captions, strict=True)
                 ]
             }
         )
@@ -81,7 +82,7 @@ def run_name(folder: Path) -> str:
     return folder.name
 
 
-def _sweep_group() -> Optional[str]:
+def _sweep_group() -> str | None:
     """Name of the multirun sweep folder, used as the W&B group of its jobs."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode

@@ -19,7 +19,6 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -78,8 +77,8 @@ def run_epoch(
     generator=None,
     augment: bool = False,
     frozen_norms: bool = False,
-    progress: Optional[str] = None,
-) -> Dict[str, float]:
+    progress: str | None = None,
+) -> dict[str, float]:
     """One pass over ``loader``: a training epoch when ``optimizer`` is given, else an
     evaluation. Returns the mean loss and the objective's metrics."""
     training = optimizer is not None
@@ -103,14 +102,14 @@ def run_epoch(
     return {"loss": total / count, **objective.metrics(summaries)}
 
 
-def score(objective, row: Dict[str, float]) -> float:
+def score(objective, row: dict[str, float]) -> float:
     """The validation score that picks ``best.pt`` (its fallback when it is undefined)."""
     value = row[objective.score_key]
     fallback = row[objective.fallback_key] if objective.fallback_key else 0.0
     return float(np.nan_to_num(value, nan=fallback))
 
 
-def _loaders(cfg: DictConfig, datasets, generator: torch.Generator) -> Dict[str, DataLoader]:
+def _loaders(cfg: DictConfig, datasets, generator: torch.Generator) -> dict[str, DataLoader]:
     return {
         split: DataLoader(
             data,
@@ -158,7 +157,7 @@ def _resumable(cfg: DictConfig, state: dict) -> None:
         )
 
 
-def _start(cfg: DictConfig, model, optimizer, folder: Path) -> Tuple[int, float, list, dict]:
+def _start(cfg: DictConfig, model, optimizer, folder: Path) -> tuple[int, float, list, dict]:
     """``(first epoch, best score, history, random states)``: a fresh run's, or those of the
     run ``resume`` names (its weights, optimiser and random states loaded, its ``best.pt``
     copied beside this run)."""
@@ -252,7 +251,7 @@ def run(cfg: DictConfig) -> float:
     return best
 
 
-def _set_description(dataset: Dict[str, object], epochs: int) -> str:
+def _set_description(dataset: dict[str, object], epochs: int) -> str:
     """``dataset=<name>: <videos> videos x <frames> frames at <h>x<w>, <epochs> epochs``."""
     text = f"dataset={dataset.get('name')}"
     frames = dataset.get("frames", dataset.get("frames_per_video"))

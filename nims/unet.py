@@ -8,7 +8,7 @@ set). Input: a flow batch ``(B, 2, H, W)`` at the model's resolution; output: ma
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -85,7 +85,7 @@ class UNet(nn.Module):
             if index < len(self.down) - 1:
                 skips.append(x)
                 x = F.max_pool2d(x, 2)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
             x = merge(torch.cat([up(x), skip], dim=1))
         return self.out(x)[:, 0]
 

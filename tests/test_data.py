@@ -130,12 +130,14 @@ def test_crowd_frame_rate_divides_the_motion_and_keeps_the_scene():
         cameras, pairs = crowd_video(CrowdConfig(frame_rate=(rate, rate), **still), 4, True)
         current, following = pairs[0]
         moves.append(
-            np.array([b.origin - a.origin for a, b in zip(current[1::3], following[1::3])])
+            np.array(
+                [b.origin - a.origin for a, b in zip(current[1::3], following[1::3], strict=True)]
+            )
         )
         assert np.allclose(cameras[0].rotation, cameras[1].rotation)
     first, _ = crowd_video(CrowdConfig(frame_rate=(5.0, 5.0), **still), 4, True)[1][0]
     again, _ = crowd_video(CrowdConfig(frame_rate=(20.0, 20.0), **still), 4, True)[1][0]
-    assert all(np.array_equal(a.origin, b.origin) for a, b in zip(first, again))
+    assert all(np.array_equal(a.origin, b.origin) for a, b in zip(first, again, strict=True))
     speeds = np.linalg.norm(moves[0], axis=1)
     assert np.allclose(np.linalg.norm(moves[1], axis=1), speeds / 4)
     assert 0.2 < np.median(speeds) < 0.4  # 1.5 m/s at 5 frames/s

@@ -74,8 +74,13 @@ def test_scores_match_the_toolkit_on_altered_masks(davis_root, tmp_path, compose
     for sequence in SEQUENCES:
         annotations = [davis.read_mask(p) for p in davis.annotation_paths(davis_root, sequence)]
         altered = [alter(a, i) for i, a in enumerate(annotations)]
-        j = [reference.davis_toolkit_jaccard(a, p) for p, a in zip(altered, annotations)]
-        f = [reference.davis_toolkit_f_measure(p, a) for p, a in zip(altered, annotations)]
+        j = [
+            reference.davis_toolkit_jaccard(a, p) for p, a in zip(altered, annotations, strict=True)
+        ]
+        f = [
+            reference.davis_toolkit_f_measure(p, a)
+            for p, a in zip(altered, annotations, strict=True)
+        ]
         expected[sequence] = {
             "J": reference.davis_toolkit_statistics(j),
             "F": reference.davis_toolkit_statistics(f),

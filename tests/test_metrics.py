@@ -7,8 +7,13 @@ from nims.data import davis
 
 
 def toolkit_sequence(predictions, annotations):
-    j = [reference.davis_toolkit_jaccard(a, p) for p, a in zip(predictions, annotations)]
-    f = [reference.davis_toolkit_f_measure(p, a) for p, a in zip(predictions, annotations)]
+    j = [
+        reference.davis_toolkit_jaccard(a, p) for p, a in zip(predictions, annotations, strict=True)
+    ]
+    f = [
+        reference.davis_toolkit_f_measure(p, a)
+        for p, a in zip(predictions, annotations, strict=True)
+    ]
     return {"J": reference.davis_toolkit_statistics(j), "F": reference.davis_toolkit_statistics(f)}
 
 

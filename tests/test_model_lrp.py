@@ -203,7 +203,7 @@ def relevance_with_norm_passed_through(model, flow):
     with torch.no_grad():
         activations, pre_pools = [], []
         x = flow
-        for conv, norm in zip(model.convs, model.norms):
+        for conv, norm in zip(model.convs, model.norms, strict=True):
             activations.append(x)
             pre = torch.relu(norm(conv(x)))
             pre_pools.append(pre)

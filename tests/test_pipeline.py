@@ -81,7 +81,9 @@ def test_each_frame_is_decided_with_its_neighbours_across_batches():
     from nims.attribution import decision_logits
 
     flows, _ = moving_square_flows(5)
-    flows = [flow * np.float32(scale) for flow, scale in zip(flows, (1, -3, 2, 0.5, -1))]
+    flows = [
+        flow * np.float32(scale) for flow, scale in zip(flows, (1, -3, 2, 0.5, -1), strict=True)
+    ]
     model = classifier(seed=3)
     alone = [result.logit for result in run_frames(model, flows, PIPELINE, batch_size=2)]
     mirrored = OmegaConf.merge(PIPELINE, {"decision": {"flips": 4, "window": 1}})
@@ -101,7 +103,7 @@ def test_each_frame_is_decided_with_its_neighbours_across_batches():
     gated_results = run_frames(model, flows, gated, batch_size=3)
     decisions = np.array([result.logit for result in gated_results])
     assert (decisions > 0).any() and (decisions <= 0).any()
-    for decision, found, kept in zip(decisions, open_results, gated_results):
+    for decision, found, kept in zip(decisions, open_results, gated_results, strict=True):
         assert np.array_equal(kept.mask, found.mask if decision > 0 else np.zeros_like(found.mask))
     assert any(found.mask.any() for found in open_results[:3] if found.logit <= 0)
 

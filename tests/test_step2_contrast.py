@@ -12,7 +12,7 @@ CAMERA = np.array([1.5, -0.5])  # pixels per frame: the pan every pixel shares
 CROWD = np.array([6.0, 1.0])  # the crowd's own motion
 
 
-def crowd_flow(walkers=100, against=np.array([-5.0, 3.0]), seed=0):
+def crowd_flow(walkers=100, against=(-5.0, 3.0), seed=0):
     """Flow ``(H, W, 2)`` of a pan, ``walkers`` 4x6 blobs moving with the crowd (each with its
     own jitter), one blob moving ``against``; the wrong-way walker's mask and the crowd's."""
     rng = np.random.default_rng(seed)

@@ -214,7 +214,7 @@ def test_random_crops_cut_flow_and_mask_together():
     batch = torch.arange(3 * 3 * 8 * 12, dtype=torch.float32).reshape(3, 3, 8, 12)
     crops = random_crops(batch, (4, 6), torch.Generator().manual_seed(0))
     assert crops.shape == (3, 3, 4, 6)
-    for sample, crop in zip(batch, crops):
+    for sample, crop in zip(batch, crops, strict=True):
         # Literal reference: find the window by its first value; every channel matches there.
         top, left = divmod(int(crop[0, 0, 0].item()) % 96, 12)
         torch.testing.assert_close(crop, sample[:, top : top + 4, left : left + 6])

@@ -13,8 +13,8 @@ of the frames around it (``window``, :func:`decision_logits`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -168,7 +168,10 @@ def relevance_maps(
         Channel-summed relevance at each flow's resolution (:func:`at_flow_resolution`).
     """
     result = attribute_flows(model, flows, attribution_cfg, flips)
-    maps = [at_flow_resolution(map_, flow.shape) for map_, flow in zip(result.relevance, flows)]
+    maps = [
+        at_flow_resolution(map_, flow.shape)
+        for map_, flow in zip(result.relevance, flows, strict=True)
+    ]
     return result, maps
 
 

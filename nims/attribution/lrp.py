@@ -22,7 +22,7 @@ statistics).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
@@ -62,9 +62,9 @@ def global_mean_share(features: torch.Tensor, relevance: torch.Tensor) -> torch.
 def input_bounds(
     flow: torch.Tensor,
     bounds: str = "sample",
-    low: Optional[Sequence[float]] = None,
-    high: Optional[Sequence[float]] = None,
-    model: Optional[MotionClassifier] = None,
+    low: Sequence[float] | None = None,
+    high: Sequence[float] | None = None,
+    model: MotionClassifier | None = None,
 ):
     """Per-channel admissible bounds of the input, each ``(B or 1, 2, 1, 1)``.
 

@@ -31,9 +31,9 @@ def _through_conv(block, inputs, weights, relevance: torch.Tensor) -> torch.Tens
     weights_k)``: the relevance a convolution hands back to ``inputs`` (their sum)."""
     inputs = [value.detach().requires_grad_(True) for value in inputs]
     with torch.enable_grad():
-        z = sum(block.conv(value, weight) for value, weight in zip(inputs, weights))
+        z = sum(block.conv(value, weight) for value, weight in zip(inputs, weights, strict=True))
         gradients = torch.autograd.grad(z, inputs, grad_outputs=relevance / stabilise(z))
-    return sum(value * gradient for value, gradient in zip(inputs, gradients)).detach()
+    return sum(value * gradient for value, gradient in zip(inputs, gradients, strict=True)).detach()
 
 
 @RULES.register("zplus")

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -56,12 +56,12 @@ class SequenceData:
     name: str
     n_frames: int
     image: Callable[[int], np.ndarray]
-    flow_source: Callable[[], List[np.ndarray]]
-    truths: Optional[Sequence[np.ndarray]] = None
-    extra: Dict[str, object] = field(default_factory=dict)
+    flow_source: Callable[[], list[np.ndarray]]
+    truths: Sequence[np.ndarray] | None = None
+    extra: dict[str, object] = field(default_factory=dict)
 
     @functools.cached_property
-    def flows(self) -> List[np.ndarray]:
+    def flows(self) -> list[np.ndarray]:
         return self.flow_source()
 
 
@@ -137,7 +137,7 @@ def write_figures(cfg, folder: Path, data: SequenceData, results) -> None:
             )
 
 
-def figures_not_drawn(cfg, names: Sequence[str]) -> List[str]:
+def figures_not_drawn(cfg, names: Sequence[str]) -> list[str]:
     """The entries of ``figures`` whose sequence is not among the run's ``names``, each with
     the names it has, for a warning before the run."""
     listed = set(names)

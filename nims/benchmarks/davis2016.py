@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 from omegaconf import DictConfig
@@ -81,7 +80,7 @@ class SavedMasks:
             self.first_index,
         )
 
-    def predict(self, data: SequenceData, progress: Optional[str] = None) -> List[FrameResult]:
+    def predict(self, data: SequenceData, progress: str | None = None) -> list[FrameResult]:
         paths = prediction_paths(self.folder, data.name, data.n_frames, self.first_index)
         return [
             FrameResult(
@@ -91,7 +90,7 @@ class SavedMasks:
                 None,
                 np.zeros_like(truth) if path is None else davis.read_mask(path, truth.shape),
             )
-            for path, truth in zip(paths, data.truths)
+            for path, truth in zip(paths, data.truths, strict=True)
         ]
 
 
@@ -108,7 +107,7 @@ class Davis2016:
         self.method = "predictions" if cfg.get("predictions") else str(cfg.method.name)
         self.run_identity = run_identity(cfg)
 
-    def sequences(self) -> List[str]:
+    def sequences(self) -> list[str]:
         return selected_sequences(self.cfg, self.root)
 
     def scores_masks_only(self, name: str) -> bool:
@@ -117,7 +116,7 @@ class Davis2016:
         frames = self.root / "JPEGImages" / self.resolution / name
         return bool(self.cfg.get("predictions")) and not frames.is_dir()
 
-    def load(self, name: str, progress: Optional[str] = None) -> SequenceData:
+    def load(self, name: str, progress: str | None = None) -> SequenceData:
         if self.scores_masks_only(name):
             return self._annotations_only(name)
         frames, annotations = davis.check_sequence(self.root, name, self.resolution)
@@ -171,7 +170,7 @@ class Davis2016:
             paths += sorted((Path(str(self.cfg.predictions)) / name).glob("*.png"))
         return f"{self.run_identity}-{files_identity(paths)}"
 
-    def saved_score(self, name: str) -> Optional[dict]:
+    def saved_score(self, name: str) -> dict | None:
         """The score an earlier run left for ``name`` with all its masks (resume), or None;
         None too, with a note, when its config, checkpoint or input files were others."""
         path = self.score_path(name)
@@ -200,14 +199,14 @@ class Davis2016:
             return None
         return score if len(list(masks.glob("*.png"))) == len(score["J"]) else None
 
-    def earlier_sequences(self, selected: List[str]) -> List[str]:
+    def earlier_sequences(self, selected: list[str]) -> list[str]:
         """Sequences outside ``selected`` whose results an earlier run left complete in the
         folder with this run's identity (a resume with a subset keeps them in the summary)."""
         scores = self.folder / "scores"
         names = sorted(path.stem for path in scores.glob("*.json")) if scores.is_dir() else []
         return [name for name in names if name not in selected and self.saved_score(name)]
 
-    def write(self, data: SequenceData, results: List[FrameResult], method) -> None:
+    def write(self, data: SequenceData, results: list[FrameResult], method) -> None:
         if not getattr(method, "writes", True):
             return
         masks = self.folder / "Segmentations" / "480p"
@@ -223,7 +222,7 @@ class Davis2016:
                 write_strip(self.folder, data, index, result)
         write_figures(self.cfg, self.folder, data, results)
 
-    def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
+    def score(self, data: SequenceData, results: list[FrameResult], method) -> dict:
         """Per-frame J and F (all frames; the protocol's statistics skip the first and last),
         and for a classifying method the oracle's, the logits and the relevance diagnostic."""
         frames, _ = metrics.evaluate_sequence([r.mask for r in results], data.truths)
@@ -234,7 +233,7 @@ class Davis2016:
             logits = [r.logit for r in results if np.isfinite(r.logit)]
             quality = [
                 relevance_quality(r.relevance, t)
-                for r, t in zip(results[: len(flows)], data.truths)
+                for r, t in zip(results[: len(flows)], data.truths[: len(flows)], strict=True)
             ]
             score.update(
                 {
@@ -251,7 +250,7 @@ class Davis2016:
                         "relevance_flow_correlation": nan_mean(
                             [
                                 relevance_flow_correlation(r.relevance, f)
-                                for r, f in zip(results, flows)
+                                for r, f in zip(results[: len(flows)], flows, strict=True)
                             ]
                         ),
                         **mean_quality(quality),
@@ -262,14 +261,14 @@ class Davis2016:
         write_json(self.score_path(data.name), score)
         return score
 
-    def summarise(self, scores: Dict[str, dict], tracker, method) -> float:
+    def summarise(self, scores: dict[str, dict], tracker, method) -> float:
         """The run's tables, report and W&B summary from every sequence's score; returns J&F."""
         classified = method.classifies
         per_frame, per_sequence, oracle_sequence = [], {}, {}
         for name, score in scores.items():
             per_sequence[name] = sequence_statistics(score["J"], score["F"])
             last = len(score["J"]) - 1
-            for index, (j, f) in enumerate(zip(score["J"], score["F"])):
+            for index, (j, f) in enumerate(zip(score["J"], score["F"], strict=True)):
                 # The protocol scores neither the first nor the last frame.
                 row = {"sequence": name, "frame": index, "scored": 0 < index < last, "J": j, "F": f}
                 if classified:
@@ -314,17 +313,17 @@ class Davis2016:
         return summary["J&F"]
 
 
-def _oracle_masks(data: SequenceData, results: List[FrameResult]) -> List:
+def _oracle_masks(data: SequenceData, results: list[FrameResult]) -> list:
     """The oracle selection's mask of every frame, computed once per sequence (written by
     ``write``, scored by ``score``)."""
     if "oracle_masks" not in data.extra:
         data.extra["oracle_masks"] = [
-            oracle_mask(r.segmentation, t) for r, t in zip(results, data.truths)
+            oracle_mask(r.segmentation, t) for r, t in zip(results, data.truths, strict=True)
         ]
     return data.extra["oracle_masks"]
 
 
-def _classifier_summary(scores: Dict[str, dict], summary: dict, oracle_sequence: dict) -> str:
+def _classifier_summary(scores: dict[str, dict], summary: dict, oracle_sequence: dict) -> str:
     """Add the oracle's statistics, the relevance diagnostic, the rate of frames classified
     salient and the rate of frames whose flow showed parallax (their candidate regions made by
     ``step2.parallax_step``) to ``summary``; return their Markdown tables."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List
 
 from omegaconf import DictConfig
 
@@ -15,7 +14,7 @@ from nims.data import davis
 log = logging.getLogger(__name__)
 
 
-def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
+def selected_sequences(cfg: DictConfig, root: Path) -> list[str]:
     """``dataset.sequences`` when given, else the sequences of ``dataset.split`` present under
     ``root``: a partial copy of DAVIS evaluates what it holds and names what it lacks in one
     line (``dataset.strict=true`` makes a missing sequence an error)."""
@@ -66,7 +65,7 @@ def selected_sequences(cfg: DictConfig, root: Path) -> List[str]:
     return present
 
 
-def sequence_rows(per_sequence: Dict[str, Dict[str, Dict[str, float]]]) -> List[Dict[str, object]]:
+def sequence_rows(per_sequence: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, object]]:
     """Flatten per-sequence statistics into rows with the DAVIS toolkit's column names
     (``Sequence``, ``J-Mean``, ``J-Recall``, ``J-Decay``, ``F-Mean``, ...)."""
     return [
@@ -100,8 +99,8 @@ def check_flow_sizes(flows, frame_size, sequence: str, flow_cfg) -> None:
 
 
 def sequence_statistics(
-    jaccards: List[float], boundaries: List[float]
-) -> Dict[str, Dict[str, float]]:
+    jaccards: list[float], boundaries: list[float]
+) -> dict[str, dict[str, float]]:
     """The protocol's per-sequence statistics of per-frame J and F."""
     return {
         "J": metrics.sequence_statistics(jaccards),

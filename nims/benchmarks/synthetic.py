@@ -14,7 +14,6 @@ salient frames and over those where they mark something.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 from omegaconf import DictConfig
@@ -40,7 +39,7 @@ def video_name(video: int) -> str:
     return f"video_{video:04d}"
 
 
-def others_marked(mask: np.ndarray, others: Optional[np.ndarray]) -> float:
+def others_marked(mask: np.ndarray, others: np.ndarray | None) -> float:
     """Fraction of the other objects' visible pixels (parallax objects, crowd members) that a
     predicted mask wrongly marks salient; NaN when the frame shows none."""
     if others is None or not others.any():
@@ -48,7 +47,7 @@ def others_marked(mask: np.ndarray, others: Optional[np.ndarray]) -> float:
     return float((mask & others).sum() / others.sum())
 
 
-def _mean_or_zero(values: List[float]) -> float:
+def _mean_or_zero(values: list[float]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
@@ -62,10 +61,10 @@ class SyntheticSet:
         self.split = str(cfg.dataset.get("eval_split", "test"))
         self.videos = SyntheticFrames(build_set(cfg.dataset, cfg.flow), self.split, (8, 8))
 
-    def sequences(self) -> List[str]:
+    def sequences(self) -> list[str]:
         return [video_name(video) for video in sorted(set(self.videos.videos))]
 
-    def load(self, name: str, progress: Optional[str] = None) -> SequenceData:
+    def load(self, name: str, progress: str | None = None) -> SequenceData:
         arrays = self.videos.video_arrays(int(name.split("_")[1]))
         flows = [np.asarray(flow, dtype=np.float32) for flow in arrays["flows"]]
         return SequenceData(
@@ -80,10 +79,10 @@ class SyntheticSet:
     def saved_score(self, name: str) -> None:
         return None  # a synthetic run is short: it is not resumed
 
-    def earlier_sequences(self, selected: List[str]) -> List[str]:
+    def earlier_sequences(self, selected: list[str]) -> list[str]:
         return []
 
-    def write(self, data: SequenceData, results: List[FrameResult], method) -> None:
+    def write(self, data: SequenceData, results: list[FrameResult], method) -> None:
         """Report strips of a few frames (methods with a relevance map), and the figures
         ``figures=[[video_NNNN, frame]]`` asks for."""
         drawn = report_frames(0, data.n_frames - 1, int(self.cfg.get("report_frames", 4)))
@@ -92,11 +91,11 @@ class SyntheticSet:
                 write_strip(self.folder, data, index, results[index])
         write_figures(self.cfg, self.folder, data, results)
 
-    def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
+    def score(self, data: SequenceData, results: list[FrameResult], method) -> dict:
         """One row per frame."""
         rows = []
         others = data.extra.get("others")
-        for index, (result, truth) in enumerate(zip(results, data.truths)):
+        for index, (result, truth) in enumerate(zip(results, data.truths, strict=True)):
             label = data.extra["labels"][index]
             row = {"video": int(data.name.split("_")[1]), "frame": index, "label": label}
             if method.classifies:
@@ -128,7 +127,7 @@ class SyntheticSet:
             rows.append(row)
         return {"rows": rows}
 
-    def summarise(self, scores: Dict[str, dict], tracker, method) -> float:
+    def summarise(self, scores: dict[str, dict], tracker, method) -> float:
         rows = [row for score in scores.values() for row in score["rows"]]
         salient = [r["J"] for r in rows if r["label"]]
         detected = [r["J"] for r in rows if r["label"] and r["detected"]]
@@ -174,7 +173,7 @@ class SyntheticSet:
         self._write(rows, summary, title, tracker)
         return summary["J_mean_detected_salient" if method.classifies else "J_mean_all_salient"]
 
-    def _write(self, rows: List[dict], summary: dict, title: str, tracker) -> None:
+    def _write(self, rows: list[dict], summary: dict, title: str, tracker) -> None:
         """``per_frame.csv``, ``summary.json``, ``summary.md`` and ``report.html`` (one row
         per video); the table is printed and the summary logged."""
         from nims.html_report import write_html_report

@@ -8,7 +8,6 @@ video (``overlay.mp4``: mask over the frame | saliency), ``contact_sheet.png`` (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -43,10 +42,10 @@ class Video:
         if cfg.dataset.get("max_frames") is not None:
             require_positive_ints(cfg, ("dataset.max_frames",))
 
-    def sequences(self) -> List[str]:
+    def sequences(self) -> list[str]:
         return [self.source.stem]
 
-    def load(self, name: str, progress: Optional[str] = None) -> SequenceData:
+    def load(self, name: str, progress: str | None = None) -> SequenceData:
         from nims.data.video import read_frames
 
         dataset = self.cfg.dataset
@@ -69,10 +68,10 @@ class Video:
     def saved_score(self, name: str) -> None:
         return None
 
-    def earlier_sequences(self, selected: List[str]) -> List[str]:
+    def earlier_sequences(self, selected: list[str]) -> list[str]:
         return []
 
-    def write(self, data: SequenceData, results: List[FrameResult], method) -> None:
+    def write(self, data: SequenceData, results: list[FrameResult], method) -> None:
         from nims.figures import overlay
         from nims.visualize import side_by_side, write_png
 
@@ -82,7 +81,7 @@ class Video:
             writer = cv2.VideoWriter(
                 str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), 10, (2 * width, height)
             )
-            for index, (frame, result) in enumerate(zip(frames, results)):
+            for index, (frame, result) in enumerate(zip(frames, results, strict=True)):
                 write_mask(self.folder / "masks" / f"{index:05d}.png", result.mask)
                 write_saliency(self.folder / "saliency" / f"{index:05d}.png", result.saliency)
                 heat = cv2.applyColorMap(
@@ -115,7 +114,7 @@ class Video:
                 write_strip(self.folder, data, index, results[index])
         write_figures(self.cfg, self.folder, data, results)
 
-    def score(self, data: SequenceData, results: List[FrameResult], method) -> dict:
+    def score(self, data: SequenceData, results: list[FrameResult], method) -> dict:
         logits = np.array([r.logit for r in results[:-1]])
         parallax = [parallax_step_used(r.segmentation, self.cfg.step2.name) for r in results]
         return {
@@ -127,7 +126,7 @@ class Video:
             "parallax_step": parallax,
         }
 
-    def summarise(self, scores: Dict[str, dict], tracker, method) -> None:
+    def summarise(self, scores: dict[str, dict], tracker, method) -> None:
         from nims.html_report import write_html_report
 
         ((name, score),) = scores.items()
@@ -142,7 +141,7 @@ class Video:
             [
                 {"sequence": name, "frame": index, "logit": logit, "parallax_step": parallax}
                 for index, (logit, parallax) in enumerate(
-                    zip(score["logits"], score["parallax_step"])
+                    zip(score["logits"], score["parallax_step"], strict=True)
                 )
             ],
         )

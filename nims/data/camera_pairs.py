@@ -19,9 +19,9 @@ import hashlib
 import io
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -80,7 +80,7 @@ def camera_homography(rng: np.random.Generator, width: int, height: int, motion:
 
 def sequence_pairs(
     frames: Sequence[np.ndarray], estimate, motion: CameraMotion, seed: int, name: str, input_size
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative flows of one sequence at the classifier's input.
 
     Returns
@@ -98,7 +98,7 @@ def sequence_pairs(
         rng = np.random.default_rng([seed, zlib.crc32(name.encode()), index])
         homography = camera_homography(rng, width, height, motion)
 
-        def seen(image):
+        def seen(image, homography=homography):
             return cv2.warpPerspective(
                 image,
                 homography,
@@ -124,7 +124,7 @@ def _sequence_file(folder: Path, root: Path, name: str, resolution: str, descrip
     return folder / f"{name}-{key}.npz"
 
 
-def _build_sequence(path: Path, frame_paths: List[Path], name: str, flow_cfg, motion, seed, size):
+def _build_sequence(path: Path, frame_paths: list[Path], name: str, flow_cfg, motion, seed, size):
     from nims.flow_backends import make_flow_estimator
 
     if path.is_file():
@@ -140,7 +140,7 @@ def _build_sequence(path: Path, frame_paths: List[Path], name: str, flow_cfg, mo
 
 def build_camera_pairs(
     dataset_cfg, flow_cfg, input_size, progress: bool = True
-) -> Dict[str, "CameraPairs"]:
+) -> dict[str, CameraPairs]:
     """The train / val / test splits of ``dataset=davis_camera`` (built or read from cache)."""
     from nims.benchmarks.davis_protocol import selected_sequences
 
@@ -185,9 +185,9 @@ class CameraPairs(Dataset):
     itself) and sequence.
     """
 
-    def __init__(self, paths: List[Path], names: List[str]):
+    def __init__(self, paths: list[Path], names: list[str]):
         flows, self.labels, self.videos = [], [], []
-        for path, name in zip(paths, names):
+        for path, name in zip(paths, names, strict=True):
             with np.load(path) as arrays:
                 for label, key in ((1, "positives"), (0, "negatives")):
                     flows.append(arrays[key])

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-DAVIS_2016_SPLITS: Dict[str, List[str]] = {
+DAVIS_2016_SPLITS: dict[str, list[str]] = {
     "train": [
         "bear",
         "bmx-bumps",
@@ -79,7 +79,7 @@ DAVIS_2016_SPLITS: Dict[str, List[str]] = {
 _FRAME_NAME = re.compile(r"^(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
 
 
-def resolve_root(root: Optional[str]) -> Path:
+def resolve_root(root: str | None) -> Path:
     """Check a DAVIS root folder and return it as a Path.
 
     Raises
@@ -103,7 +103,7 @@ def resolve_root(root: Optional[str]) -> Path:
     return path
 
 
-def split_sequences(root: Path, split: str, resolution: str = "480p") -> List[str]:
+def split_sequences(root: Path, split: str, resolution: str = "480p") -> list[str]:
     """Sequence names of a split, from ``ImageSets`` when present, else the built-in lists."""
     for list_file in (
         root / "ImageSets" / resolution / f"{split}.txt",
@@ -128,7 +128,7 @@ def split_sequences(root: Path, split: str, resolution: str = "480p") -> List[st
     return list(DAVIS_2016_SPLITS[split])
 
 
-def numbered_files(folder: Path, suffixes: Sequence[str]) -> Dict[int, Path]:
+def numbered_files(folder: Path, suffixes: Sequence[str]) -> dict[int, Path]:
     """``{frame number: file}`` of the ``NNNNN.<suffix>`` files of ``folder``.
 
     Raises
@@ -137,7 +137,7 @@ def numbered_files(folder: Path, suffixes: Sequence[str]) -> Dict[int, Path]:
         When two files carry one frame number (``00002.jpg`` and ``00002.png``, ``2.png`` and
         ``00002.png``): which one is meant cannot be told, so neither is picked.
     """
-    files: Dict[int, Path] = {}
+    files: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
         match = _FRAME_NAME.match(path.name)
         if match and path.suffix.lower() in suffixes:
@@ -151,7 +151,7 @@ def numbered_files(folder: Path, suffixes: Sequence[str]) -> Dict[int, Path]:
     return files
 
 
-def annotation_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Path]:
+def annotation_paths(root: Path, sequence: str, resolution: str = "480p") -> list[Path]:
     """Ground-truth mask files of a sequence, in frame order."""
     folder = root / "Annotations" / resolution / sequence
     if not folder.is_dir():
@@ -169,7 +169,7 @@ def annotation_paths(root: Path, sequence: str, resolution: str = "480p") -> Lis
     return [files[index] for index in expected]
 
 
-def image_paths(root: Path, sequence: str, resolution: str = "480p") -> List[Path]:
+def image_paths(root: Path, sequence: str, resolution: str = "480p") -> list[Path]:
     """Frame files of a sequence, in frame order."""
     folder = root / "JPEGImages" / resolution / sequence
     if not folder.is_dir():

@@ -6,14 +6,13 @@ with ``first_index=1``; the numbering is never guessed."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 from nims.data.davis import numbered_files
 
 
 def prediction_paths(
     folder: Path, sequence: str, n_frames: int, first_index=0
-) -> List[Optional[Path]]:
+) -> list[Path | None]:
     """Mask files of a results folder aligned to a sequence's ``n_frames`` annotations.
 
     Parameters

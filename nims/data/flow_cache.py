@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -62,8 +62,8 @@ def sequence_flows(
     cache_dir,
     dataset: str,
     sequence: str,
-    progress: Optional[str] = None,
-) -> List[np.ndarray]:
+    progress: str | None = None,
+) -> list[np.ndarray]:
     """Forward flows ``(H, W, 2)`` of consecutive frames: ``len(frames) - 1`` fields.
 
     Parameters
@@ -111,7 +111,7 @@ def sequence_flows(
     return flows
 
 
-def _cache_folder(backend_folder: Path, name: str, flow_cfg, size: List[int]) -> Path:
+def _cache_folder(backend_folder: Path, name: str, flow_cfg, size: list[int]) -> Path:
     """The sequence's cache folder, created with its ``meta.json`` (backend, frame size), or
     checked against the one there."""
     folder = backend_folder / name
@@ -145,7 +145,7 @@ def _read_cached(path: Path, folder: Path) -> np.ndarray:
 
 
 def _next_frame(
-    frames: Sequence[np.ndarray], index: int, size: List[int], sequence: str
+    frames: Sequence[np.ndarray], index: int, size: list[int], sequence: str
 ) -> np.ndarray:
     """Frame ``index + 1``, refused when its size is not the first frame's, ``size``."""
     following = frames[index + 1]

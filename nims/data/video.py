@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
-def frame_files(folder: Path) -> List[Path]:
+def frame_files(folder: Path) -> list[Path]:
     """Image files of a folder in frame order: names compared with their digit runs as
     numbers (``2.png`` before ``10.png``, as for zero-padded names).
 
@@ -30,7 +31,7 @@ def frame_files(folder: Path) -> List[Path]:
     if not files:
         raise FileNotFoundError(f"no image ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
     keyed = sorted((_frame_order(path), path.name, path) for path in files)
-    for (key, name, _), (next_key, next_name, _) in zip(keyed, keyed[1:]):
+    for (key, name, _), (next_key, next_name, _) in pairwise(keyed):
         if key == next_key:
             raise ValueError(
                 f"frames {name} and {next_name} in {folder} have the same number: their order "
@@ -39,13 +40,13 @@ def frame_files(folder: Path) -> List[Path]:
     return [path for _, _, path in keyed]
 
 
-def _frame_order(path: Path) -> Tuple:
+def _frame_order(path: Path) -> tuple:
     """Sort key of a frame file: its stem split into text and numbers."""
     parts = re.split(r"(\d+)", path.stem.lower())
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts if part)
 
 
-def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iterator[np.ndarray]:
+def read_frames(source, max_frames: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
     """Frames ``(H, W, 3)`` uint8 BGR of a video file or an image folder, in order.
 
     Parameters
@@ -84,7 +85,7 @@ def read_frames(source, max_frames: Optional[int] = None, step: int = 1) -> Iter
             return
 
 
-def _folder_frames(folder: Path, step: int) -> Iterator[Tuple[np.ndarray, Path]]:
+def _folder_frames(folder: Path, step: int) -> Iterator[tuple[np.ndarray, Path]]:
     """``(image, its path)`` for one image in ``step`` of a folder, each decoded in full
     (:func:`nims.data.davis.read_image` refuses a truncated file)."""
     from nims.data.davis import read_image
@@ -94,7 +95,7 @@ def _folder_frames(folder: Path, step: int) -> Iterator[Tuple[np.ndarray, Path]]
             yield read_image(path), path
 
 
-def _video_frames(source: Path, step: int) -> Iterator[Tuple[np.ndarray, str]]:
+def _video_frames(source: Path, step: int) -> Iterator[tuple[np.ndarray, str]]:
     """``(frame, its name)`` for one decoded frame in ``step`` of a video file. A video that
     stops before the frame count it announces is reported (its end is missing); one without
     a single readable frame is an error. Stopping early (``max_frames``) closes the file."""

@@ -12,7 +12,6 @@ module here, registered in :data:`METHODS`, and one ``conf/method/<name>.yaml``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
 
 import numpy as np
 from omegaconf import DictConfig
@@ -44,13 +43,13 @@ class FrameResult:
     """
 
     logit: float
-    relevance: Optional[np.ndarray]
-    segmentation: Optional[Segmentation]
-    saliency: Optional[np.ndarray]
+    relevance: np.ndarray | None
+    segmentation: Segmentation | None
+    saliency: np.ndarray | None
     mask: np.ndarray
 
 
-def padded(results: List[FrameResult], shape, n_frames: int) -> List[FrameResult]:
+def padded(results: list[FrameResult], shape, n_frames: int) -> list[FrameResult]:
     """``results`` followed by empty ones up to ``n_frames`` (a sequence's last frame has no
     forward flow: nothing salient there)."""
     empty = np.zeros(shape, dtype=bool)
@@ -70,7 +69,7 @@ class FlowOnlyMethod:
         """``(mask (H, W) bool, saliency (H, W) float32)`` of one flow field."""
         raise NotImplementedError
 
-    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+    def predict(self, data, progress: str | None = None) -> list[FrameResult]:
         results = [
             FrameResult(float("nan"), None, None, saliency, mask)
             for mask, saliency in map(self.frame, data.flows)

@@ -11,7 +11,7 @@ attribution (step 1, :mod:`nims.attribution`), decides per frame (the ``decision
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ class Nims:
         self.model = task_classifier(cfg)
         self.input_size = self.model.input_size
 
-    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+    def predict(self, data, progress: str | None = None) -> list[FrameResult]:
         return sequence_results(self.model, data.flows, self.cfg, data.n_frames, progress)
 
 
@@ -53,8 +53,8 @@ def run_frames(
     flows: Sequence[np.ndarray],
     cfg,
     batch_size: int = 16,
-    progress: Optional[str] = None,
-) -> List[FrameResult]:
+    progress: str | None = None,
+) -> list[FrameResult]:
     """NIMS on the flow fields ``(H, W, 2)`` (pixels) of one sequence, in frame order: one
     result per flow.
 
@@ -86,7 +86,7 @@ def run_frames(
     decisions = decision_logits(logits, decision.get("window", 1))
     results = []
     for flow, map_, logit in tqdm(
-        zip(flows, relevance, decisions),
+        zip(flows, relevance, decisions, strict=True),
         total=len(flows),
         desc=progress,
         unit="frame",
@@ -134,9 +134,9 @@ def sequence_results(
     model: MotionClassifier,
     flows: Sequence[np.ndarray],
     cfg,
-    n_frames: Optional[int] = None,
-    progress: Optional[str] = None,
-) -> List[FrameResult]:
+    n_frames: int | None = None,
+    progress: str | None = None,
+) -> list[FrameResult]:
     """Results for every frame of a sequence of ``n_frames`` frames from its ``n_frames - 1``
     forward flows: the last frame has no forward flow and gets :func:`empty_result` (the DAVIS
     protocol does not score last frames). ``progress`` as in :func:`run_frames`."""

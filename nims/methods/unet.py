@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import cv2
 import numpy as np
 import torch
@@ -29,14 +27,14 @@ class SupervisedUNet:
         self.model = load_unet(cfg.checkpoint, expected_task=cfg.task.name).to(self.device)
         self.input_size = self.model.input_size
 
-    def predict(self, data, progress: Optional[str] = None) -> List[FrameResult]:
+    def predict(self, data, progress: str | None = None) -> list[FrameResult]:
         flows = data.flows
         with torch.no_grad():
             batch = to_model_input(list(flows), self.input_size).to(self.device)
             logits = self.model(batch).cpu().numpy()
         results = []
         decision = float(self.model.decision_logit)
-        for flow, logit in zip(flows, logits):
+        for flow, logit in zip(flows, logits, strict=True):
             size = flow.shape[1::-1]
             mask = cv2.resize(
                 (logit > decision).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST

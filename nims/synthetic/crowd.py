@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import numpy as np
 
@@ -36,19 +35,19 @@ class CrowdConfig:
     3.4 pixels; by 1.0 at 10 frames/s, 0.4 at 17: ``python -m benchmarks.crowd_flow``).
     """
 
-    size: Tuple[int, int] = (128, 224)
+    size: tuple[int, int] = (128, 224)
     frames: int = 24
-    people: Tuple[int, int] = (30, 300)
+    people: tuple[int, int] = (30, 300)
     salient_fraction: float = 0.5
-    distinctive: Tuple[int, int] = (1, 3)
-    frame_rate: Tuple[float, float] = (8.0, 25.0)  # frames per second, one per video
+    distinctive: tuple[int, int] = (1, 3)
+    frame_rate: tuple[float, float] = (8.0, 25.0)  # frames per second, one per video
     speed: float = 1.5  # metres per second
     speed_jitter: float = 0.15  # relative
     heading_jitter: float = 0.2  # radians
     min_turn: float = 1.2  # distinctive walkers head at least this far from the crowd
     gait: float = 6.5  # radians of the legs' swing phase per second (about one stride a second)
-    camera_height: Tuple[float, float] = (7.0, 12.0)
-    camera_pitch: Tuple[float, float] = (0.45, 0.75)
+    camera_height: tuple[float, float] = (7.0, 12.0)
+    camera_pitch: tuple[float, float] = (0.45, 0.75)
     pan: float = 0.02  # yaw rate range (+-)
     tilt: float = 0.01
     zoom: float = 0.02  # relative focal change per second (+-)
@@ -64,7 +63,7 @@ def _walker_surfaces(
     textures,
     kind: int,
     owner: int,
-) -> List[Surface]:
+) -> list[Surface]:
     """Body (ellipse) and two legs (rectangles) of a walker standing at ``position``."""
     hip = position + np.array([0.0, -0.85, 0.0])
     body = Surface(

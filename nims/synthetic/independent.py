@@ -10,7 +10,6 @@ the strong parallax of the near objects, so flow magnitude alone cannot tell the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 
@@ -29,18 +28,18 @@ from nims.synthetic.render import (
 class IndependentConfig:
     """Parameters of the independent-motion generator (metres, radians, per frame)."""
 
-    size: Tuple[int, int] = (128, 224)
+    size: tuple[int, int] = (128, 224)
     frames: int = 24
     salient_fraction: float = 0.5
-    movers: Tuple[int, int] = (1, 2)
-    poles: Tuple[int, int] = (2, 5)
-    pole_depth: Tuple[float, float] = (2.5, 8.0)  # ahead of the camera's final position
-    forward: Tuple[float, float] = (0.08, 0.3)  # camera translation along its view
-    sideways: Tuple[float, float] = (0.05, 0.2)  # lateral translation, either direction
+    movers: tuple[int, int] = (1, 2)
+    poles: tuple[int, int] = (2, 5)
+    pole_depth: tuple[float, float] = (2.5, 8.0)  # ahead of the camera's final position
+    forward: tuple[float, float] = (0.08, 0.3)  # camera translation along its view
+    sideways: tuple[float, float] = (0.05, 0.2)  # lateral translation, either direction
     yaw_rate: float = 0.01
     pitch_rate: float = 0.004
-    mover_speed: Tuple[float, float] = (0.15, 0.4)
-    mover_depth: Tuple[float, float] = (4.0, 10.0)  # ahead of the camera's final position
+    mover_speed: tuple[float, float] = (0.15, 0.4)
+    mover_depth: tuple[float, float] = (4.0, 10.0)  # ahead of the camera's final position
     min_visible: int = 15
 
 

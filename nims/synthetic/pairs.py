@@ -6,8 +6,8 @@ with exactly known flow) and by the tests (flows made of known affine layers).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -40,7 +40,7 @@ class SyntheticScene:
         return self.layers > 1
 
 
-def affine_field(params: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+def affine_field(params: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Flow ``(H, W, 2)`` float32 of an affine model ``params`` (2, 3) on a pixel grid."""
     rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
     u = params[0, 0] + params[0, 1] * cols + params[0, 2] * rows
@@ -57,7 +57,7 @@ def layered_flow(layers: np.ndarray, motions: Sequence[np.ndarray]) -> np.ndarra
     return flow
 
 
-def texture(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """Random multi-scale texture, ``(H, W, 3)`` uint8, rich enough for any flow method."""
     image = np.zeros(shape + (3,), dtype=np.float32)
     for sigma, weight in ((1.0, 0.5), (4.0, 1.0), (12.0, 1.5)):
@@ -86,7 +86,7 @@ def _warp(image: np.ndarray, params: np.ndarray) -> np.ndarray:
 
 
 def random_scene(
-    shape: Tuple[int, int] = (240, 427), n_objects: int = 2, seed: int = 0, max_speed: float = 4.0
+    shape: tuple[int, int] = (240, 427), n_objects: int = 2, seed: int = 0, max_speed: float = 4.0
 ) -> SyntheticScene:
     """A camera-moving background with ``n_objects`` elliptic objects moving on their own.
 

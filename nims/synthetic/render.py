@@ -15,8 +15,8 @@ length in pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ BACKGROUND, OTHER_OBJECT, SALIENT = 0, 1, 2  # surface kinds: scenery, other obj
 class Camera:
     """Pinhole camera: ``x_cam = rotation @ (X - centre)``; pixels ``f * x/z + c``."""
 
-    size: Tuple[int, int]
+    size: tuple[int, int]
     focal: float
     rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
     centre: np.ndarray = field(default_factory=lambda: np.zeros(3))
@@ -151,7 +151,7 @@ REMAP_COLUMNS = 1024
 
 
 def shade(
-    hits: Hits, surfaces: Sequence[Surface], sky: Tuple[int, int, int] = (200, 170, 140)
+    hits: Hits, surfaces: Sequence[Surface], sky: tuple[int, int, int] = (200, 170, 140)
 ) -> np.ndarray:
     """Colour every pixel from its surface's texture (bilinear, tiled); ``(H, W, 3)`` uint8."""
     image = np.empty(hits.index.shape + (3,), dtype=np.uint8)
@@ -220,7 +220,7 @@ def rotation_matrix(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> 
 
 
 def texture(
-    rng: np.random.Generator, size: int = 64, tint: Optional[Sequence[float]] = None
+    rng: np.random.Generator, size: int = 64, tint: Sequence[float] | None = None
 ) -> np.ndarray:
     """A tileable random texture, ``(size, size, 3)`` uint8: blurred noise with a colour tint."""
     noise = rng.normal(size=(size, size, 3)).astype(np.float32)
@@ -241,7 +241,7 @@ class RenderedFrame:
 
 
 def render_pair(
-    camera: Camera, surfaces: List[Surface], next_camera: Camera, next_surfaces: List[Surface]
+    camera: Camera, surfaces: list[Surface], next_camera: Camera, next_surfaces: list[Surface]
 ) -> RenderedFrame:
     """Render a frame and its exact forward flow to the next placement."""
     hits = cast(camera, surfaces)

@@ -13,8 +13,8 @@ interpretation can be exercised end to end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -31,15 +31,15 @@ class ScenesConfig:
 
     videos: int = 240
     frames_per_video: int = 16
-    size: Tuple[int, int] = (96, 176)
+    size: tuple[int, int] = (96, 176)
     salient_fraction: float = 0.5
     max_speed: float = 3.0
     noise: float = 0.1
     seed: int = 0
-    split_fractions: Tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
 
 
-def video_splits(config: ScenesConfig) -> Dict[str, List[int]]:
+def video_splits(config: ScenesConfig) -> dict[str, list[int]]:
     """Video indices of each split, drawn once from the seed: frames never cross splits."""
     order = np.random.default_rng(config.seed).permutation(config.videos)
     train_end = int(round(config.split_fractions[0] * config.videos))
@@ -136,7 +136,7 @@ class FlowFrames(Dataset):
         return torch.from_numpy(flow.transpose(2, 0, 1).copy()), torch.tensor(float(label))
 
 
-def build_scenes(dataset_cfg, input_size: Sequence[int]) -> Dict[str, FlowFrames]:
+def build_scenes(dataset_cfg, input_size: Sequence[int]) -> dict[str, FlowFrames]:
     """The three splits of ``dataset=synthetic_scenes`` at the classifier's resolution."""
     config = ScenesConfig(
         videos=int(dataset_cfg.videos),

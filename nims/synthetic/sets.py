@@ -23,10 +23,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
-def trace_video(cameras, pairs) -> Dict[str, list]:
+def trace_video(cameras, pairs) -> dict[str, list]:
     """Ray-trace placements (a ray-caster generator's output) into drawn frames, exact flows,
     salient masks and the other objects' masks, as lists."""
     frames, flows, masks, others = [], [], [], []
@@ -64,7 +64,7 @@ def trace_video(cameras, pairs) -> Dict[str, list]:
     return {"frames": frames, "flows": flows, "masks": masks, "others": others}
 
 
-def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
+def render_video(cameras, pairs, min_visible: int, estimator=None) -> dict[str, np.ndarray]:
     """Frames, flows (exact, or estimated from the frames), salient masks and labels."""
     return finish_video(trace_video(cameras, pairs), min_visible, estimator)
 
@@ -72,13 +72,13 @@ def render_video(cameras, pairs, min_visible: int, estimator=None) -> Dict[str, 
 def traced(generate):
     """A ray-caster generator (placements) as one that draws its video, like the sprites."""
 
-    def draw(config, seed: int, salient: bool) -> Dict[str, list]:
+    def draw(config, seed: int, salient: bool) -> dict[str, list]:
         return trace_video(*generate(config, seed, salient))
 
     return draw
 
 
-def finish_video(video: Dict[str, list], min_visible: int, estimator=None) -> Dict[str, np.ndarray]:
+def finish_video(video: dict[str, list], min_visible: int, estimator=None) -> dict[str, np.ndarray]:
     """A drawn video as stored: flows estimated from the frames when an ``estimator`` is given
     (else the exact ones, float16), and a frame's label is whether ``min_visible`` salient pixels
     show."""
@@ -156,7 +156,7 @@ def _like(default, value):
     """``value`` (a list from the config, or a scalar) cast like ``default``."""
     if isinstance(default, tuple) and isinstance(value, (list, tuple)):
         if len(default) == len(value):
-            return tuple(_like(d, v) for d, v in zip(default, value))
+            return tuple(_like(d, v) for d, v in zip(default, value, strict=True))
         return tuple(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -198,7 +198,7 @@ def render_workers(dataset_cfg) -> int:
     return workers or os.cpu_count() or 1
 
 
-def split_videos(count: int, seed: int, fractions=(0.7, 0.15, 0.15)) -> Dict[str, List[int]]:
+def split_videos(count: int, seed: int, fractions=(0.7, 0.15, 0.15)) -> dict[str, list[int]]:
     """Video indices per split, from the seed: frames of a video never cross splits."""
     if count < 3:
         raise ValueError(
@@ -216,7 +216,7 @@ def split_videos(count: int, seed: int, fractions=(0.7, 0.15, 0.15)) -> Dict[str
     }
 
 
-def _write_video(folder: Path, video: Dict[str, np.ndarray]) -> None:
+def _write_video(folder: Path, video: dict[str, np.ndarray]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in video.items():
         np.save(folder / f"{name}.npy", array)
@@ -229,8 +229,8 @@ def _estimator(flow_json: str):
 
 
 def _generate_video(
-    folder: Path, name: str, config, flow: Optional[dict], seed: int, video: int
-) -> List[int]:
+    folder: Path, name: str, config, flow: dict | None, seed: int, video: int
+) -> list[int]:
     """Render video number ``video`` of a set into ``folder``; return its frame labels."""
     salient = video_is_salient(seed, video, config.salient_fraction)
     drawn = GENERATORS[name][1](config, seed * 100003 + video, salient)
@@ -358,8 +358,8 @@ class SyntheticFrames(Dataset):
         self.labels = [self.manifest["labels"][video][frame] for video, frame in self.items]
         self.videos = [video for video, _ in self.items]
         self.split = split
-        self._maps: Dict[int, Dict[str, np.ndarray]] = {}
-        self._training_flows: Optional[np.ndarray] = None
+        self._maps: dict[int, dict[str, np.ndarray]] = {}
+        self._training_flows: np.ndarray | None = None
 
     @property
     def training_flows(self) -> np.ndarray:
@@ -387,7 +387,7 @@ class SyntheticFrames(Dataset):
             store.flush()
             del store
 
-    def video_arrays(self, video: int) -> Dict[str, np.ndarray]:
+    def video_arrays(self, video: int) -> dict[str, np.ndarray]:
         """Memory maps of one video's arrays (frames, flows, masks, others, labels)."""
         if video not in self._maps:
             base = self.folder / f"video_{video:04d}"
@@ -404,11 +404,11 @@ class SyntheticFrames(Dataset):
             float(self.labels[index])
         )
 
-    def __getitems__(self, indices: List[int]) -> list:
+    def __getitems__(self, indices: list[int]) -> list:
         """A batch's samples in one read of the store (what ``DataLoader`` asks for)."""
         flows = torch.from_numpy(self.training_flows[np.asarray(indices, dtype=np.int64)])
         labels = torch.tensor([float(self.labels[index]) for index in indices])
-        return list(zip(flows, labels))
+        return list(zip(flows, labels, strict=True))
 
     def mask(self, index: int) -> torch.Tensor:
         """The salient objects' mask of a frame at ``input_size``, ``(h, w)`` float 0/1."""
@@ -435,6 +435,6 @@ class MaskedFrames(Dataset):
 
 def build_synthetic_frames(
     dataset_cfg, flow_cfg, input_size, progress: bool = True
-) -> Dict[str, SyntheticFrames]:
+) -> dict[str, SyntheticFrames]:
     folder = build_set(dataset_cfg, flow_cfg, progress)
     return {split: SyntheticFrames(folder, split, input_size) for split in SPLITS}

@@ -13,7 +13,6 @@ walker's translation).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
 
 import cv2
 import numpy as np
@@ -25,14 +24,14 @@ from nims.synthetic.render import texture
 class SpritesConfig:
     """Parameters of the sprite crowd (pixels of frame 0, radians, per frame)."""
 
-    size: Tuple[int, int] = (128, 224)
+    size: tuple[int, int] = (128, 224)
     frames: int = 2
-    people: Tuple[int, int] = (30, 200)
+    people: tuple[int, int] = (30, 200)
     salient_fraction: float = 0.5
-    distinctive: Tuple[int, int] = (1, 3)
-    height: Tuple[float, float] = (8.0, 20.0)  # walker height, pixels
-    aspect: Tuple[float, float] = (0.3, 0.6)  # width / height
-    speed: Tuple[float, float] = (1.0, 3.5)  # pixels per frame
+    distinctive: tuple[int, int] = (1, 3)
+    height: tuple[float, float] = (8.0, 20.0)  # walker height, pixels
+    aspect: tuple[float, float] = (0.3, 0.6)  # width / height
+    speed: tuple[float, float] = (1.0, 3.5)  # pixels per frame
     heading_jitter: float = 0.25
     min_turn: float = 1.2
     pan: float = 2.0  # pixels per frame (+-, each axis)
@@ -41,7 +40,7 @@ class SpritesConfig:
     min_visible: int = 15
 
 
-def _camera(config: SpritesConfig, rates: Dict[str, np.ndarray], time: int) -> np.ndarray:
+def _camera(config: SpritesConfig, rates: dict[str, np.ndarray], time: int) -> np.ndarray:
     """The 2x3 map from frame-0 pixels ("world") to frame ``time`` pixels."""
     height, width = config.size
     centre = np.array([width / 2, height / 2])
@@ -68,7 +67,7 @@ def _sample(tile: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.remap(tile, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
 
 
-def sprite_crowd_video(config: SpritesConfig, seed: int, salient: bool) -> Dict[str, np.ndarray]:
+def sprite_crowd_video(config: SpritesConfig, seed: int, salient: bool) -> dict[str, np.ndarray]:
     """One video: ``frames`` (T+1, H, W, 3) uint8 BGR, exact ``flows`` (T, H, W, 2) float32
     pixels, ``masks`` and ``others`` (T, H, W) bool (distinctive and ordinary walkers' visible
     pixels)."""
