@@ -28,8 +28,8 @@ from benchmarks.common import BLACKSWAN, blackswan_flow_and_relevance, median_ms
 from nims.flow_backends import make_flow_estimator
 from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
-from nims.step2_epipolar import epipolar_step
-from nims.step2_hierarchical import hierarchical_step, shows_parallax
+from nims.step2.epipolar import epipolar_step
+from nims.step2.hierarchical import hierarchical_step, shows_parallax
 
 
 def bench_step2(literal: bool = True) -> list:

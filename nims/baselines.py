@@ -13,7 +13,7 @@ import numpy as np
 from nims.flow import check_flow
 from nims.motion import fit_affine
 from nims.robust import otsu_threshold
-from nims.segmentation import connected_regions
+from nims.step2 import connected_regions
 
 
 def residual_magnitude(flow: np.ndarray) -> np.ndarray:

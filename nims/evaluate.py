@@ -38,7 +38,7 @@ from nims.report import (
     write_resolved_config,
 )
 from nims.resume import check_resume_config
-from nims.segmentation import check_step2_overrides
+from nims.step2 import check_step2_overrides
 from nims.tracking import tracking_run
 
 log = logging.getLogger(__name__)

@@ -129,7 +129,7 @@ def hierarchical_step_sklearn(
     scikit-learn's ``HuberRegressor`` for every affine fit and scipy's labelling.
 
     Returns ``(layers, salient_mask, saliency)``; the baseline of ``make bench`` and an oracle
-    for :func:`nims.step2_hierarchical.hierarchical_step` and :func:`nims.saliency.saliency_map`.
+    for :func:`nims.step2.hierarchical.hierarchical_step` and :func:`nims.saliency.saliency_map`.
     """
     from scipy import ndimage
 

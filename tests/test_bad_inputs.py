@@ -872,7 +872,7 @@ def test_a_step2_setting_the_method_does_not_read_is_refused(
 
 
 def test_a_step2_setting_the_method_reads_is_taken():
-    from nims.segmentation import check_step2_overrides
+    from nims.step2 import check_step2_overrides
 
     light = {"name": "light", "candidates": "projection", "alpha1": -0.01, "alpha2": 4.0}
     check_step2_overrides(light, ["alpha1", "alpha2", "name"])

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from nims import evaluate
 from nims.methods.nims import empty_result, run_frames, sequence_results
 from nims.model import MotionClassifier, save_checkpoint
-from nims.segmentation import Segmentation, oracle_mask
+from nims.step2 import Segmentation, oracle_mask
 from nims.synthetic.pairs import layered_flow
 
 PIPELINE = OmegaConf.create(

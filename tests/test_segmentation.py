@@ -7,9 +7,9 @@ from nims.flow import read_flow
 from nims.motion import fit_affine
 from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
-from nims.segmentation import STEP2_METHODS, connected_regions, segment, select_salient_regions
-from nims.step2_hierarchical import hierarchical_step, motion_layers, residual_split_layers
-from nims.step2_light import light_step, relevant_flow_modes
+from nims.step2 import STEP2_METHODS, connected_regions, segment, select_salient_regions
+from nims.step2.hierarchical import hierarchical_step, motion_layers, residual_split_layers
+from nims.step2.light import light_step, relevant_flow_modes
 from nims.synthetic.pairs import layered_flow
 from tests.conftest import shared_path
 

@@ -4,8 +4,8 @@ background, one walker moving against them; flows written directly (known answer
 import numpy as np
 import pytest
 
-from nims.segmentation import segment
-from nims.step2_contrast import contrast_candidates
+from nims.step2 import segment
+from nims.step2.contrast import contrast_candidates
 
 HEIGHT, WIDTH = 120, 200
 CAMERA = np.array([1.5, -0.5])  # pixels per frame: the pan every pixel shares

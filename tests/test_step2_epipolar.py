@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from nims.epipolar import fundamental_matrix, planar_and_epipolar_residuals, sampson_distance
-from nims.segmentation import segment
-from nims.step2_epipolar import epipolar_outliers
-from nims.step2_hierarchical import shows_parallax
+from nims.step2 import segment
+from nims.step2.epipolar import epipolar_outliers
+from nims.step2.hierarchical import shows_parallax
 
 HEIGHT, WIDTH, FOCAL = 120, 200, 150.0
 POLE = (slice(0, HEIGHT), slice(40, 55))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nims.attribution import ATTRIBUTIONS, Attribution
+from nims.attribution.base import ATTRIBUTIONS, Attribution
 from nims.model import MotionClassifier, check_model_input
 
 

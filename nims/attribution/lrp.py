@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
-from nims.attribution import ATTRIBUTIONS, Attribution
+from nims.attribution.base import ATTRIBUTIONS, Attribution
 from nims.attribution.rules import rule
 from nims.folding import InterpretationNetwork, fold
 from nims.model import MotionClassifier, check_model_input, head_features

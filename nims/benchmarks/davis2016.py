@@ -48,7 +48,7 @@ from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json, write_summary
 from nims.resume import files_identity, run_identity
-from nims.segmentation import oracle_mask
+from nims.step2 import oracle_mask
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from nims.benchmarks import (
 from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json
-from nims.segmentation import oracle_mask
+from nims.step2 import oracle_mask
 from nims.synthetic.sets import GENERATORS, SyntheticFrames, build_set
 
 

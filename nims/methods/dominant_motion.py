@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nims.baselines import dominant_motion_mask, residual_magnitude
-from nims.methods import METHODS, FlowOnlyMethod
+from nims.methods.base import METHODS, FlowOnlyMethod
 
 
 @METHODS.register("dominant_motion")

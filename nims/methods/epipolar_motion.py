@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from nims.epipolar import epipolar_distance
-from nims.methods import METHODS, FlowOnlyMethod
-from nims.segmentation import connected_regions
-from nims.step2_epipolar import outlier_threshold
+from nims.methods.base import METHODS, FlowOnlyMethod
+from nims.step2 import connected_regions
+from nims.step2.epipolar import outlier_threshold
 
 
 @METHODS.register("epipolar_motion")

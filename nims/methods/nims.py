@@ -5,7 +5,7 @@ One function per level, so that a frame's path reads top to bottom: :class:`Nims
 benchmark calls) loads the task classifier and hands a sequence's flows to
 :func:`sequence_results`; :func:`run_frames` batches them through the classifier and the
 attribution (step 1, :mod:`nims.attribution`), decides per frame (the ``decision`` group), and
-:func:`nims_frame` runs step 2 (:mod:`nims.segmentation`) and the saliency map
+:func:`nims_frame` runs step 2 (:mod:`nims.step2`) and the saliency map
 (:mod:`nims.saliency`) frame by frame.
 """
 
@@ -19,10 +19,10 @@ from omegaconf import DictConfig
 
 from nims.attribution import at_flow_resolution, attribute_flows, decision_logits
 from nims.device import resolve_device
-from nims.methods import METHODS, FrameResult
+from nims.methods.base import METHODS, FrameResult
 from nims.model import MotionClassifier, load_classifier
 from nims.saliency import saliency_map
-from nims.segmentation import Segmentation, segment
+from nims.step2 import Segmentation, segment
 
 
 def task_classifier(cfg: DictConfig) -> MotionClassifier:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from nims.baselines import residual_magnitude
-from nims.methods import METHODS, FlowOnlyMethod
+from nims.methods.base import METHODS, FlowOnlyMethod
 from nims.methods.nims import nims_frame
 
 

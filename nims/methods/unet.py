@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from nims.attribution import to_model_input
 from nims.device import resolve_device
-from nims.methods import METHODS, FrameResult, padded
+from nims.methods.base import METHODS, FrameResult, padded
 from nims.unet import load_unet
 
 

@@ -7,7 +7,7 @@ is a fair share of the crowd's speed (:func:`contrast_candidates`); the crowd's 
 per-component median residual of the moving pixels; a moving pixel is a candidate when its
 residual points more than ``min_angle`` degrees away from the crowd's. The light step then
 splits candidates and the other pixels into connected components and selects them by relevance
-(:mod:`nims.step2_light`). Where the moving pixels have no common direction (a plaza crossed
+(:mod:`nims.step2.light`). Where the moving pixels have no common direction (a plaza crossed
 every way), the median is small and the test degenerates into "moving against the average":
 the crowd task's definition does not hold there. Maps at the flow's resolution: flow
 ``(H, W, 2)`` in pixels.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from nims.motion import fit_affine
-from nims.segmentation import positive
+from nims.step2.base import positive
 
 # Pixels: a residual below this is flow noise whatever the resolution (a static scene whose
 # flow is exactly affine leaves residuals of 1e-6 px, which the relative test alone would take

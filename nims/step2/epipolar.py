@@ -19,7 +19,7 @@ import numpy as np
 
 from nims.epipolar import epipolar_distance
 from nims.flow import check_flow
-from nims.segmentation import (
+from nims.step2.base import (
     STEP2_METHODS,
     Segmentation,
     check_relevance,

@@ -2,7 +2,7 @@
 connected regions. The paper's candidates (``step2.candidates=projection``): the
 relevance-squared-weighted mean flow is the salient motion mode, and points whose flow projects
 onto it within ``(alpha1, alpha2)`` are candidates; ours (``contrast``, the default): points
-moving against the crowd (:mod:`nims.step2_contrast`). Maps at the flow's resolution: flow
+moving against the crowd (:mod:`nims.step2.contrast`). Maps at the flow's resolution: flow
 ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
 """
 
@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from nims.flow import check_flow
-from nims.segmentation import (
+from nims.step2.base import (
     STEP2_METHODS,
     Segmentation,
     check_relevance,
     non_negative_int,
     split_and_select,
 )
-from nims.step2_contrast import contrast_candidates
+from nims.step2.contrast import contrast_candidates
 
 
 def relevant_flow_modes(
@@ -135,7 +135,7 @@ def light_step(
     ``candidates="projection"`` (the paper): the candidate points are
     :func:`projection_candidates` for each mode of :func:`relevant_flow_modes`;
     ``candidates="contrast"`` (beyond the paper): the points moving against the crowd,
-    :func:`nims.step2_contrast.contrast_candidates` with ``min_motion``, ``min_angle`` and
+    :func:`nims.step2.contrast.contrast_candidates` with ``min_motion``, ``min_angle`` and
     ``noise_factor``. Candidate points and the other pixels are split into connected
     components, all candidate regions; the largest is normally the background, and the
     selection keeps the regions more relevant than it.

@@ -15,7 +15,7 @@ from nims.epipolar import planar_and_epipolar_residuals
 from nims.flow import check_flow
 from nims.motion import AffineMotion, fit_affine_with_residuals, pixel_grid
 from nims.robust import HUBER_EPSILON, otsu_threshold, robust_scale
-from nims.segmentation import (
+from nims.step2.base import (
     STEP2_METHODS,
     Segmentation,
     check_relevance,

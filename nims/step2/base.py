@@ -1,20 +1,7 @@
-"""Step 2 of NIMS: from a relevance map to candidate regions, and the choice of salient regions.
-
-Three methods, registered in :data:`STEP2_METHODS` and picked by the ``step2`` config group:
-
-- ``light`` (the crowd task): candidate points, grouped into connected components: the paper's,
-  whose flow projects onto the relevance-weighted mean flow within ``(alpha1, alpha2)``, or ours
-  (the default), moving against the crowd (:mod:`nims.step2_contrast`);
-- ``hierarchical`` (the independent-motion task): affine motion layers peeled off one by one
-  with a robust fit, then connected components of each layer; a frame whose flow shows
-  parallax goes to the epipolar step instead (beyond the paper; ``step2.parallax_ratio``);
-- ``epipolar`` (beyond the paper, for precise flow): pixels off their epipolar lines.
-
-All return candidate regions; :func:`select_salient_regions` keeps those more relevant than
-the largest candidate region (R_sal, possibly empty or several): by mean relevance alone (the
-paper) or also by their share of the frame's relevance (our default).
-:data:`SELECTION_RULES` lists the choices (``step2.selection``).
-All maps are at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
+"""What every step 2 method shares: the :class:`Segmentation` it returns, the registry
+:data:`STEP2_METHODS`, the selection of salient regions, connected regions, the checks of its
+inputs and settings, and :func:`segment`, which runs the method a ``step2`` config node names.
+The methods themselves live in the sibling modules and register on import of :mod:`nims.step2`.
 """
 
 from __future__ import annotations
@@ -308,7 +295,3 @@ def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
 def _settings(name: str) -> tuple[str, ...]:
     """The config keys the step 2 method ``name`` takes (its keyword parameters)."""
     return keyword_settings(STEP2_METHODS.get(name), ("flow", "relevance", "_"))
-
-
-# The step 2 methods register themselves.
-from nims import step2_epipolar, step2_hierarchical, step2_light  # noqa: E402,F401
