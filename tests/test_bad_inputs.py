@@ -877,3 +877,11 @@ def test_a_step2_setting_the_method_reads_is_taken():
     light = {"name": "light", "candidates": "projection", "alpha1": -0.01, "alpha2": 4.0}
     check_step2_overrides(light, ["alpha1", "alpha2", "name"])
     check_step2_overrides({"name": "hierarchical"}, ["beta", "parallax_step.name"])
+
+
+def test_a_step2_node_holding_another_methods_key_is_refused():
+    from nims.step2 import segment
+
+    flow = np.zeros((40, 60, 2), np.float32)
+    with pytest.raises(ValueError, match=r"step2=light has no setting step2.beta"):
+        segment(flow, np.ones((40, 60), np.float32), {"name": "light", "beta": 1.2})

@@ -33,19 +33,20 @@ def test_defaults_are_the_measured_best(composer):
     assert composer("evaluate", ["task=crowd"]).postprocess.name == "none"
 
 
-@pytest.mark.parametrize("entry", ["evaluate", "demo", "train"])
+@pytest.mark.parametrize("entry", ["evaluate", "demo", "train", "ablate"])
 @pytest.mark.parametrize("task", ["independent", "crowd"])
 def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
-    cfg = composer(entry, ["experiment=paper", f"task={task}"])
-    assert cfg.saliency.lam == 0.15
-    assert cfg.step2.selection == "paper" and cfg.attribution.rules.start == "logit"
-    if entry != "train":  # the decision is the pipeline's: train.py does not decide frames
-        defaults = composer(entry, [f"task={task}"]).decision
-        assert (cfg.decision.flips, cfg.decision.window) == (1, 1)
-        assert (defaults.flips, defaults.window) == (4, 3)
+    cfg = composer(entry, [f"experiment=paper_{task}"])
+    assert cfg.task.name == task
+    assert cfg.step2.selection == "paper" and cfg.lrp_rules.start == "logit"
+    assert (cfg.decision.flips, cfg.decision.window) == (1, 1)
     assert cfg.model.head == "fc"
-    if entry != "train":
-        assert cfg.checkpoint == f"checkpoints/{task}_paper.pt"
+    assert cfg.checkpoint == f"checkpoints/{task}_paper.pt"
+    if entry in ("evaluate", "demo"):
+        assert cfg.saliency.lam == 0.15 and cfg.attribution.rules.start == "logit"
+        defaults = composer(entry, [f"task={task}"])
+        assert (defaults.decision.flips, defaults.decision.window) == (4, 3)
+        assert defaults.get("model") is None  # the classifier is the checkpoint's
     assert cfg.postprocess.name == "none"
     if task == "independent":
         assert cfg.step2.beta == 1.6 and cfg.step2.scale == "std"
@@ -218,3 +219,13 @@ def test_the_default_checkpoint_follows_task_and_method(composer):
     for name in ("unet_crowd", "crowd", "independent"):
         assert (REPO / "checkpoints" / f"{name}.pt").is_file()
     assert composer("generate", ["progress=false"]).progress is False
+
+
+def test_the_papers_experiment_refuses_a_classifier_with_another_head(composer):
+    from nims.methods.nims import task_classifier
+
+    cfg = composer("evaluate", ["experiment=paper_independent"])
+    assert task_classifier(cfg).head == "fc"
+    cfg.checkpoint = str(REPO / "checkpoints" / "independent.pt")
+    with pytest.raises(ValueError, match=r"model.head=fc .* has head 'max'"):
+        task_classifier(cfg)

@@ -26,10 +26,17 @@ from nims.step2 import Segmentation, segment
 
 
 def task_classifier(cfg: DictConfig) -> MotionClassifier:
-    """The classifier ``checkpoint`` names, checked against ``task``, on ``device``."""
-    return load_classifier(cfg.checkpoint, expected_task=cfg.task.name).to(
-        resolve_device(cfg.get("device", "cpu"))
-    )
+    """The classifier ``checkpoint`` names, checked against ``task`` and, when the config
+    names a ``model`` (``experiment=paper_*``: the paper's flattened head), against its head;
+    on ``device``."""
+    model = load_classifier(cfg.checkpoint, expected_task=cfg.task.name)
+    wanted = (cfg.get("model") or {}).get("head")
+    if wanted is not None and model.head != wanted:
+        raise ValueError(
+            f"model.head={wanted} (the experiment's classifier) but checkpoint {cfg.checkpoint} "
+            f"has head {model.head!r}: give a checkpoint trained with model.head={wanted}"
+        )
+    return model.to(resolve_device(cfg.get("device", "cpu")))
 
 
 @METHODS.register("nims")

@@ -269,24 +269,20 @@ def check_step2_overrides(step2_cfg, keys: Sequence[str]) -> None:
 def segment(flow: np.ndarray, relevance: np.ndarray, step2_cfg) -> Segmentation:
     """Run the step 2 method a ``step2`` config node names on one frame.
 
-    A key no step 2 method takes (e.g. a misspelt ``+step2.betta=1``) is an error naming it,
-    never silently ignored; a key of another method (``beta`` for the light step, as
-    ``experiment=paper`` sets it for both) is left to that method.
+    A key the method does not take (a misspelt ``+step2.betta=1``, or ``beta`` given to the
+    light step) is an error naming it, never silently ignored.
     """
     options = dict(step2_cfg)
     name = options.pop("name")
     method = STEP2_METHODS.get(name)
-    known = {key for other in STEP2_METHODS.names() for key in _settings(other)}
-    unknown = sorted(set(options) - known)
+    unknown = sorted(set(options) - set(_settings(name)))
     if unknown:
         raise ValueError(
             f"step2={name} has no setting {', '.join('step2.' + k for k in unknown)}"
             f"; its settings are {', '.join(_settings(name))}"
         )
-    takes = _settings(name)
-    accepted = {k: v for k, v in options.items() if k in takes}
-    check_setting_types(method, accepted, "step2")
-    result = method(flow, relevance, **accepted)
+    check_setting_types(method, options, "step2")
+    result = method(flow, relevance, **options)
     result.step = result.step or name  # a method that handed the frame over has named its step
     return result
 
