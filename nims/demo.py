@@ -146,6 +146,7 @@ def run(cfg: DictConfig) -> dict:
         dataset_name,
         sequence,
         progress=f"flow of {sequence}" if cfg.progress else None,
+        store=cfg.paths.flow_format,
     )
     results = postprocess_results(
         run_frames(model, flows, cfg, progress="NIMS" if cfg.progress else None),

@@ -351,6 +351,34 @@ def test_flow_cache_computes_once_and_separates_backends(davis_root, tmp_path):
         sequence_flows(sequence, DIS, tmp_path, "davis2016", "blackswan")
 
 
+def test_quantized_flow_cache_is_within_a_thousandth_of_a_pixel_at_half_the_size(
+    davis_root, tmp_path
+):
+    frames, _ = davis.check_sequence(davis_root, "blackswan")
+    sequence = davis.FrameSequence(frames[:3])
+    exact = sequence_flows(sequence, DIS, tmp_path / "flo", "davis2016", "blackswan")
+    stored = sequence_flows(
+        sequence, DIS, tmp_path / "q", "davis2016", "blackswan", store="quantized"
+    )
+    again = sequence_flows(
+        sequence, DIS, tmp_path / "q", "davis2016", "blackswan", store="quantized"
+    )
+    for flow, first, second in zip(exact, stored, again, strict=True):
+        assert np.abs(first - flow).max() <= 1 / 2048  # rounded to 1/1024 px
+        np.testing.assert_array_equal(first, second)  # what was computed is what is read
+    sizes = {
+        store: sum(p.stat().st_size for p in (tmp_path / store).rglob(f"0000*.{suffix}"))
+        for store, suffix in (("flo", "flo"), ("q", "npz"))
+    }
+    assert sizes["q"] < 0.75 * sizes["flo"]
+    with pytest.raises(ValueError, match="paths.flow_format"):
+        sequence_flows(sequence, DIS, tmp_path, "davis2016", "blackswan", store="half")
+    broken = next((tmp_path / "q").rglob("00000.npz"))
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="00000.npz is unreadable"):
+        sequence_flows(sequence, DIS, tmp_path / "q", "davis2016", "blackswan", store="quantized")
+
+
 def test_precomputed_flows_are_read_from_the_users_folder():
     root = shared_path("flows")
     flows = sequence_flows(

@@ -131,6 +131,7 @@ class Davis2016:
                 "davis2016",
                 name,
                 progress=progress,
+                store=self.cfg.paths.flow_format,
             )
             check_flow_sizes(computed, shape, name, self.cfg.flow)
             return computed

@@ -61,6 +61,7 @@ class Video:
                 "video",
                 f"{name}-step{dataset.step}",
                 progress=progress,
+                store=self.cfg.paths.flow_format,
             ),
             extra={"frames": frames},
         )
