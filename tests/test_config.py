@@ -127,7 +127,7 @@ def test_train_config_composes_for_each_task(composer, task, norm):
     assert (
         composer("train", ["lrp_rules=zplus_zbeta_dataset"]).attribution.rules.bounds == "dataset"
     )
-    assert composer("train", ["attribution=integrated_gradients"]).attribution.baseline == "zero"
+    assert composer("train", ["attribution=integrated_gradients"]).attribution.steps == 32
 
 
 def test_every_entry_point_config_composes(composer):

@@ -311,19 +311,6 @@ def test_gradient_attributions(name):
         )
 
 
-def test_integrated_gradients_with_the_dominant_motion_baseline():
-    model = random_model(seed=10)
-    # A pure affine flow is its own dominant motion: nothing departs from it.
-    rows, cols = torch.meshgrid(torch.arange(16.0), torch.arange(24.0), indexing="ij")
-    flow = torch.stack([1 + 0.1 * cols, -2 + 0.05 * rows])[None]
-    result = attribution.attribute(
-        model, flow, {"name": "integrated_gradients", "baseline": "dominant_motion"}
-    )
-    assert result.per_channel.abs().max() < 1e-3
-    with pytest.raises(ValueError, match="baseline"):
-        attribution.attribute(model, flow, {"name": "integrated_gradients", "baseline": "mean"})
-
-
 @pytest.mark.parametrize("flips", [2, 4])
 @pytest.mark.parametrize("name", ["lrp", "gradient_x_input"])
 def test_mirrored_copies_decide_and_the_flow_itself_is_explained(flips, name):

@@ -9,7 +9,7 @@ from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
 from nims.step2 import STEP2_METHODS, connected_regions, segment, select_salient_regions
 from nims.step2.hierarchical import hierarchical_step, motion_layers, residual_split_layers
-from nims.step2.light import light_step, relevant_flow_modes
+from nims.step2.light import light_step
 from nims.synthetic.pairs import layered_flow
 from tests.conftest import shared_path
 
@@ -243,30 +243,6 @@ def test_light_step_projection_readings():
         light_step(flow, relevance, projection="other")
 
 
-def test_light_step_modes_find_opposite_motions():
-    layers = np.ones(SHAPE, dtype=np.int32)
-    layers[20:80, 20:120] = 2
-    layers[150:210, 180:280] = 3
-    flow = layered_flow(
-        layers,
-        [np.zeros((2, 3)), np.array([[4.0, 0, 0], [0, 0, 0]]), np.array([[-4.0, 0, 0], [0, 0, 0]])],
-    )
-    relevance = np.where(layers > 1, 1.0, 0.0)
-    # One mean of two opposite motions is zero: nothing is found.
-    assert not light_step(flow, relevance, modes=1).salient_mask.any()
-    two = light_step(flow, relevance, modes=2)
-    assert np.array_equal(two.salient_mask, layers > 1)
-    modes = relevant_flow_modes(flow, relevance, modes=2)
-    assert sorted(modes[:, 0].round(3).tolist()) == [-4.0, 4.0]
-
-
-def test_all_zero_relevance_gives_an_empty_selection():
-    flow, _, _ = object_scene()
-    zero = np.zeros(SHAPE)
-    assert not light_step(flow, zero).salient_mask.any()
-    assert not hierarchical_step(flow, zero).salient_mask.any()
-
-
 @pytest.mark.parametrize(
     "method, options, key",
     [
@@ -276,7 +252,6 @@ def test_all_zero_relevance_gives_an_empty_selection():
         ("hierarchical", {"scale": "iqr"}, "step2.scale"),
         ("light", {"alpha1": 4, "alpha2": 4}, "step2.alpha1"),
         ("light", {"alpha1": 1, "alpha2": -1}, "step2.alpha1"),
-        ("light", {"modes": 0}, "step2.modes"),
         ("epipolar", {"min_distance": 0}, "step2.min_distance"),
         ("epipolar", {"noise_factor": -1.0}, "step2.noise_factor"),
     ],

@@ -231,20 +231,3 @@ def texture(
     blurred = (blurred - blurred.mean()) / (blurred.std() + 1e-6)
     tint = np.asarray(tint if tint is not None else rng.uniform(60, 200, 3), dtype=np.float32)
     return np.clip(tint + 45 * blurred, 0, 255).astype(np.uint8)
-
-
-@dataclass
-class RenderedFrame:
-    image: np.ndarray
-    flow: np.ndarray
-    hits: Hits
-
-
-def render_pair(
-    camera: Camera, surfaces: list[Surface], next_camera: Camera, next_surfaces: list[Surface]
-) -> RenderedFrame:
-    """Render a frame and its exact forward flow to the next placement."""
-    hits = cast(camera, surfaces)
-    return RenderedFrame(
-        shade(hits, surfaces), surface_flow(hits, camera, next_camera, next_surfaces), hits
-    )
