@@ -22,7 +22,8 @@ from nims.data.flow_cache import sequence_flows
 from nims.data.video import frame_files, read_frames
 from nims.flow import read_flow, write_flow
 from nims.model import load_checkpoint
-from nims.report import collect_sweep, write_json
+from nims.report import write_json
+from nims.sweep import collect_sweep
 from tests.conftest import REPO, tiny_davis
 
 DIS = {"name": "dis", "preset": "medium", "variational_refinement_iterations": None}

@@ -274,7 +274,7 @@ def test_nims_sweep_and_its_report(davis_root, tmp_path):
     assert "step2.beta" in header and "dataset.sequences" not in header
     (sweep / "2").mkdir()  # a job that died before writing its summary
     report = subprocess.run(
-        [sys.executable, "-m", "nims.report", str(sweep)],
+        [sys.executable, "-m", "nims.sweep", str(sweep)],
         cwd=REPO,
         check=True,
         capture_output=True,
@@ -379,7 +379,7 @@ def test_progress_bars_cover_flows_and_frames_unless_silenced(tmp_path, compose_
 
 
 def test_a_sweep_without_scores_draws_no_empty_plot(tmp_path, recwarn):
-    from nims.report import plot_sweep
+    from nims.sweep import plot_sweep
 
     rows = [
         {"job": 0, "status": "done", "dataset.step": "1", "frames": 10},
