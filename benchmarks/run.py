@@ -146,7 +146,8 @@ def bench_training_input() -> list:
     from omegaconf import OmegaConf
     from torch.utils.data import DataLoader
 
-    from nims.synthetic.sets import SyntheticFrames, build_set
+    from nims.synthetic.frames import SyntheticFrames
+    from nims.synthetic.sets import build_set
 
     torch.set_num_threads(2)
     input_size = tuple(OmegaConf.load("conf/model/classifier.yaml").input_size)

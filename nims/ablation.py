@@ -189,7 +189,8 @@ def single_frame(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict
 
 
 def batch(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
-    from nims.synthetic.sets import SyntheticFrames, build_set
+    from nims.synthetic.frames import SyntheticFrames
+    from nims.synthetic.sets import build_set
 
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
     rows = []

@@ -213,7 +213,7 @@ def report_strip(
 
 def relevance_figure(model, dataset, attribution_cfg, count: int = 4) -> np.ndarray:
     """Colour-coded flow and relevance (the configured attribution) of the first salient frames
-    of a :class:`~nims.synthetic.sets.SyntheticFrames` split, RGB uint8: a trained classifier's
+    of a :class:`~nims.synthetic.frames.SyntheticFrames` split, RGB uint8: a trained classifier's
     ``relevance.png``."""
     import torch
 

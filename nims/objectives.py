@@ -22,8 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from nims.model import build_model
+from nims.synthetic.frames import MaskedFrames, build_synthetic_frames
 from nims.synthetic.scenes import build_scenes
-from nims.synthetic.sets import GENERATORS, MaskedFrames, build_synthetic_frames
+from nims.synthetic.sets import GENERATORS
 
 log = logging.getLogger(__name__)
 

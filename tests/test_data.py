@@ -19,9 +19,10 @@ from nims.flow import resize_flow
 from nims.generate import contact_sheet, set_statistics
 from nims.synthetic import sets
 from nims.synthetic.crowd import CrowdConfig, crowd_video
+from nims.synthetic.frames import SyntheticFrames
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
-from nims.synthetic.sets import SyntheticFrames, build_set, split_videos
+from nims.synthetic.sets import build_set, split_videos
 from tests.conftest import shared_path
 
 DIS = OmegaConf.create(

@@ -32,7 +32,8 @@ from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
 from nims.report import atomic_write_text, markdown_table, write_csv, write_json
 from nims.step2 import oracle_mask
-from nims.synthetic.sets import GENERATORS, SyntheticFrames, build_set
+from nims.synthetic.frames import SyntheticFrames
+from nims.synthetic.sets import GENERATORS, build_set
 
 
 def video_name(video: int) -> str:
