@@ -1,5 +1,7 @@
-"""What the attribution modules share (the registry, the types they return, the helpers around
-them); the implementations register on import of :mod:`nims.attribution`."""
+"""What every attribution shares: the registry :data:`ATTRIBUTIONS`, the :class:`Attribution` it
+returns, and the batching around it (the model's input, the mirrored copies of the decision,
+the maps at the flow's resolution). The attributions register themselves on import of
+:mod:`nims.attribution`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What the methods modules share (the registry, the types they return, the helpers around
-them); the implementations register on import of :mod:`nims.methods`."""
+"""What every method shares: the registry :data:`METHODS`, the :class:`FrameResult` it returns
+per frame, :class:`FlowOnlyMethod` for the methods without a classifier, and
+:func:`method_for`. The methods register themselves on import of :mod:`nims.methods`."""
 
 from __future__ import annotations
 
