@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DAVIS ?=
 
-.PHONY: help install lint test test-all demo bench clean
+.PHONY: help install lint test test-fast test-all demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ lint: install  ## ruff: lint (pycodestyle, pyflakes, import order, bugbear, pyup
 
 test: install  ## run the default test suite (no slow tests)
 	WANDB_MODE=disabled $(PYTHON) -m pytest
+
+test-fast: install  ## the unit tests alone: no entry point run, no real data (the inner loop)
+	WANDB_MODE=disabled $(PYTHON) -m pytest -m "not slow and not integration"
 
 test-all: install  ## run every test, slow ones included
 	WANDB_MODE=disabled $(PYTHON) -m pytest -m ""

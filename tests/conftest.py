@@ -83,3 +83,22 @@ def tiny_davis(root, sequences=("square",), frames=5):
             cv2.imwrite(str(images / f"{index:05d}.jpg"), frame)
             cv2.imwrite(str(annotations / f"{index:05d}.png"), mask)
     return root
+
+
+INTEGRATION_SIGNS = ("shared_path(", "davis_root", "compose_config", "subprocess", "tiny_davis(")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark as ``integration`` every test that runs an entry point (through ``compose_config``
+    or a subprocess), makes a DAVIS folder or reads the real data in ../shared, as its fixtures
+    or its source show; the rest are unit tests (``make test-fast``)."""
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"davis_root", "compose_config", "report"} or any(
+            sign in source for sign in INTEGRATION_SIGNS
+        ):
+            item.add_marker(pytest.mark.integration)
