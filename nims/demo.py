@@ -184,17 +184,22 @@ def run(cfg: DictConfig) -> dict:
         "J_per_frame": [round(j, 4) for j in jaccards],
     }
     write_json(folder / "demo.json", summary)
-    with tracking_run(cfg, "demo", folder) as tracker:
-        tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
-        tracker.table(
-            "per_frame", [{"frame": i, "J": j} for i, j in enumerate(summary["J_per_frame"])]
-        )
-        tracker.images("overview", [np.vstack(overview)], [f"{source}: frames {chosen}"])
+    _track(cfg, folder, summary, np.vstack(overview), f"{source}: frames {chosen}")
     print(
         f"{source}: NIMS on {len(flows)} frames with {model_source}; J mean "
         f"{summary['J_mean']:.3f}; figures in {folder}"
     )
     return summary
+
+
+def _track(cfg: DictConfig, folder: Path, summary: dict, overview: np.ndarray, caption: str):
+    """The demo's numbers, per-frame J and overview to the ``logger`` (nowhere with ``none``)."""
+    with tracking_run(cfg, "demo", folder) as tracker:
+        tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.table(
+            "per_frame", [{"frame": i, "J": j} for i, j in enumerate(summary["J_per_frame"])]
+        )
+        tracker.images("overview", [overview], [caption])
 
 
 def _draw_frame(folder, source: str, index: int, frame, flow, result, truth, jaccard: float):
