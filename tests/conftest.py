@@ -85,13 +85,20 @@ def tiny_davis(root, sequences=("square",), frames=5):
     return root
 
 
-INTEGRATION_SIGNS = ("shared_path(", "davis_root", "compose_config", "subprocess", "tiny_davis(")
+INTEGRATION_SIGNS = (
+    "shared_path(",
+    "davis_root",
+    "compose_config",
+    "subprocess",
+    "multiprocessing",
+    "tiny_davis(",
+)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark as ``integration`` every test that runs an entry point (through ``compose_config``
-    or a subprocess), makes a DAVIS folder or reads the real data in ../shared, as its fixtures
-    or its source show; the rest are unit tests (``make test-fast``)."""
+    """Mark as ``integration`` every test that runs an entry point (through ``compose_config``,
+    a subprocess or other processes), makes a DAVIS folder or reads the real data in ../shared,
+    as its fixtures or its source show; the rest are unit tests (``make test-fast``)."""
     import inspect
 
     for item in items:
