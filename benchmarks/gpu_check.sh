@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU path of training and evaluation, checked against the CPU on the same machine:
-#   bash benchmarks/gpu_check.sh [results folder]
+#   bash benchmarks/gpu_check.sh [results folder, new: a run folder is never reused]
 # 1. renders the crowd set of the recipe in experiments/crowd.md (256x448, 300 videos x 8 frames,
 #    DIS) with one process per core; 2. trains the crowd classifier (20 epochs) on the GPU;
 # 3. times 3 epochs on the GPU and on the CPU (all cores) for the speed-up; 4. trains the U-Net
@@ -39,7 +39,7 @@ timed train_cpu_3_epochs $PYTHON train.py $SET trainer.epochs=3 device=cpu \
     trainer.threads="$CORES" progress=false hydra.run.dir="$RESULTS/classifier_cpu_3"
 timed train_unet_gpu_8_epochs $PYTHON train.py $SET model=unet trainer.epochs=8 \
     device=$GPU progress=false hydra.run.dir="$RESULTS/unet_gpu"
-for device in $GPU cpu; do
+for device in $(printf '%s\n' "$GPU" cpu | sort -u); do  # once each, also when rehearsing on cpu
     timed "evaluate_nims_$device" $PYTHON evaluate.py $SET dataset=crowd_synth device=$device \
         threads="$CORES" progress=false checkpoint="$RESULTS/classifier_gpu/best.pt" \
         hydra.run.dir="$RESULTS/nims_$device"
