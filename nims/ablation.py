@@ -33,6 +33,7 @@ from nims.motion import fit_affine
 from nims.report import (
     announce_run_folder,
     atomic_write_text,
+    bars_off,
     markdown_table,
     run_dir,
     write_csv,
@@ -195,7 +196,7 @@ def batch(cfg: DictConfig, model: MotionClassifier, folder: Path) -> dict:
     test = SyntheticFrames(build_set(cfg.dataset, cfg.flow), "test", model.input_size)
     rows = []
     videos = sorted(set(test.videos))
-    for video in tqdm(videos, desc="test videos", unit="video", disable=not cfg.progress):
+    for video in tqdm(videos, desc="test videos", unit="video", disable=bars_off(cfg.progress)):
         arrays = test.video_arrays(video)
         for frame in range(len(arrays["labels"])):
             if not arrays["labels"][frame]:

@@ -31,6 +31,7 @@ from nims.device import resolve_device
 from nims.postprocess import postprocess_results
 from nims.report import (
     announce_run_folder,
+    bars_off,
     command_line_keys,
     require_positive_ints,
     run_dir,
@@ -106,7 +107,7 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> float | None:
     names = benchmark.sequences()
     for entry in figures_not_drawn(cfg, names):
         log.warning("figures=%s", entry)
-    bar = dict(total=len(names), desc="sequences", disable=not cfg.get("progress", True))
+    bar = dict(total=len(names), desc="sequences", disable=bars_off(cfg.get("progress", True)))
     with workers_stopped_on_signal():
         if benchmark.parallel and int(cfg.num_workers) > 1:
             jobs = Parallel(n_jobs=int(cfg.num_workers), backend="loky", return_as="generator")(

@@ -102,6 +102,13 @@ def main_of(run: Callable[[DictConfig], object]) -> Callable[[DictConfig], objec
     return main
 
 
+def bars_off(enabled: bool) -> bool | None:
+    """tqdm's ``disable`` for a progress bar: True when ``progress`` turns bars off, else None,
+    which tqdm reads as "off when stderr is not a terminal": a redirected stderr (a log file, a
+    job scheduler) gets the run's messages, not thousands of carriage-return updates."""
+    return True if not enabled else None
+
+
 def resolved_config(cfg: DictConfig) -> dict:
     """The config as a plain dict, interpolations resolved, without Hydra's own node."""
     return OmegaConf.to_container(

@@ -31,6 +31,7 @@ from nims.model import load_checkpoint, save_checkpoint
 from nims.objectives import objective_for
 from nims.report import (
     announce_run_folder,
+    bars_off,
     require_positive_ints,
     resolved_config,
     run_dir,
@@ -86,7 +87,9 @@ def run_epoch(
     model.train(training and not frozen_norms)
     total, count, summaries = 0.0, 0, []
     with torch.set_grad_enabled(training):
-        for inputs, targets in tqdm(loader, desc=progress, leave=False, disable=progress is None):
+        for inputs, targets in tqdm(
+            loader, desc=progress, leave=False, disable=bars_off(progress is not None)
+        ):
             inputs, targets = inputs.to(device), targets.to(device)
             if augment:  # on the device, a batch at a time
                 inputs, targets = objective.augment(inputs, targets, generator)

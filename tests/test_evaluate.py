@@ -361,7 +361,11 @@ def test_resume_a_run_folder_with_a_subset_keeps_the_rest(tmp_path, compose_conf
         evaluate.run(compose_config("evaluate", common + [f"resume={tmp_path / 'nowhere'}"]))
 
 
-def test_progress_bars_cover_flows_and_frames_unless_silenced(tmp_path, compose_config, capsys):
+def test_progress_bars_cover_flows_and_frames_unless_silenced(
+    tmp_path, compose_config, capsys, monkeypatch
+):
+    import sys
+
     from tests.conftest import tiny_davis
 
     root = tiny_davis(tmp_path / "DAVIS", sequences=("square",))
@@ -371,6 +375,10 @@ def test_progress_bars_cover_flows_and_frames_unless_silenced(tmp_path, compose_
         f"dataset.cache_dir={tmp_path / 'cache'}",
         "dataset.sequences=[square]",
     ]
+    # Redirected (not a terminal, as under pytest): no bars, whose updates would fill the file.
+    evaluate.run(compose_config("evaluate", common + ["progress=true"]))
+    assert "sequences" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal
     evaluate.run(compose_config("evaluate", common + ["progress=true"]))
     bars = capsys.readouterr().err
     assert "sequences" in bars and "square flow" in bars and "square:" in bars

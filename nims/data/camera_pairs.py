@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from nims.atomic import replaced_atomically
 from nims.data import davis
+from nims.report import bars_off
 from nims.resume import files_identity
 from nims.synthetic.sets import render_workers, split_videos
 
@@ -156,7 +157,7 @@ def build_camera_pairs(
     paths = {name: _sequence_file(folder, root, name, resolution, description) for name in names}
     missing = [name for name in names if not paths[name].is_file()]
     if missing:
-        jobs = tqdm(missing, desc="real flows (davis_camera)", disable=not progress)
+        jobs = tqdm(missing, desc="real flows (davis_camera)", disable=bars_off(progress))
         Parallel(n_jobs=render_workers(dataset_cfg))(
             delayed(_build_sequence)(
                 paths[name],

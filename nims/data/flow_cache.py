@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from nims.atomic import replaced_atomically
 from nims.flow import load_precomputed_flow, read_flow, write_flow
 from nims.flow_backends import make_flow_estimator
-from nims.report import atomic_write_text, read_json
+from nims.report import atomic_write_text, bars_off, read_json
 from nims.resume import files_identity
 
 FLOW_FORMATS = ("flo", "quantized")
@@ -113,7 +113,11 @@ def sequence_flows(
     )
     flows = []
     for index in tqdm(
-        range(count), desc=progress, unit="frame", leave=False, disable=progress is None
+        range(count),
+        desc=progress,
+        unit="frame",
+        leave=False,
+        disable=bars_off(progress is not None),
     ):
         path = folder / f"{index:05d}{suffix}"
         if path.is_file():

@@ -21,6 +21,7 @@ from nims.attribution import at_flow_resolution, attribute_flows, decision_logit
 from nims.device import resolve_device
 from nims.methods.base import METHODS, FrameResult
 from nims.model import MotionClassifier, load_classifier
+from nims.report import bars_off
 from nims.saliency import saliency_map
 from nims.step2 import Segmentation, segment
 
@@ -98,7 +99,7 @@ def run_frames(
         desc=progress,
         unit="frame",
         leave=False,
-        disable=progress is None,
+        disable=bars_off(progress is not None),
     ):
         results.append(nims_frame(flow, at_flow_resolution(map_, flow.shape), logit, cfg))
     return results

@@ -32,7 +32,7 @@ from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 
 from nims.flow_backends import make_flow_estimator
-from nims.report import read_json
+from nims.report import bars_off, read_json
 from nims.synthetic.crowd import CrowdConfig, crowd_video
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
@@ -307,7 +307,7 @@ def _render(dataset_cfg, flow_cfg, key: str, folder: Path, progress: bool) -> di
     seed, count = int(dataset_cfg.seed), int(dataset_cfg.videos)
     workers = render_workers(dataset_cfg)
     folder.mkdir(parents=True)
-    videos = tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=not progress)
+    videos = tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=bars_off(progress))
     # Each video has its own seed, so the set does not depend on how many workers render it.
     labels = Parallel(n_jobs=workers, max_nbytes=None)(
         delayed(_generate_video)(folder, dataset_cfg.name, config, flow, seed, video)
