@@ -17,7 +17,6 @@ import logging
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -28,10 +27,11 @@ from nims.device import resolve_device
 from nims.figures import (
     GROUND_TRUTH_COLOUR,
     MASK_COLOUR,
-    colour_bar,
     frame_figure,
     outline,
     overlay,
+    saliency_colours,
+    saliency_key,
     swatch_key,
 )
 from nims.flow import write_flow
@@ -234,11 +234,8 @@ def _draw_frame(folder, source: str, index: int, frame, flow, result, truth, jac
         ),
     )
     masked = outline(overlay(frame, result.mask), truth, GROUND_TRUTH_COLOUR)
-    saliency = cv2.applyColorMap(
-        np.round(255 * np.clip(result.saliency, 0, 1)).astype(np.uint8), cv2.COLORMAP_MAGMA
-    )[..., ::-1]
     row = side_by_side(
-        [masked, label_image(regions), saliency],
+        [masked, label_image(regions), saliency_colours(result.saliency)],
         titles=[
             f"frame {index}: mask (J {jaccard:.2f}), ground truth in green",
             f"candidate regions ({int(regions.max())})",
@@ -246,12 +243,11 @@ def _draw_frame(folder, source: str, index: int, frame, flow, result, truth, jac
         ],
     )
     width = row.shape[1] // 3
-    magma = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_MAGMA)
     keys = np.hstack(
         [
             swatch_key(width, [(MASK_COLOUR, "mask"), (GROUND_TRUTH_COLOUR, "ground truth")]),
             np.full((34, width, 3), 255, np.uint8),
-            colour_bar(magma[:, 0, ::-1], row.shape[1] - 2 * width, "0", "1", "0.5"),
+            saliency_key(row.shape[1] - 2 * width),
         ]
     )
     return np.vstack([row, keys])

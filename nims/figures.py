@@ -142,6 +142,18 @@ def swatch_key(width: int, entries) -> np.ndarray:
     return key
 
 
+def saliency_colours(saliency: np.ndarray) -> np.ndarray:
+    """A saliency map in [0, 1] in the magma colours, ``(H, W, 3)`` RGB uint8."""
+    levels = np.round(255 * np.clip(saliency, 0, 1)).astype(np.uint8)
+    return cv2.applyColorMap(levels, cv2.COLORMAP_MAGMA)[..., ::-1].copy()
+
+
+def saliency_key(width: int) -> np.ndarray:
+    """The colour bar of :func:`saliency_colours`, ``(34, width, 3)`` RGB uint8."""
+    ramp = saliency_colours(np.linspace(0, 1, 256)[:, None])[:, 0]
+    return colour_bar(ramp, width, "0", "1", "0.5")
+
+
 RELEVANCE_PERCENTILE = 99.5  # the relevance's colour scale: a few peaks would wash out the rest
 
 
@@ -165,10 +177,6 @@ def report_strip(
     if truth is not None:
         outline(masked, truth, GROUND_TRUTH_COLOUR)
         mask_key.append((GROUND_TRUTH_COLOUR, "ground truth"))
-    saliency = cv2.applyColorMap(
-        np.round(255 * np.clip(result.saliency, 0, 1)).astype(np.uint8), cv2.COLORMAP_MAGMA
-    )
-    magma = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_MAGMA)
     speed = float(np.hypot(flow[..., 0], flow[..., 1]).max())
     panels = [
         (
@@ -189,11 +197,7 @@ def report_strip(
             masked,
             swatch_key(width, mask_key),
         ),
-        (
-            "saliency",
-            cv2.cvtColor(saliency, cv2.COLOR_BGR2RGB),
-            colour_bar(cv2.cvtColor(magma, cv2.COLOR_BGR2RGB)[:, 0], width, "0", "1", "0.5"),
-        ),
+        ("saliency", saliency_colours(result.saliency), saliency_key(width)),
     ]
     height = max(1, round(image_bgr.shape[0] * width / image_bgr.shape[1]))
     return np.hstack(

@@ -128,8 +128,10 @@ def sequence_flows(
                 if store == "flo":
                     write_flow(temporary, flow)
                 else:
-                    np.savez_compressed(temporary, steps=quantized(flow))
-            flows.append(flow if store == "flo" else dequantized(quantized(flow)))
+                    steps = quantized(flow)
+                    np.savez_compressed(temporary, steps=steps)
+                    flow = dequantized(steps)  # what a later run reads back
+            flows.append(flow)
     return flows
 
 
