@@ -47,7 +47,7 @@ def bench_step2(literal: bool = True) -> list:
         (
             "parallax test of step 2 (homography against epipolar geometry, 1000 points)",
             source,
-            median_ms(lambda: shows_parallax(flow, 64.0, 0.2)),
+            median_ms(lambda: shows_parallax(flow, 1024.0, 0.2, 0.02)),
             "-",
         ),
         (

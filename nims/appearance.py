@@ -51,6 +51,7 @@ def refine_by_colour(
     bins: int = 16,
     smooth_radius: int = 4,
     scale: float = 0.5,
+    reference_height: int = 480,
 ) -> np.ndarray:
     """Re-decide the pixels near a mask's edge by the colours inside and around it.
 
@@ -68,17 +69,23 @@ def refine_by_colour(
     mask : array, shape (H, W), bool
         A motion mask of that frame.
     band : float
-        Pixels (of the full image); how far from the mask's edge labels may change.
+        Pixels of an image ``reference_height`` rows high; how far from the mask's edge labels
+        may change.
     ring : float
-        Pixels; the width of the background's sample outside the mask (>= ``band``).
+        Pixels, likewise; the width of the background's sample outside the mask (>= ``band``).
     bins : int
         Histogram bins per colour channel (``bins**3`` in all).
     smooth_radius : int
-        Radius (pixels of the reduced image) of the guided filter that smooths the probability.
+        Radius (pixels of the reduced image, likewise) of the guided filter that smooths the
+        probability.
     scale : float in (0, 1]
         Histograms, distances and the probability are computed on the image and mask reduced
         by this factor (speed); the probability is then resized back (bilinear) and compared
         with 0.5 at full resolution, where the mask outside the band keeps its pixels.
+    reference_height : int
+        Rows of the image the lengths above are given for: an image of ``H`` rows scales them by
+        ``H / reference_height``, so that the band covers the same share of any frame (the
+        lengths were chosen on DAVIS at 480 rows).
 
     Returns
     -------
@@ -94,9 +101,14 @@ def refine_by_colour(
         raise ValueError(f"postprocess: need 0 < band <= ring, got band {band}, ring {ring}")
     if not 0 < scale <= 1:
         raise ValueError(f"postprocess.scale must be in (0, 1], got {scale}")
+    if not reference_height > 0:
+        raise ValueError(f"postprocess.reference_height must be > 0, got {reference_height}")
     if not mask.any() or mask.all():
         return mask
     height, width = mask.shape
+    factor = height / float(reference_height)
+    band, ring = band * factor, ring * factor
+    smooth_radius = max(1, int(round(smooth_radius * factor)))
     if scale < 1:
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         size = (small.shape[1], small.shape[0])

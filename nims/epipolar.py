@@ -117,27 +117,13 @@ def sampson_distance(matrix: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return point_sampson_distance(matrix, start, end).reshape(height, width)
 
 
-def planar_and_epipolar_residuals(
-    flow: np.ndarray, samples: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """How well one homography and one epipolar geometry explain the flow ``(H, W, 2)``: the
-    median residual (pixels) of a robust homography and the median Sampson distance (pixels)
-    of a robust fundamental matrix (:func:`fit_fundamental`), both fitted to the same
-    ``samples`` correspondences (the homography by MAGSAC). ``(0, 0)`` when either model
-    cannot be fitted.
-
-    A homography explains a static scene when the camera only rotates or the scene is flat;
-    an epipolar geometry also explains parallax. Parallax is visible when the first is large in
-    pixels *and* many times the second (a model-selection test in the spirit of Torr's GRIC).
-    Measured per frame (experiments/parallax.md): rendered parallax scenes with exact flow,
-    ratio 190-36000 and first >= 0.34 px; DIS flow of DAVIS, the authors' RAFT flow of DAVIS,
-    DIS flow of Sintel frames: ratio 3-27; DIS flow of the rendered parallax scenes: 4-90; a
-    static camera (DIS flow of ``vtest.avi``): ratio up to 252, because an undetermined
-    epipolar geometry absorbs the noise, but first <= 0.08 px.
-    """
-    start, end = sampled_correspondences(flow, samples, seed)
-    if len(start) < 8:
-        return 0.0, 0.0
+def fit_homography(
+    start: np.ndarray, end: np.ndarray, seed: int = 0, refits: int = 2, trim: float = 3.0
+) -> np.ndarray | None:
+    """Robust homography ``(3, 3)`` mapping ``start`` to ``end`` (``(N, 2)`` pixel
+    coordinates): MAGSAC, then ``refits`` rounds of least squares on the points it misses by at
+    most ``trim`` times the median (MAGSAC alone leaves a tenth of a pixel on exact
+    correspondences). None when no model is found."""
     cv2.setRNGSeed(seed)
     try:
         homography, _ = cv2.findHomography(start, end, cv2.USAC_MAGSAC, 0.5)
@@ -145,14 +131,67 @@ def planar_and_epipolar_residuals(
         # OpenCV's USAC framework (MAGSAC) fails an assertion (``!model.empty()``) on some
         # degenerate samples where it should return no model: seen when the fundamental
         # matrix was fitted with it, on 2 of 1200 rendered videos.
-        return 0.0, 0.0
+        return None
+    if homography is None:
+        return None
+    points = np.column_stack([start, np.ones(len(start))])
+    for _ in range(refits):
+        projected = points @ homography.T
+        miss = np.linalg.norm(projected[:, :2] / projected[:, 2:] - end, axis=1)
+        kept = miss <= trim * np.median(miss)
+        if kept.sum() < 4:
+            break
+        refined, _ = cv2.findHomography(start[kept], end[kept], 0)
+        if refined is None:
+            break
+        homography = refined
+    return homography
+
+
+def parallax_share(
+    flow: np.ndarray,
+    min_residual: float = 0.2,
+    ratio: float = 1024.0,
+    samples: int = 1000,
+    seed: int = 0,
+) -> float:
+    """The share of pixels whose flow shows parallax: a robust homography (MAGSAC) misses them
+    by more than ``min_residual`` pixels and by more than ``ratio`` times what a robust epipolar
+    geometry (:func:`fit_fundamental`) misses them by (their Sampson distance, or the median
+    one when larger), both fitted to the same ``samples`` correspondences of the flow
+    ``(H, W, 2)``, and their miss differs from the median miss of such pixels by more than
+    ``min_residual`` pixels. 0 when either model cannot be fitted.
+
+    A homography explains a static scene when the camera only rotates or the scene is flat; an
+    epipolar geometry also explains the parallax of a translating camera. A share rather than a
+    median: the pixels of parallax may be few (a far background or a ground plane, which one
+    homography explains, can fill most of the frame while near objects show parallax). The
+    per-pixel ratio asks the flow to be precise enough for the epipolar geometry to explain what
+    the homography cannot, by far; the median floor keeps a noisy flow's pixels that fall on
+    their epipolar line by chance from counting. A static camera's flow is one homography but
+    for the objects moving on their own, which an undetermined epipolar geometry absorbs: one
+    such object leaves the homography by one translation, which parallax, varying with depth
+    and with the direction to the epipole, does not.
+    """
+    start, end = sampled_correspondences(flow, samples, seed)
+    if len(start) < 8:
+        return 0.0
+    homography = fit_homography(start, end, seed=seed)
     matrix = fit_fundamental(start, end, seed=seed)
     if homography is None or matrix is None:
-        return 0.0, 0.0
+        return 0.0
     projected = np.column_stack([start, np.ones(len(start))]) @ homography.T
     planar = np.linalg.norm(projected[:, :2] / projected[:, 2:] - end, axis=1)
     epipolar = point_sampson_distance(matrix, start, end)
-    return float(np.median(planar)), float(np.median(epipolar))
+    explained = np.maximum(epipolar, np.median(epipolar))
+    off_plane = (planar > min_residual) & (planar > ratio * explained)
+    if not off_plane.any():
+        return 0.0
+    # One object moving on its own before a static camera leaves the homography by one
+    # translation, and an undetermined epipolar geometry absorbs it: parallax must vary.
+    residual = end[off_plane] - projected[off_plane, :2] / projected[off_plane, 2:]
+    spread = np.linalg.norm(residual - np.median(residual, axis=0), axis=1)
+    return float(np.sum(spread > min_residual) / len(start))
 
 
 def epipolar_distance(flow: np.ndarray, samples: int = 4000, seed: int = 0) -> np.ndarray:

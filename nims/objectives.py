@@ -30,11 +30,18 @@ log = logging.getLogger(__name__)
 
 
 def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
-    """Accuracy (logit > 0), average precision and ROC-AUC (NaN when a split has one class)."""
+    """Accuracy (logit > 0); recall: the share of salient frames called salient, and
+    specificity: the share of the others called not salient (NaN without such frames); average
+    precision and ROC-AUC (NaN when a split has one class)."""
     labels = labels.astype(int)
+    called = (logits > 0).astype(int)
     one_class = labels.min() == labels.max()
     return {
-        "accuracy": float(((logits > 0).astype(int) == labels).mean()),
+        "accuracy": float((called == labels).mean()),
+        "recall": float(called[labels == 1].mean()) if (labels == 1).any() else float("nan"),
+        "specificity": float(1 - called[labels == 0].mean())
+        if (labels == 0).any()
+        else float("nan"),
         "average_precision": float("nan")
         if one_class
         else float(average_precision_score(labels, logits)),

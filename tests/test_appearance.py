@@ -48,7 +48,7 @@ def test_a_mask_off_the_edge_by_a_few_pixels_snaps_back(change):
     image, truth = square_image()
     mask = change(truth, 6)
     assert (mask != truth).sum() > 500
-    refined = refine_by_colour(image, mask, band=10, ring=20, scale=1.0)
+    refined = refine_by_colour(image, mask, band=10, ring=20, scale=1.0, reference_height=SHAPE[0])
     assert (refined != truth).sum() <= 4  # the guided filter may round a corner pixel
 
 
@@ -57,7 +57,9 @@ def test_only_pixels_near_the_edge_change():
     far = np.zeros(SHAPE, dtype=bool)
     far[5:15, 5:15] = True
     image[far] = (30, 30, 200)  # the square's colour, far from the mask
-    refined = refine_by_colour(image, grown(truth, 4), band=8, ring=16, scale=1.0)
+    refined = refine_by_colour(
+        image, grown(truth, 4), band=8, ring=16, scale=1.0, reference_height=SHAPE[0]
+    )
     assert not refined[far].any()
 
 
@@ -68,9 +70,25 @@ def test_empty_and_full_masks_are_returned_unchanged(fill):
     assert np.array_equal(refine_by_colour(image, mask), mask)
 
 
+def test_the_band_scales_with_the_frames_height():
+    # The same scene at half the rows of the reference: a band of 12 reference pixels is 6 here,
+    # too narrow to take back a mask grown by 8; at the reference height it does.
+    image, truth = square_image()
+    mask = grown(truth, 8)
+    options = dict(band=12, ring=24, scale=1.0, smooth_radius=2)
+    at_reference = refine_by_colour(image, mask, reference_height=SHAPE[0], **options)
+    halved = refine_by_colour(image, mask, reference_height=2 * SHAPE[0], **options)
+    assert (at_reference != truth).sum() <= 4
+    assert (halved != truth).sum() > 100
+
+
 @pytest.mark.parametrize(
     "options, message",
-    [({"band": 20, "ring": 10}, "band <= ring"), ({"scale": 0}, "postprocess.scale")],
+    [
+        ({"band": 20, "ring": 10}, "band <= ring"),
+        ({"scale": 0}, "postprocess.scale"),
+        ({"reference_height": 0}, "postprocess.reference_height"),
+    ],
 )
 def test_bad_settings_are_named(options, message):
     image, truth = square_image()
@@ -86,7 +104,7 @@ def test_postprocess_none_keeps_the_masks_and_colour_refines_them():
     image, truth = square_image()
     results = [result(grown(truth, 6)), result(np.zeros(SHAPE, dtype=bool))]
     assert postprocess_results(results, lambda index: image, {"name": "none"}) is results
-    colour = {"name": "colour", "band": 10.0, "ring": 20.0, "scale": 1.0}
+    colour = {"name": "colour", "band": 10.0, "ring": 20.0, "scale": 1.0, "reference_height": 120}
     refined = postprocess_results(results, lambda index: image, colour)
     assert (refined[0].mask != truth).sum() <= 4
     assert not refined[1].mask.any()
@@ -98,7 +116,7 @@ def test_postprocess_none_keeps_the_masks_and_colour_refines_them():
 def test_postprocess_resizes_a_frame_of_another_size_to_the_mask():
     image, truth = square_image()
     big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
-    colour = {"name": "colour", "band": 10.0, "ring": 20.0, "scale": 1.0}
+    colour = {"name": "colour", "band": 10.0, "ring": 20.0, "scale": 1.0, "reference_height": 120}
     refined = postprocess_results([result(grown(truth, 6))], lambda index: big, colour)
     assert (refined[0].mask != truth).sum() <= 8
 

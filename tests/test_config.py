@@ -25,7 +25,7 @@ def test_defaults_are_the_measured_best(composer):
     assert (light.alpha1, light.alpha2) == (-0.01, 4.0)
     assert cfg.step2.scale == "std" and cfg.step2.min_outliers == 50
     assert cfg.step2.selection == "relevance_mass" and cfg.attribution.rules.start == "unit"
-    assert cfg.step2.parallax_ratio == 64.0 and cfg.step2.parallax_step.name == "epipolar"
+    assert cfg.step2.parallax_ratio == 1024.0 and cfg.step2.parallax_step.name == "epipolar"
     assert cfg.checkpoint == "checkpoints/independent.pt"
     assert cfg.step2.residual_split is True and cfg.step2.min_share == 0.05
     assert cfg.postprocess.name == "colour"  # every method's masks, the baselines' too

@@ -144,3 +144,16 @@ def test_dataset_summary_is_the_mean_over_sequences():
     assert summary["J&F"] == pytest.approx(0.7) and summary["F_decay"] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="no sequence"):
         metrics.dataset_summary({})
+
+
+def test_the_decision_reports_recall_and_specificity_beside_accuracy():
+    from nims.objectives import classification_metrics
+
+    labels = np.array([1, 1, 1, 1, 0, 0])
+    logits = np.array([2.0, 0.5, -1.0, -0.1, -3.0, 0.2])
+    scores = classification_metrics(labels, logits)
+    assert scores["accuracy"] == pytest.approx(3 / 6)
+    assert scores["recall"] == pytest.approx(2 / 4)  # salient frames called salient
+    assert scores["specificity"] == pytest.approx(1 / 2)  # quiet frames called quiet
+    quiet = classification_metrics(np.zeros(3), np.array([-1.0, 1.0, -2.0]))
+    assert np.isnan(quiet["recall"]) and quiet["specificity"] == pytest.approx(2 / 3)

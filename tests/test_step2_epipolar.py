@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nims.epipolar import fundamental_matrix, planar_and_epipolar_residuals, sampson_distance
+from nims.epipolar import fundamental_matrix, parallax_share, sampson_distance
 from nims.step2 import segment
 from nims.step2.epipolar import epipolar_outliers
 from nims.step2.hierarchical import shows_parallax
@@ -118,28 +118,55 @@ def test_a_homography_explains_a_rotating_or_static_camera():
         ],
         axis=-1,
     ).astype(np.float32)
-    assert planar_and_epipolar_residuals(turn)[0] < 1e-3
+    assert parallax_share(turn) == 0.0
+    assert not shows_parallax(turn, 1024.0, 0.2, 0.02)
     still = np.zeros((HEIGHT, WIDTH, 2), np.float32)  # a static camera, one object moving
     still[MOVER] = (0.0, 1.5)
-    planar, epipolar = planar_and_epipolar_residuals(still)
-    # An undetermined epipolar geometry absorbs a static camera's flow: a huge ratio, and yet
-    # no parallax to see; the homography's residual in pixels tells.
-    assert planar < 0.05 and planar > 32.0 * epipolar
-    assert not shows_parallax(still, 32.0, 0.2)
+    # An undetermined epipolar geometry absorbs a static camera's flow, mover included; the
+    # homography leaves only the mover, which the epipolar geometry does not explain by far.
+    assert parallax_share(still) == 0.0
+    assert not shows_parallax(still, 1024.0, 0.2, 0.02)
 
 
-def test_parallax_shows_only_in_a_precise_flow_of_a_scene_in_depth():
+def test_parallax_shows_in_a_precise_flow_of_a_scene_in_depth_however_few_its_pixels():
     bent, _ = translating_camera_scene(bend=4.0)
-    planar, epipolar = planar_and_epipolar_residuals(bent)
-    assert planar > 0.5 and epipolar < 1e-5
-    assert shows_parallax(bent, 32.0, 0.2)
-    flat, _ = translating_camera_scene()  # the pole alone leaves the wall's homography
-    assert planar_and_epipolar_residuals(flat)[0] < 0.2
-    assert not shows_parallax(flat, 32.0, 0.2)
+    assert parallax_share(bent) > 0.5
+    assert shows_parallax(bent, 1024.0, 0.2, 0.02)
+    # A nearly flat wall fills most of the frame and one homography nearly explains it: the
+    # pole and the wall's far end show parallax, as a far background with a few near objects.
+    flat, _ = translating_camera_scene()
+    assert 0.04 < parallax_share(flat) < 0.2
+    assert shows_parallax(flat, 1024.0, 0.2, 0.02)
+    assert not shows_parallax(flat, 1024.0, 0.2, 0.2)
+    # DIS-like error: the epipolar geometry no longer explains the parallax a thousand times
+    # better than the homography; affine layers then, as for a static scene.
     noise = np.random.default_rng(0).normal(0.0, 0.1, bent.shape).astype(np.float32)
-    planar, epipolar = planar_and_epipolar_residuals(bent + noise)  # DIS-like error
-    assert planar > 0.5 and planar < 32.0 * epipolar
-    assert not shows_parallax(bent + noise, 32.0, 0.2)
+    assert parallax_share(bent + noise) < 0.02
+    assert not shows_parallax(bent + noise, 1024.0, 0.2, 0.02)
+
+
+def test_the_share_counts_the_pixels_off_the_plane_and_not_one_translation():
+    # Known answer: a camera translating past a plane (inverse depth linear in the image) and
+    # two poles at 2 and 3 m; every pixel is sampled. The plane's pixels follow one homography,
+    # the poles' do not, each by its own parallax.
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
+    x, y = cols - WIDTH / 2, rows - HEIGHT / 2
+    depth = 1.0 / (1 / 10.0 + 0.02 * cols / WIDTH)
+    poles = np.zeros((HEIGHT, WIDTH), bool)
+    poles[:, 40:55] = poles[:, 140:150] = True
+    depth[:, 40:55], depth[:, 140:150] = 2.0, 3.0
+    point = np.stack([x * depth / FOCAL, y * depth / FOCAL, depth], axis=-1) - [0.3, 0.0, 0.1]
+    flow = np.stack(
+        [FOCAL * point[..., 0] / point[..., 2] - x, FOCAL * point[..., 1] / point[..., 2] - y],
+        axis=-1,
+    ).astype(np.float32)
+    everything = HEIGHT * WIDTH
+    assert parallax_share(flow, samples=everything) == pytest.approx(poles.mean(), abs=0.01)
+    assert parallax_share(flow, min_residual=1e3, samples=everything) == 0.0
+    # One pole moved sideways before a still camera: the same pixels, one translation.
+    still = np.zeros_like(flow)
+    still[:, 40:55] = (1.5, 0.0)
+    assert parallax_share(still, samples=everything) == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +198,8 @@ def test_parallax_settings_are_checked_before_any_frame_is_cut(default_step2):
     relevance = mask.astype(float)
     with pytest.raises(ValueError, match=r"step2\.parallax_ratio"):
         segment(flow, relevance, {**default_step2, "parallax_ratio": 0.0})
+    with pytest.raises(ValueError, match=r"step2\.parallax_min_share"):
+        segment(flow, relevance, {**default_step2, "parallax_min_share": 0.0})
     with pytest.raises(ValueError, match=r"step2\.parallax_step is missing"):
         segment(flow, relevance, {"name": "hierarchical", "parallax_ratio": 32.0})
     wrong = {**default_step2.parallax_step, "noise_factor": -1.0}
@@ -186,8 +215,8 @@ def test_an_opencv_failure_on_a_degenerate_sample_means_no_parallax(monkeypatch)
 
     flow, _ = translating_camera_scene(bend=4.0)
     monkeypatch.setattr(cv2, "findHomography", fails)
-    assert planar_and_epipolar_residuals(flow) == (0.0, 0.0)
-    assert not shows_parallax(flow, 32.0, 0.2)
+    assert parallax_share(flow) == 0.0
+    assert not shows_parallax(flow, 1024.0, 0.2, 0.02)
 
 
 def test_a_rendered_flow_on_which_magsac_failed_gets_a_model():
@@ -205,5 +234,4 @@ def test_a_rendered_flow_on_which_magsac_failed_gets_a_model():
     estimator = make_flow_estimator({"name": "dis", "preset": "medium"})
     flow = finish_video(drawn, config.min_visible, estimator)["flows"][1].astype(np.float32)
     assert fundamental_matrix(flow, samples=1000).shape == (3, 3)
-    planar, epipolar = planar_and_epipolar_residuals(flow)
-    assert planar > 0 and np.isfinite(epipolar)
+    assert 0.0 <= parallax_share(flow) <= 1.0

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from nims.epipolar import planar_and_epipolar_residuals
+from nims.epipolar import parallax_share
 from nims.flow import check_flow
 from nims.motion import AffineMotion, fit_affine_with_residuals, pixel_grid
 from nims.robust import HUBER_EPSILON, otsu_threshold, robust_scale
@@ -119,14 +119,14 @@ def peel_motion_layers(
     return layer_of.reshape(height, width), motions
 
 
-def shows_parallax(flow: np.ndarray, ratio: float, min_residual: float) -> bool:
-    """Whether the flow ``(H, W, 2)`` shows parallax: a robust homography leaves a median
-    residual above ``min_residual`` pixels and above ``ratio`` times the median Sampson distance
-    of a robust epipolar geometry (:func:`nims.epipolar.planar_and_epipolar_residuals`)."""
+def shows_parallax(flow: np.ndarray, ratio: float, min_residual: float, min_share: float) -> bool:
+    """Whether the flow ``(H, W, 2)`` shows parallax: at least ``min_share`` of its pixels are
+    missed by a robust homography by more than ``min_residual`` pixels and more than ``ratio``
+    times by a robust epipolar geometry (:func:`nims.epipolar.parallax_share`)."""
     ratio = positive(ratio, "step2.parallax_ratio")
     min_residual = positive(min_residual, "step2.parallax_min_residual")
-    planar, epipolar = planar_and_epipolar_residuals(flow)
-    return planar > min_residual and planar > ratio * epipolar
+    min_share = positive(min_share, "step2.parallax_min_share")
+    return parallax_share(flow, min_residual, ratio) >= min_share
 
 
 def residual_split_layers(
@@ -171,6 +171,7 @@ def hierarchical_step(
     residual_split: bool = True,
     parallax_ratio: float | None = None,
     parallax_min_residual: float = 0.2,
+    parallax_min_share: float = 0.02,
     parallax_step: Mapping[str, object] | None = None,
     **_: object,
 ) -> Segmentation:
@@ -188,9 +189,9 @@ def hierarchical_step(
     Beyond the paper: a frame whose flow shows parallax gets the step 2 that the config node
     ``parallax_step`` names instead (``step2=epipolar``'s settings): affine layers cannot tell
     a slow mover from the parallax of near static objects; the epipolar test can, when the flow
-    is precise enough to show it (:func:`shows_parallax`, with ``parallax_ratio`` and
-    ``parallax_min_residual``). ``parallax_ratio`` None: affine layers on every frame (the
-    paper).
+    is precise enough to show it (:func:`shows_parallax`, with ``parallax_ratio``,
+    ``parallax_min_residual`` and ``parallax_min_share``). ``parallax_ratio`` None: affine
+    layers on every frame (the paper).
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
@@ -200,7 +201,9 @@ def hierarchical_step(
             "frames that show parallax (conf/step2/hierarchical.yaml), or set "
             "step2.parallax_ratio=null"
         )
-    if parallax_ratio is not None and shows_parallax(flow, parallax_ratio, parallax_min_residual):
+    if parallax_ratio is not None and shows_parallax(
+        flow, parallax_ratio, parallax_min_residual, parallax_min_share
+    ):
         try:
             return segment(flow, relevance, parallax_step)
         except ValueError as error:

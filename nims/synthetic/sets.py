@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 
 from nims.flow_backends import make_flow_estimator
 from nims.report import bars_off, read_json
+from nims.synthetic.boxes import BoxesConfig, boxes_video
 from nims.synthetic.crowd import CrowdConfig, crowd_video
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
@@ -98,6 +99,8 @@ GENERATORS = {
     "independent_synth": (IndependentConfig, traced(independent_video)),
     # Independent motion where a near static object has the strongest flow.
     "parallax_synth": (IndependentConfig, traced(independent_video)),
+    # Parallax drawn by other code (boxes on a street): the parallax claim's held-out check.
+    "parallax_boxes": (BoxesConfig, boxes_video),
     # Crowds drawn by other code (flat sprites): the crowd model's generalisation check.
     "crowd_sprites": (SpritesConfig, sprite_crowd_video),
 }
