@@ -429,3 +429,24 @@ def test_a_range_written_with_integers_is_the_same_set(tmp_path):
     assert set_key(written[0], DIS) != set_key(
         small_set("crowd_synth", tmp_path, frame_rate=[5, 5]), DIS
     )
+
+
+def test_a_mixed_set_stores_exact_flow_for_some_videos_and_estimated_for_the_others(tmp_path):
+    from nims.synthetic.sets import video_flow_is_estimated
+
+    mixed = build_set(
+        small_set("crowd_sprites", tmp_path / "m", videos=8, frames=2, flow_source="mixed"),
+        DIS,
+        progress=False,
+    )
+    exact = build_set(
+        small_set("crowd_sprites", tmp_path / "e", videos=8, frames=2), DIS, progress=False
+    )
+    estimated = [video_flow_is_estimated(0, video, "mixed") for video in range(8)]
+    assert any(estimated) and not all(estimated)
+    for video, by_estimate in enumerate(estimated):
+        stored = np.load(mixed / f"video_{video:04d}" / "flows.npy")
+        truth = np.load(exact / f"video_{video:04d}" / "flows.npy")
+        assert np.array_equal(stored, truth) != by_estimate
+    with pytest.raises(ValueError, match="'estimated', 'analytic' or 'mixed'"):
+        build_set(small_set("crowd_sprites", tmp_path / "x", flow_source="dis"), DIS)

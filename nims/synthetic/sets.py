@@ -4,7 +4,7 @@
 (:mod:`nims.synthetic.independent`) are rendered by :mod:`nims.synthetic.render`;
 ``dataset=crowd_sprites`` is drawn by :mod:`nims.synthetic.sprites`. A set is written once
 under ``<cache_dir>/<name>-<key>/`` where ``key`` hashes the generator version, the dataset
-config and, for ``flow_source=estimated``, the flow backend's config: a set made with other
+config and, for ``flow_source=estimated|mixed``, the flow backend's config: a set made with other
 parameters or another flow is never reused silently. Each video folder holds ``frames.npy``
 (T+1, H, W, 3) uint8 BGR, ``flows.npy`` (T, H, W, 2) float16 pixels, ``masks.npy`` (T, H, W)
 bool (the salient objects' visible pixels), ``others.npy`` (the other objects': walkers of the
@@ -171,11 +171,11 @@ def set_key(dataset_cfg, flow_cfg) -> str:
         "seed": int(dataset_cfg.seed),
         "flow_source": dataset_cfg.flow_source,
     }
-    if dataset_cfg.flow_source == "estimated":
+    if dataset_cfg.flow_source in ("estimated", "mixed"):
         description["flow"] = OmegaConf.to_container(flow_cfg, resolve=True)
     elif dataset_cfg.flow_source != "analytic":
         raise ValueError(
-            f"dataset.flow_source must be 'estimated' or 'analytic', got "
+            f"dataset.flow_source must be 'estimated', 'analytic' or 'mixed', got "
             f"{dataset_cfg.flow_source!r}"
         )
     text = json.dumps(description, sort_keys=True)
@@ -184,6 +184,14 @@ def set_key(dataset_cfg, flow_cfg) -> str:
 
 def video_is_salient(seed: int, video: int, fraction: float) -> bool:
     return bool(np.random.default_rng([seed, video, 7]).random() < fraction)
+
+
+def video_flow_is_estimated(seed: int, video: int, flow_source: str) -> bool:
+    """Whether a video's stored flow is estimated from its frames (``flow_source=estimated``;
+    ``mixed``: every other video on average, by a coin of its own) or exact (``analytic``)."""
+    if flow_source == "mixed":
+        return bool(np.random.default_rng([seed, video, 13]).random() < 0.5)
+    return flow_source == "estimated"
 
 
 def render_workers(dataset_cfg) -> int:
@@ -227,12 +235,14 @@ def _estimator(flow_json: str):
 
 
 def _generate_video(
-    folder: Path, name: str, config, flow: dict | None, seed: int, video: int
+    folder: Path, name: str, config, flow: dict | None, flow_source: str, seed: int, video: int
 ) -> list[int]:
     """Render video number ``video`` of a set into ``folder``; return its frame labels."""
     salient = video_is_salient(seed, video, config.salient_fraction)
     drawn = GENERATORS[name][1](config, seed * 100003 + video, salient)
     estimator = _estimator(json.dumps(flow, sort_keys=True)) if flow is not None else None
+    if estimator is not None and not video_flow_is_estimated(seed, video, flow_source):
+        estimator = None
     rendered = finish_video(drawn, config.min_visible, estimator)
     _write_video(folder / f"video_{video:04d}", rendered)
     return rendered["labels"].tolist()
@@ -304,7 +314,7 @@ def _render(dataset_cfg, flow_cfg, key: str, folder: Path, progress: bool) -> di
     config = generator_config(dataset_cfg)
     flow = (
         OmegaConf.to_container(flow_cfg, resolve=True)
-        if dataset_cfg.flow_source == "estimated"
+        if dataset_cfg.flow_source in ("estimated", "mixed")
         else None
     )
     seed, count = int(dataset_cfg.seed), int(dataset_cfg.videos)
@@ -313,7 +323,9 @@ def _render(dataset_cfg, flow_cfg, key: str, folder: Path, progress: bool) -> di
     videos = tqdm(range(count), desc=f"generating {dataset_cfg.name}", disable=bars_off(progress))
     # Each video has its own seed, so the set does not depend on how many workers render it.
     labels = Parallel(n_jobs=workers, max_nbytes=None)(
-        delayed(_generate_video)(folder, dataset_cfg.name, config, flow, seed, video)
+        delayed(_generate_video)(
+            folder, dataset_cfg.name, config, flow, str(dataset_cfg.flow_source), seed, video
+        )
         for video in videos
     )
     return {
