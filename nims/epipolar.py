@@ -155,12 +155,13 @@ def parallax_share(
     samples: int = 1000,
     seed: int = 0,
 ) -> float:
-    """The share of pixels whose flow shows parallax: a robust homography (MAGSAC) misses them
-    by more than ``min_residual`` pixels and by more than ``ratio`` times what a robust epipolar
-    geometry (:func:`fit_fundamental`) misses them by (their Sampson distance, or the median
-    one when larger), both fitted to the same ``samples`` correspondences of the flow
-    ``(H, W, 2)``, and their miss differs from the median miss of such pixels by more than
-    ``min_residual`` pixels. 0 when either model cannot be fitted.
+    """The share of pixels whose flow shows parallax: a robust homography
+    (:func:`fit_homography`) misses them by more than ``min_residual`` pixels and by more than
+    ``ratio`` times what a robust epipolar geometry (:func:`fit_fundamental`) misses them by
+    (their Sampson distance, or the median one when larger), both fitted to the same
+    ``samples`` correspondences of the flow ``(H, W, 2)``, and their miss differs from the
+    median miss of such pixels by more than ``min_residual`` pixels. 0 when either model cannot
+    be fitted.
 
     A homography explains a static scene when the camera only rotates or the scene is flat; an
     epipolar geometry also explains the parallax of a translating camera. A share rather than a
