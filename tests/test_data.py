@@ -232,10 +232,10 @@ def test_an_interrupted_render_is_never_taken_for_a_set(tmp_path, monkeypatch):
     config = small_set("independent_synth", tmp_path, videos=5)
     real = sets._generate_video
 
-    def fails_on_video_3(folder, name, generator_cfg, flow, seed, video):
+    def fails_on_video_3(folder, name, generator_cfg, flow, flow_source, seed, video):
         if video == 3:
             raise KeyboardInterrupt
-        return real(folder, name, generator_cfg, flow, seed, video)
+        return real(folder, name, generator_cfg, flow, flow_source, seed, video)
 
     monkeypatch.setattr(sets, "_generate_video", fails_on_video_3)
     with pytest.raises(KeyboardInterrupt):
