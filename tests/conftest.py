@@ -64,6 +64,17 @@ def compose_config(tmp_path):
 TINY_SIZE = (120, 200)  # (height, width) of the tiny DAVIS frames
 
 
+def warp_errors(first: np.ndarray, second: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Mean absolute colour difference between ``first`` and ``second`` warped back by ``flow``
+    ``(H, W, 2)``, at the pixels whose flow lands more than a pixel inside the frame: ``(N,)``."""
+    height, width = flow.shape[:2]
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = cols + flow[..., 0], rows + flow[..., 1]
+    warped = cv2.remap(second, x, y, cv2.INTER_LINEAR)
+    inside = (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2)
+    return np.abs(warped.astype(float) - first.astype(float)).mean(axis=2)[inside]
+
+
 def tiny_davis(root, sequences=("square",), frames=5):
     """A DAVIS layout with textured frames and a square moving 3 px per frame."""
     rng = np.random.default_rng(0)

@@ -240,9 +240,11 @@ def _generate_video(
     """Render video number ``video`` of a set into ``folder``; return its frame labels."""
     salient = video_is_salient(seed, video, config.salient_fraction)
     drawn = GENERATORS[name][1](config, seed * 100003 + video, salient)
-    estimator = _estimator(json.dumps(flow, sort_keys=True)) if flow is not None else None
-    if estimator is not None and not video_flow_is_estimated(seed, video, flow_source):
-        estimator = None
+    estimator = (
+        _estimator(json.dumps(flow, sort_keys=True))
+        if flow is not None and video_flow_is_estimated(seed, video, flow_source)
+        else None
+    )
     rendered = finish_video(drawn, config.min_visible, estimator)
     _write_video(folder / f"video_{video:04d}", rendered)
     return rendered["labels"].tolist()
