@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from nims.flow_backends import make_flow_estimator
 from nims.synthetic.crowd import CrowdConfig, crowd_video
-from nims.synthetic.sets import trace_video
+from nims.synthetic.videos import trace_video
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FRAME_RATES = (5.0, 8.0, 10.0, 17.0, 25.0)

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 def method_of(cfg: DictConfig):
     """The method ``cfg`` asks for: the saved masks of ``predictions=<dir>``, or ``method``."""
     if cfg.get("predictions"):
-        from nims.benchmarks.davis2016 import SavedMasks
+        from nims.benchmarks.saved_masks import SavedMasks
 
         if cfg.dataset.name != "davis2016":
             raise ValueError(

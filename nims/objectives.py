@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from nims.frame_scores import classification_metrics, mask_overlaps, mean_jaccard
 from nims.model import build_model
 from nims.synthetic.frames import MaskedFrames, build_synthetic_frames
 from nims.synthetic.scenes import build_scenes
@@ -29,53 +29,8 @@ from nims.synthetic.sets import GENERATORS
 log = logging.getLogger(__name__)
 
 
-def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
-    """Accuracy (logit > 0); recall: the share of salient frames called salient, and
-    specificity: the share of the others called not salient (NaN without such frames); average
-    precision and ROC-AUC (NaN when a split has one class)."""
-    labels = labels.astype(int)
-    called = (logits > 0).astype(int)
-    one_class = labels.min() == labels.max()
-    return {
-        "accuracy": float((called == labels).mean()),
-        "recall": float(called[labels == 1].mean()) if (labels == 1).any() else float("nan"),
-        "specificity": float(1 - called[labels == 0].mean())
-        if (labels == 0).any()
-        else float("nan"),
-        "average_precision": float("nan")
-        if one_class
-        else float(average_precision_score(labels, logits)),
-        "roc_auc": float("nan") if one_class else float(roc_auc_score(labels, logits)),
-    }
-
-
 DECISION_LOGITS = np.arange(-2.0, 10.01, 0.25)
 """The U-Net decision logits searched on the validation split (see :class:`MaskSegmentation`)."""
-
-
-def mask_overlaps(
-    logits: torch.Tensor, masks: torch.Tensor, thresholds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Intersections and unions, ``(B, T)`` each, of ``logits > t`` for each of the ``T``
-    thresholds against binary masks; logits and masks ``(B, h, w)``."""
-    truth = (masks > 0.5).flatten(1)
-    logits = logits.flatten(1)
-    intersections, unions = [], []
-    for threshold in thresholds:
-        predicted = logits > float(threshold)
-        intersections.append((predicted & truth).sum(1))
-        unions.append((predicted | truth).sum(1))
-    return (
-        torch.stack(intersections, 1).cpu().numpy(),
-        torch.stack(unions, 1).cpu().numpy(),
-    )
-
-
-def mean_jaccard(intersections: np.ndarray, unions: np.ndarray) -> np.ndarray:
-    """Mean over frames of J per threshold, ``(T,)``, from ``(B, T)`` overlaps (J is 1 when
-    both masks are empty, as in the DAVIS protocol)."""
-    jaccard = np.where(unions > 0, intersections / np.maximum(unions, 1), 1.0)
-    return jaccard.astype(np.float64).mean(0)
 
 
 def flip_augment(flows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -53,7 +53,10 @@ def check_setting_types(function: Callable, options: dict[str, object], group: s
     parameter, true/false for a flag), naming ``<group>.<key>``: ``step2.beta=abc`` would
     otherwise fail deep inside the method with a bare TypeError."""
     defaults = _defaults(function)
+    optional = _optional(function)
     for key, value in options.items():
+        if value is None and key in optional:
+            continue
         default = defaults.get(key)
         if isinstance(default, bool):
             wrong = not isinstance(value, bool)
@@ -65,6 +68,16 @@ def check_setting_types(function: Callable, options: dict[str, object], group: s
             continue
         if wrong:
             raise ValueError(f"{group}.{key} must be {expected}, got {value!r}")
+
+
+@functools.cache
+def _optional(function: Callable) -> frozenset[str]:
+    """The parameters of a function that may be None (annotated ``X | None``)."""
+    return frozenset(
+        name
+        for name, parameter in inspect.signature(function).parameters.items()
+        if "None" in str(parameter.annotation)
+    )
 
 
 @functools.cache

@@ -853,11 +853,6 @@ def test_a_failing_run_prints_one_clear_error(tmp_path):
             r"step2.alpha1 is not read by the configured step2=hierarchical: step2=light reads it",
         ),
         (
-            ["step2=light", "step2.alpha2=2"],
-            r"step2.alpha2 is not read by the configured step2=light with "
-            r"step2.candidates=contrast: step2.candidates=projection reads it",
-        ),
-        (
             ["step2=light", "step2.candidates=projection", "step2.min_angle=30"],
             r"step2.min_angle is not read .* with step2.candidates=projection: "
             r"step2.candidates=contrast",
@@ -877,6 +872,7 @@ def test_a_step2_setting_the_method_reads_is_taken():
 
     light = {"name": "light", "candidates": "projection", "alpha1": -0.01, "alpha2": 4.0}
     check_step2_overrides(light, ["alpha1", "alpha2", "name"])
+    check_step2_overrides({**light, "candidates": "contrast"}, ["alpha1", "alpha2", "projection"])
     check_step2_overrides({"name": "hierarchical"}, ["beta", "parallax_step.name"])
 
 

@@ -229,3 +229,35 @@ def test_the_papers_experiment_refuses_a_classifier_with_another_head(composer):
     cfg.checkpoint = str(REPO / "checkpoints" / "independent.pt")
     with pytest.raises(ValueError, match=r"model.head=fc .* has head 'max'"):
         task_classifier(cfg)
+
+
+@pytest.mark.parametrize(
+    "group, option, registry_path",
+    [
+        ("step2", "hierarchical", "nims.step2:STEP2_METHODS"),
+        ("step2", "light", "nims.step2:STEP2_METHODS"),
+        ("step2", "epipolar", "nims.step2:STEP2_METHODS"),
+        ("flow", "dis", "nims.flow_backends:FLOW_BACKENDS"),
+        ("postprocess", "colour", "nims.postprocess:POSTPROCESSORS"),
+    ],
+)
+def test_python_defaults_are_the_yaml_defaults(composer, group, option, registry_path):
+    # One owner per setting: a function called from Python without a key behaves as a run
+    # composed with that group's YAML does.
+    import importlib
+    import inspect
+
+    module, name = registry_path.split(":")
+    node = OmegaConf.to_container(composer("evaluate", [f"{group}={option}"])[group], resolve=True)
+    implementation = getattr(importlib.import_module(module), name).get(node["name"])
+    python = {
+        key: parameter.default
+        for key, parameter in inspect.signature(implementation).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    differ = {
+        key: (python[key], value)
+        for key, value in node.items()
+        if key in python and not isinstance(value, dict) and python[key] != value
+    }
+    assert not differ, f"{group}={option}: Python default != YAML: {differ}"

@@ -139,7 +139,7 @@ def test_backend_recovers_known_flow(name, max_error):
 def test_full_resolution_dis_tracks_small_objects_better():
     # Crowd walkers are a few pixels wide: the medium preset stops at half resolution.
     from nims.synthetic.crowd import CrowdConfig, crowd_video
-    from nims.synthetic.sets import render_video
+    from nims.synthetic.videos import render_video
 
     cameras, pairs = crowd_video(CrowdConfig(size=(128, 224), frames=2), seed=4, salient=True)
     video = render_video(cameras, pairs, min_visible=15)

@@ -147,7 +147,7 @@ def test_dataset_summary_is_the_mean_over_sequences():
 
 
 def test_the_decision_reports_recall_and_specificity_beside_accuracy():
-    from nims.objectives import classification_metrics
+    from nims.frame_scores import classification_metrics
 
     labels = np.array([1, 1, 1, 1, 0, 0])
     logits = np.array([2.0, 0.5, -1.0, -0.1, -3.0, 0.2])

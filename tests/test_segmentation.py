@@ -206,10 +206,10 @@ def slow_object_scene():
 
 def test_residual_split_gives_a_swallowed_object_its_own_region():
     flow, relevance, truth = slow_object_scene()
-    paper = hierarchical_step(flow, relevance, beta=1.6, residual_split=False)
+    paper = hierarchical_step(flow, relevance, beta=1.6, residual_split=False, parallax_ratio=None)
     assert (paper.layers == 1).all()  # the object is swallowed by the first layer
     assert not paper.salient_mask.any()
-    split = hierarchical_step(flow, relevance, beta=1.6, residual_split=True)
+    split = hierarchical_step(flow, relevance, beta=1.6, residual_split=True, parallax_ratio=None)
     assert np.array_equal(split.layers, paper.layers)  # the layers themselves are the paper's
     assert np.array_equal(split.salient_mask, truth)
 
@@ -228,16 +228,17 @@ def test_residual_split_labels_known_answer():
 
 def test_light_step_finds_the_relevant_object():
     flow, relevance, truth = object_scene()
-    result = light_step(flow, relevance, alpha1=-0.01, alpha2=4)
+    result = light_step(flow, relevance, alpha1=-0.01, alpha2=4, candidates="projection")
     assert np.array_equal(result.salient_mask, truth)
 
 
 def test_light_step_projection_readings():
     flow, relevance, truth = object_scene()
     # Literal reading in pixels: w.m/|m| - 1 with |m| = 4 px: object points project to 3.
-    literal = light_step(flow, relevance, alpha1=2.5, alpha2=3.5, projection="literal")
+    paper = {"candidates": "projection", "alpha1": 2.5, "alpha2": 3.5}
+    literal = light_step(flow, relevance, projection="literal", **paper)
     assert np.array_equal(literal.salient_mask, truth)
-    normalised = light_step(flow, relevance, alpha1=2.5, alpha2=3.5)
+    normalised = light_step(flow, relevance, **paper)
     assert not normalised.salient_mask.any()  # normalised value is 0, outside (2.5, 3.5)
     with pytest.raises(ValueError, match="projection"):
         light_step(flow, relevance, projection="other")
@@ -304,7 +305,9 @@ def test_fast_pipeline_matches_the_literal_scikit_learn_one():
     literal_layers, literal_salient, literal_saliency = hierarchical_step_sklearn(
         flow, relevance, scale="mad"
     )
-    fast = hierarchical_step(flow, relevance, scale="mad", residual_split=False)
+    fast = hierarchical_step(
+        flow, relevance, beta=1.6, scale="mad", residual_split=False, parallax_ratio=None
+    )
     assert grouping_accuracy(literal_layers, fast.layers) > 0.999
     assert np.array_equal(fast.salient_mask, literal_salient)
     assert literal_salient.sum() == (layers == 2).sum()

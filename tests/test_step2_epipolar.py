@@ -200,8 +200,8 @@ def test_parallax_settings_are_checked_before_any_frame_is_cut(default_step2):
         segment(flow, relevance, {**default_step2, "parallax_ratio": 0.0})
     with pytest.raises(ValueError, match=r"step2\.parallax_min_share"):
         segment(flow, relevance, {**default_step2, "parallax_min_share": 0.0})
-    with pytest.raises(ValueError, match=r"step2\.parallax_step is missing"):
-        segment(flow, relevance, {"name": "hierarchical", "parallax_ratio": 32.0})
+    unnamed = segment(flow, relevance, {"name": "hierarchical", "parallax_ratio": 32.0})
+    assert unnamed.step == "epipolar"  # no parallax_step named: step2=epipolar's defaults
     wrong = {**default_step2.parallax_step, "noise_factor": -1.0}
     with pytest.raises(ValueError, match=r"step2\.parallax_step: .*noise_factor"):
         segment(flow, relevance, {**default_step2, "parallax_step": wrong})
@@ -225,7 +225,8 @@ def test_a_rendered_flow_on_which_magsac_failed_gets_a_model():
     # sampled correspondences (`!model.empty()`) and the whole sequence was lost.
     from nims.flow_backends import make_flow_estimator
     from nims.synthetic.independent import IndependentConfig
-    from nims.synthetic.sets import GENERATORS, finish_video, video_is_salient
+    from nims.synthetic.sets import GENERATORS, video_is_salient
+    from nims.synthetic.videos import finish_video
 
     config = IndependentConfig(frames=8)
     drawn = GENERATORS["independent_synth"][1](

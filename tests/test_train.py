@@ -9,14 +9,9 @@ import pytest
 import torch
 
 from nims import train
+from nims.frame_scores import mask_overlaps, mean_jaccard
 from nims.model import load_checkpoint, load_classifier, save_checkpoint
-from nims.objectives import (
-    DECISION_LOGITS,
-    flip_augment,
-    mask_overlaps,
-    mean_jaccard,
-    objective_for,
-)
+from nims.objectives import DECISION_LOGITS, flip_augment, objective_for
 
 TINY = [
     "dataset=synthetic_scenes",

@@ -11,7 +11,7 @@ The run gets ``per_frame.csv``, ``per_sequence.csv`` (the toolkit's column names
 relevance diagnostic and the rate of frames classified salient) and ``report.html``.
 The last frame of a sequence has no forward flow: its mask is empty, and the protocol does not
 score it. ``predictions=<dir>`` scores a results folder (``<dir>/<seq>/NNNNN.png``) with the
-same code through :class:`SavedMasks`.
+same code through :class:`nims.benchmarks.saved_masks.SavedMasks`.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from nims.benchmarks import (
 )
 from nims.benchmarks.davis_protocol import (
     check_flow_sizes,
+    classifier_summary,
     selected_sequences,
     sequence_rows,
     sequence_statistics,
 )
 from nims.data import davis
-from nims.data.davis_results import prediction_paths
 from nims.data.flow_cache import sequence_flows
 from nims.methods import FrameResult
 from nims.relevance_quality import mean_quality, relevance_flow_correlation, relevance_quality
@@ -51,47 +51,6 @@ from nims.resume import files_identity, run_identity
 from nims.step2 import oracle_mask
 
 log = logging.getLogger(__name__)
-
-
-class SavedMasks:
-    """The masks a results folder already holds (``predictions=<dir>``): any method's output
-    scored by the same protocol. Frames the protocol does not score (first, last) may be
-    missing: they count as empty."""
-
-    title = "saved masks"
-    classifies = False
-    writes = False  # the folder's masks stay where they are
-
-    def __init__(self, cfg: DictConfig):
-        self.folder = Path(str(cfg.predictions))
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"predictions folder {self.folder} does not exist")
-        self.first_index = str(cfg.predictions_first_index)
-        if self.first_index not in ("0", "1"):
-            raise ValueError(
-                f"predictions_first_index={self.first_index}: give 0 (file 00000.png is "
-                "annotation 00000, the official layout) or 1 (file 00001.png is annotation 00000)"
-            )
-        log.info(
-            "predictions: %s/<sequence>/%05d.png is scored as annotation 00000 "
-            "(predictions_first_index=%s)",
-            self.folder,
-            int(self.first_index),
-            self.first_index,
-        )
-
-    def predict(self, data: SequenceData, progress: str | None = None) -> list[FrameResult]:
-        paths = prediction_paths(self.folder, data.name, data.n_frames, self.first_index)
-        return [
-            FrameResult(
-                float("nan"),
-                None,
-                None,
-                None,
-                np.zeros_like(truth) if path is None else davis.read_mask(path, truth.shape),
-            )
-            for path, truth in zip(paths, data.truths, strict=True)
-        ]
 
 
 @BENCHMARKS.register("davis2016")
@@ -289,7 +248,7 @@ class Davis2016:
                 f"{self.cfg.flow.name}"
                 + (f", step 2 {self.cfg.step2.name})" if classified else ")")
             )
-        extra = _classifier_summary(scores, summary, oracle_sequence) if classified else ""
+        extra = classifier_summary(scores, summary, oracle_sequence) if classified else ""
         rows = sequence_rows(per_sequence)
         write_csv(self.folder / "per_frame.csv", per_frame)
         write_csv(self.folder / "per_sequence.csv", rows)
@@ -322,32 +281,3 @@ def _oracle_masks(data: SequenceData, results: list[FrameResult]) -> list:
             oracle_mask(r.segmentation, t) for r, t in zip(results, data.truths, strict=True)
         ]
     return data.extra["oracle_masks"]
-
-
-def _classifier_summary(scores: dict[str, dict], summary: dict, oracle_sequence: dict) -> str:
-    """Add the oracle's statistics, the relevance diagnostic, the rate of frames classified
-    salient and the rate of frames whose flow showed parallax (their candidate regions made by
-    ``step2.parallax_step``) to ``summary``; return their Markdown tables."""
-    diagnostics = [score["relevance"] for score in scores.values()]
-    for key in diagnostics[0]:
-        summary[key] = nan_mean([d[key] for d in diagnostics])
-    oracle = metrics.dataset_summary(oracle_sequence)
-    summary["classified_salient"] = nan_mean([score["salient_rate"] for score in scores.values()])
-    summary["parallax_step_frames"] = nan_mean(
-        [score.get("parallax_step_rate", float("nan")) for score in scores.values()]
-    )
-    summary.update({f"oracle_{key}": value for key, value in oracle.items()})
-    relevance_columns = [
-        "relevance_pointing",
-        "relevance_share_inside",
-        "relevance_object_share",
-        "relevance_flow_correlation",
-        "classified_salient",
-        "parallax_step_frames",
-    ]
-    return (
-        "\nOracle selection (upper bound of step 2's regions):\n\n"
-        + markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
-        + "\nRelevance before step 2 (pointing game, share of positive relevance on the object, "
-        "the object's share of the frame):\n\n" + markdown_table([summary], relevance_columns)
-    )

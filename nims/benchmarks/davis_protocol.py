@@ -1,5 +1,6 @@
 """The DAVIS-2016 protocol's bookkeeping: which sequences a run evaluates, that flows fit the
-frames, and per-sequence statistics in the toolkit's names."""
+frames, per-sequence statistics in the toolkit's names, and the summary of a method with a
+classifier (oracle, relevance diagnostic)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from nims import metrics
+from nims.benchmarks import nan_mean
 from nims.data import davis
+from nims.report import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +109,32 @@ def sequence_statistics(
         "J": metrics.sequence_statistics(jaccards),
         "F": metrics.sequence_statistics(boundaries),
     }
+
+
+def classifier_summary(scores: dict[str, dict], summary: dict, oracle_sequence: dict) -> str:
+    """Add the oracle's statistics, the relevance diagnostic, the rate of frames classified
+    salient and the rate of frames whose flow showed parallax (their candidate regions made by
+    ``step2.parallax_step``) to ``summary``; return their Markdown tables."""
+    diagnostics = [score["relevance"] for score in scores.values()]
+    for key in diagnostics[0]:
+        summary[key] = nan_mean([d[key] for d in diagnostics])
+    oracle = metrics.dataset_summary(oracle_sequence)
+    summary["classified_salient"] = nan_mean([score["salient_rate"] for score in scores.values()])
+    summary["parallax_step_frames"] = nan_mean(
+        [score.get("parallax_step_rate", float("nan")) for score in scores.values()]
+    )
+    summary.update({f"oracle_{key}": value for key, value in oracle.items()})
+    relevance_columns = [
+        "relevance_pointing",
+        "relevance_share_inside",
+        "relevance_object_share",
+        "relevance_flow_correlation",
+        "classified_salient",
+        "parallax_step_frames",
+    ]
+    return (
+        "\nOracle selection (upper bound of step 2's regions):\n\n"
+        + markdown_table([oracle], ["J&F", "J_mean", "J_recall", "F_mean", "F_recall"])
+        + "\nRelevance before step 2 (pointing game, share of positive relevance on the object, "
+        "the object's share of the frame):\n\n" + markdown_table([summary], relevance_columns)
+    )

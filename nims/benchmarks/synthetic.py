@@ -133,7 +133,7 @@ class SyntheticSet:
         salient = [r["J"] for r in rows if r["label"]]
         detected = [r["J"] for r in rows if r["label"] and r["detected"]]
         if method.classifies:
-            from nims.objectives import classification_metrics
+            from nims.frame_scores import classification_metrics
 
             summary = {
                 f"frame_{k}": v

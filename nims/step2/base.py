@@ -222,7 +222,7 @@ def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
 UNREAD_SETTINGS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "light": {
         "candidates": {
-            "contrast": ("alpha1", "alpha2", "projection"),
+            "contrast": (),
             "projection": ("min_motion", "min_angle", "noise_factor"),
         }
     }

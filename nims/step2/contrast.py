@@ -26,8 +26,22 @@ from nims.step2.base import positive
 MOTION_FLOOR = 0.5
 
 
+def camera_residual(flow: np.ndarray) -> np.ndarray:
+    """The flow minus its dominant (camera) motion, a robust affine fit of the whole frame:
+    ``(H, W, 2)`` in pixels; zero on a frame of fewer than 3 pixels (no motion to tell from
+    the camera's)."""
+    height, width = flow.shape[:2]
+    if height * width < 3:
+        return np.zeros_like(flow)
+    return flow - fit_affine(flow).flow((height, width))
+
+
 def contrast_candidates(
-    flow: np.ndarray, min_motion: float = 0.8, min_angle: float = 60.0, noise_factor: float = 3.0
+    flow: np.ndarray,
+    min_motion: float = 0.8,
+    min_angle: float = 60.0,
+    noise_factor: float = 3.0,
+    residual: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pixels moving against the crowd: ``(H, W)`` bool.
 
@@ -47,13 +61,15 @@ def contrast_candidates(
         Degrees, in (0, 180): the least angle between a candidate's residual and the crowd's.
     noise_factor : float
         The least residual of a pixel in motion, in units of the frame's median residual.
+    residual : array, shape (H, W, 2), optional
+        :func:`camera_residual` of ``flow``, when the caller has it already.
     """
     positive(min_motion, "step2.min_motion")
     positive(noise_factor, "step2.noise_factor")
     if not 0 < min_angle < 180:
         raise ValueError(f"step2.min_angle must be in (0, 180) degrees, got {min_angle}")
-    height, width = flow.shape[:2]
-    residual = flow - fit_affine(flow).flow((height, width))
+    if residual is None:
+        residual = camera_residual(flow)
     magnitude = np.linalg.norm(residual, axis=-1)
     in_motion = magnitude > max(noise_factor * float(np.median(magnitude)), MOTION_FLOOR)
     if not in_motion.any():

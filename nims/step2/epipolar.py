@@ -59,7 +59,7 @@ def epipolar_step(
     min_region: int = 50,
     connectivity: int = 8,
     seed: int = 0,
-    selection: str = "relevance_mass",
+    selection: str = "paper",
     min_share: float = 0.1,
     **_: object,
 ) -> Segmentation:

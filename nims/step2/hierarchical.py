@@ -29,7 +29,7 @@ from nims.step2.base import (
 
 def motion_layers(
     flow: np.ndarray,
-    beta: float = 1.6,
+    beta: float = 1.2,
     scale: str = "std",
     min_outliers: int = 50,
     max_layers: int = 32,
@@ -41,7 +41,7 @@ def motion_layers(
 
 def peel_motion_layers(
     flow: np.ndarray,
-    beta: float = 1.6,
+    beta: float = 1.2,
     scale: str = "std",
     min_outliers: int = 50,
     max_layers: int = 32,
@@ -159,7 +159,7 @@ def residual_split_layers(
 def hierarchical_step(
     flow: np.ndarray,
     relevance: np.ndarray,
-    beta: float = 1.6,
+    beta: float = 1.2,
     scale: str = "std",
     min_outliers: int = 50,
     min_region: int = 50,
@@ -169,7 +169,7 @@ def hierarchical_step(
     selection: str = "relevance_mass",
     min_share: float = 0.05,
     residual_split: bool = True,
-    parallax_ratio: float | None = None,
+    parallax_ratio: float | None = 1024.0,
     parallax_min_residual: float = 0.2,
     parallax_min_share: float = 0.02,
     parallax_step: Mapping[str, object] | None = None,
@@ -191,21 +191,16 @@ def hierarchical_step(
     a slow mover from the parallax of near static objects; the epipolar test can, when the flow
     is precise enough to show it (:func:`shows_parallax`, with ``parallax_ratio``,
     ``parallax_min_residual`` and ``parallax_min_share``). ``parallax_ratio`` None: affine
-    layers on every frame (the paper).
+    layers on every frame (the paper); ``parallax_step`` None: ``step2=epipolar`` with its
+    defaults.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
-    if parallax_ratio is not None and parallax_step is None:
-        raise ValueError(
-            "step2.parallax_ratio is set but step2.parallax_step is missing: name the step 2 of "
-            "frames that show parallax (conf/step2/hierarchical.yaml), or set "
-            "step2.parallax_ratio=null"
-        )
     if parallax_ratio is not None and shows_parallax(
         flow, parallax_ratio, parallax_min_residual, parallax_min_share
     ):
         try:
-            return segment(flow, relevance, parallax_step)
+            return segment(flow, relevance, parallax_step or {"name": "epipolar"})
         except ValueError as error:
             raise ValueError(f"step2.parallax_step: {error}") from error
     layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)

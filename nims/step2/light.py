@@ -2,7 +2,8 @@
 connected regions. The paper's candidates (``step2.candidates=projection``): the
 relevance-squared-weighted mean flow is the salient motion mode, and points whose flow projects
 onto it within ``(alpha1, alpha2)`` are candidates; ours (``contrast``, the default): points
-moving against the crowd (:mod:`nims.step2.contrast`). Maps at the flow's resolution: flow
+moving against the crowd (:mod:`nims.step2.contrast`), tested the paper's way on the flow
+once the camera's motion is removed. Maps at the flow's resolution: flow
 ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
 """
 
@@ -17,7 +18,7 @@ from nims.step2.base import (
     check_relevance,
     split_and_select,
 )
-from nims.step2.contrast import contrast_candidates
+from nims.step2.contrast import camera_residual, contrast_candidates
 
 
 def relevant_flow(flow: np.ndarray, relevance: np.ndarray) -> np.ndarray | None:
@@ -26,8 +27,9 @@ def relevant_flow(flow: np.ndarray, relevance: np.ndarray) -> np.ndarray | None:
 
     Parameters
     ----------
-    flow : array, shape (H, W, 2)
-    relevance : array, shape (H, W)
+    flow : array, shape (..., 2)
+    relevance : array, shape (...)
+        The relevance at the same points as ``flow``.
     """
     weights = relevance.ravel().astype(np.float64) ** 2
     total = weights.sum()
@@ -72,38 +74,43 @@ def light_step(
     min_region: int = 50,
     connectivity: int = 8,
     selection: str = "relevance_mass",
-    min_share: float = 0.1,
-    candidates: str = "projection",
+    min_share: float = 0.02,
+    candidates: str = "contrast",
     min_motion: float = 0.8,
     min_angle: float = 60.0,
     noise_factor: float = 3.0,
     **_: object,
 ) -> Segmentation:
-    """Light step 2: points moving like the relevant flow, or against the crowd.
+    """Light step 2: points moving like the relevant flow, or against the crowd and like the
+    relevant residual.
 
     ``candidates="projection"`` (the paper): the candidate points are
-    :func:`projection_candidates` around :func:`relevant_flow`;
-    ``candidates="contrast"`` (beyond the paper): the points moving against the crowd,
-    :func:`nims.step2.contrast.contrast_candidates` with ``min_motion``, ``min_angle`` and
-    ``noise_factor``. Candidate points and the other pixels are split into connected
-    components, all candidate regions; the largest is normally the background, and the
-    selection keeps the regions more relevant than it.
+    :func:`projection_candidates` around :func:`relevant_flow`.
+    ``candidates="contrast"`` (beyond the paper): the points moving against the crowd
+    (:func:`nims.step2.contrast.contrast_candidates` with ``min_motion``, ``min_angle`` and
+    ``noise_factor``), then the paper's test on the flow once the camera's motion is removed:
+    of those points, the ones whose residual projects onto their relevance²-weighted mean
+    residual within ``(alpha1, alpha2)``. Candidate points and the other pixels are split into
+    connected components, all candidate regions; the largest is normally the background, and
+    the selection keeps the regions more relevant than it.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
+    if not alpha1 < alpha2:
+        raise ValueError(f"step2.alpha1 ({alpha1}) must be smaller than step2.alpha2 ({alpha2})")
+    if projection not in ("normalised", "literal"):
+        raise ValueError(f"step2.projection must be 'normalised' or 'literal', got {projection!r}")
     if candidates == "contrast":
-        points = contrast_candidates(flow, min_motion, min_angle, noise_factor)
+        motion = camera_residual(flow)
+        among = contrast_candidates(flow, min_motion, min_angle, noise_factor, residual=motion)
     elif candidates == "projection":
-        if not alpha1 < alpha2:
-            raise ValueError(
-                f"step2.alpha1 ({alpha1}) must be smaller than step2.alpha2 ({alpha2})"
-            )
-        mode = relevant_flow(flow, relevance)
-        points = (
-            np.zeros(flow.shape[:2], dtype=bool)
-            if mode is None
-            else projection_candidates(flow, mode, alpha1, alpha2, projection)
-        )
+        motion, among = flow, np.ones(flow.shape[:2], dtype=bool)
     else:
         raise ValueError(f"step2.candidates must be 'projection' or 'contrast', got {candidates!r}")
+    mode = relevant_flow(motion[among], relevance[among])
+    points = (
+        np.zeros(flow.shape[:2], dtype=bool)
+        if mode is None
+        else among & projection_candidates(motion, mode, alpha1, alpha2, projection)
+    )
     return split_and_select(points, relevance, min_region, connectivity, selection, min_share)
