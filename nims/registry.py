@@ -49,19 +49,19 @@ class Registry(Generic[T]):
 
 
 def check_setting_types(function: Callable, options: dict[str, object], group: str) -> None:
-    """Refuse a setting whose value is not of its default's kind (a number for a numeric
-    parameter, true/false for a flag), naming ``<group>.<key>``: ``step2.beta=abc`` would
-    otherwise fail deep inside the method with a bare TypeError."""
-    defaults = _defaults(function)
-    optional = _optional(function)
+    """Refuse a setting whose value is not of its parameter's kind (a number for a numeric
+    parameter, true/false for a flag; None where the parameter may be None), naming
+    ``<group>.<key>``: ``step2.beta=abc`` would otherwise fail deep inside the method with a
+    bare TypeError."""
+    kinds = _kinds(function)
     for key, value in options.items():
-        if value is None and key in optional:
+        kind, optional = kinds.get(key, (None, True))
+        if value is None and optional:
             continue
-        default = defaults.get(key)
-        if isinstance(default, bool):
+        if kind == "flag":
             wrong = not isinstance(value, bool)
             expected = "true or false"
-        elif isinstance(default, (int, float)):
+        elif kind == "number":
             wrong = isinstance(value, bool) or not isinstance(value, Real)
             expected = "a number"
         else:
@@ -71,23 +71,21 @@ def check_setting_types(function: Callable, options: dict[str, object], group: s
 
 
 @functools.cache
-def _optional(function: Callable) -> frozenset[str]:
-    """The parameters of a function that may be None (annotated ``X | None``)."""
-    return frozenset(
-        name
-        for name, parameter in inspect.signature(function).parameters.items()
-        if "None" in str(parameter.annotation)
-    )
-
-
-@functools.cache
-def _defaults(function: Callable) -> dict[str, object]:
-    """``{parameter: default}`` of a function (read once: step 2 checks every frame)."""
-    return {
-        name: parameter.default
-        for name, parameter in inspect.signature(function).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
+def _kinds(function: Callable) -> dict[str, tuple[str | None, bool]]:
+    """``{parameter: (kind, may be None)}``: kind ``"flag"`` or ``"number"`` from the default's
+    type, or from the annotation (``float | None``) when the default is None."""
+    kinds = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        annotation = str(parameter.annotation)
+        default = parameter.default
+        if isinstance(default, bool) or annotation.startswith("bool"):
+            kind = "flag"
+        elif isinstance(default, (int, float)) or annotation.split(" |")[0] in ("float", "int"):
+            kind = "number"
+        else:
+            kind = None
+        kinds[name] = (kind, "None" in annotation)
+    return kinds
 
 
 def keyword_settings(function: Callable, inputs: tuple[str, ...]) -> tuple[str, ...]:

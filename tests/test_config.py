@@ -22,7 +22,7 @@ def test_defaults_are_the_measured_best(composer):
     cfg = composer("evaluate")
     assert cfg.step2.beta == 1.2 and cfg.saliency.lam == 0.15
     light = composer("evaluate", ["task=crowd"]).step2
-    assert (light.alpha1, light.alpha2) == (-0.01, 4.0)
+    assert light.candidates == "contrast" and (light.alpha1, light.alpha2) == (None, None)
     assert cfg.step2.scale == "std" and cfg.step2.min_outliers == 50
     assert cfg.step2.selection == "relevance_mass" and cfg.attribution.rules.start == "unit"
     assert cfg.step2.parallax_ratio == 1024.0 and cfg.step2.parallax_step.name == "epipolar"

@@ -395,3 +395,28 @@ def test_a_sweep_without_scores_draws_no_empty_plot(tmp_path, recwarn):
     ]
     assert plot_sweep(rows, tmp_path / "sweep.png") is None
     assert not (tmp_path / "sweep.png").exists() and not recwarn.list
+
+
+def test_a_crowd_sweep_over_alpha_sweeps(tmp_path):
+    # The crowd task's default candidates (against the crowd) read alpha1 and alpha2: a sweep
+    # over them with the defaults otherwise gives jobs that differ.
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        "evaluate.py",
+        "-m",
+        "task=crowd",
+        "dataset=crowd_synth",
+        "dataset.videos=6",
+        "dataset.frames=2",
+        "+dataset.eval_split=all",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        "logger=none",
+        "report_frames=0",
+        "step2.alpha1=-0.01,-1.0",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True, timeout=600)
+    scores = [json.loads((sweep / job / "summary.json").read_text()) for job in ("0", "1")]
+    assert scores[0]["salient_frames"] > 0
+    assert scores[0]["J_mean_all_salient"] != scores[1]["J_mean_all_salient"]

@@ -12,8 +12,8 @@ CAMERA = np.array([1.5, -0.5])  # pixels per frame: the pan every pixel shares
 CROWD = np.array([6.0, 1.0])  # the crowd's own motion
 
 
-def crowd_flow(walkers=100, against=(-5.0, 3.0), seed=0):
-    """Flow ``(H, W, 2)`` of a pan, ``walkers`` 4x6 blobs moving with the crowd (each with its
+def crowd_flow(walkers=100, against=(-5.0, 3.0), seed=0, crowd_motion=CROWD):
+    """Flow ``(H, W, 2)`` of a pan, ``walkers`` 4x6 blobs moving ``crowd_motion`` (each with its
     own jitter), one blob moving ``against``; the wrong-way walker's mask and the crowd's."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
@@ -22,7 +22,7 @@ def crowd_flow(walkers=100, against=(-5.0, 3.0), seed=0):
     for _ in range(walkers):
         top, left = rng.integers(0, HEIGHT - 6), rng.integers(0, WIDTH - 4)
         box = (slice(top, top + 6), slice(left, left + 4))
-        flow[box] += CROWD + rng.normal(0, 0.5, 2)
+        flow[box] += crowd_motion + rng.normal(0, 0.5, 2)
         crowd[box] = True
     salient = np.zeros((HEIGHT, WIDTH), dtype=bool)
     salient[50:60, 90:96] = True
@@ -88,3 +88,26 @@ def test_thresholds_hold_at_any_flow_scale(scale):
     candidates = contrast_candidates(flow * scale)
     assert candidates[salient].mean() > 0.95
     assert candidates[crowd].mean() < 0.01
+
+
+def test_alpha_bounds_the_projection_on_the_relevant_residual():
+    # Two wrong-way walkers, equally relevant, one twice as fast as the other: the relevant
+    # residual m is their mean, (-4.5, 2.25); w.m/|m|^2 - 1 is +1/3 for the fast walker and
+    # -1/3 for the slow one. The paper's alpha1 -0.01 keeps the fast one, a wider -0.5 both,
+    # and alpha2 0.2 only the slow one.
+    flow, fast, crowd = crowd_flow(against=(-6.0, 3.0), crowd_motion=np.array([3.0, 0.5]))
+    slow = np.zeros_like(fast)
+    slow[20:30, 150:156] = True
+    flow[slow] = CAMERA + (-3.0, 1.5)
+    crowd &= ~slow
+    relevance = (fast | slow).astype(float)
+
+    def kept(alpha1, alpha2):
+        options = {"name": "light", "alpha1": alpha1, "alpha2": alpha2}
+        mask = segment(flow, relevance, options).salient_mask
+        assert not mask[crowd].any()
+        return mask[fast].mean(), mask[slow].mean()
+
+    assert kept(-0.01, 4.0) == (1.0, 0.0)
+    assert kept(-0.5, 4.0) == (1.0, 1.0)
+    assert kept(-0.5, 0.2) == (0.0, 1.0)

@@ -64,12 +64,18 @@ def projection_candidates(
     return (value > alpha1) & (value < alpha2)
 
 
+# (alpha1, alpha2) of each kind of candidates when step2.alpha1 / step2.alpha2 are null: the
+# paper's for its projection candidates; no bound for the contrast candidates, where every
+# finite bound measured on crowd_synth's validation videos lowered J (experiments/crowd.md).
+DEFAULT_BOUNDS = {"projection": (-0.01, 4.0), "contrast": (-np.inf, np.inf)}
+
+
 @STEP2_METHODS.register("light")
 def light_step(
     flow: np.ndarray,
     relevance: np.ndarray,
-    alpha1: float = -0.01,
-    alpha2: float = 4.0,
+    alpha1: float | None = None,
+    alpha2: float | None = None,
     projection: str = "normalised",
     min_region: int = 50,
     connectivity: int = 8,
@@ -90,12 +96,18 @@ def light_step(
     (:func:`nims.step2.contrast.contrast_candidates` with ``min_motion``, ``min_angle`` and
     ``noise_factor``), then the paper's test on the flow once the camera's motion is removed:
     of those points, the ones whose residual projects onto their relevance²-weighted mean
-    residual within ``(alpha1, alpha2)``. Candidate points and the other pixels are split into
+    residual within ``(alpha1, alpha2)``. ``alpha1`` / ``alpha2`` None: the candidates' own
+    bound, :data:`DEFAULT_BOUNDS`. Candidate points and the other pixels are split into
     connected components, all candidate regions; the largest is normally the background, and
     the selection keeps the regions more relevant than it.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
+    if candidates not in DEFAULT_BOUNDS:
+        raise ValueError(f"step2.candidates must be 'projection' or 'contrast', got {candidates!r}")
+    low, high = DEFAULT_BOUNDS[candidates]
+    alpha1 = low if alpha1 is None else alpha1
+    alpha2 = high if alpha2 is None else alpha2
     if not alpha1 < alpha2:
         raise ValueError(f"step2.alpha1 ({alpha1}) must be smaller than step2.alpha2 ({alpha2})")
     if projection not in ("normalised", "literal"):
@@ -103,14 +115,13 @@ def light_step(
     if candidates == "contrast":
         motion = camera_residual(flow)
         among = contrast_candidates(flow, min_motion, min_angle, noise_factor, residual=motion)
-    elif candidates == "projection":
-        motion, among = flow, np.ones(flow.shape[:2], dtype=bool)
     else:
-        raise ValueError(f"step2.candidates must be 'projection' or 'contrast', got {candidates!r}")
+        motion, among = flow, np.ones(flow.shape[:2], dtype=bool)
     mode = relevant_flow(motion[among], relevance[among])
-    points = (
-        np.zeros(flow.shape[:2], dtype=bool)
-        if mode is None
-        else among & projection_candidates(motion, mode, alpha1, alpha2, projection)
-    )
+    if mode is not None:
+        points = among & projection_candidates(motion, mode, alpha1, alpha2, projection)
+    elif candidates == "contrast":
+        points = among  # no relevance on them: no relevant residual to test against
+    else:
+        points = np.zeros(flow.shape[:2], dtype=bool)
     return split_and_select(points, relevance, min_region, connectivity, selection, min_share)
