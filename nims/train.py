@@ -187,11 +187,17 @@ def run(cfg: DictConfig) -> float:
 
 
 def _set_description(dataset: dict[str, object], epochs: int) -> str:
-    """``dataset=<name>: <videos> videos x <frames> frames at <h>x<w>, <epochs> epochs``."""
+    """``dataset=<name>: <videos> videos x <frames> frames at <h>x<w>, <epochs> epochs``, or
+    ``dataset=<name>: the <split> split's sequences, ...`` for a set made of DAVIS sequences."""
     text = f"dataset={dataset.get('name')}"
     frames = dataset.get("frames", dataset.get("frames_per_video"))
     if dataset.get("videos") is not None and frames is not None:
         text += f": {dataset['videos']} videos x {frames} frames"
+    elif dataset.get("split") is not None:
+        chosen = dataset.get("sequences")
+        text += f": the DAVIS {dataset['split']} split's " + (
+            f"{len(chosen)} sequences given" if chosen else "sequences"
+        )
     if dataset.get("size") is not None:
         text += f" at {dataset['size'][0]}x{dataset['size'][1]}"
     return f"{text}, {epochs} epochs"
@@ -199,12 +205,17 @@ def _set_description(dataset: dict[str, object], epochs: int) -> str:
 
 def describe_training(cfg: DictConfig, datasets) -> str:
     """What this run trains on (frames per split, the set's size), and, when it differs, the
-    set the task's shipped checkpoint was trained on: the quick default is not the recipe."""
+    set the task's shipped checkpoint for the same kind of scenes was trained on: the quick
+    default is not the recipe."""
     counts = ", ".join(f"{split} {len(data)}" for split, data in datasets.items())
     ours = _set_description(resolved_config(cfg)["dataset"], int(cfg.trainer.epochs))
     line = f"training {cfg.model.name} for task={cfg.task.name} on {ours} ({counts} frames)"
     prefix = "unet_" if cfg.model.name == "unet" else ""
-    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / f"{prefix}{cfg.task.name}.pt"
+    # the task's shipped classifier for this set's kind of scenes (conf/task's checkpoint_suffix)
+    suffix = (cfg.task.get("checkpoint_suffix") or {}).get(cfg.dataset.get("scenes", "real"), "")
+    shipped = (
+        Path(__file__).resolve().parents[1] / "checkpoints" / f"{prefix}{cfg.task.name}{suffix}.pt"
+    )
     if not shipped.is_file():
         return line
     recipe = load_checkpoint(shipped).get("config") or {}

@@ -2,7 +2,9 @@
 the task's generator (exact flow, every frame salient; ``tests/data/make_clips.py``) must reach
 a J floor and a relevance floor, which a classifier of the same architecture with random weights
 does not reach (so a swapped or degraded checkpoint fails here). The floors sit below what the
-shipped checkpoints reach on the clips (``experiments/classifiers.md``)."""
+shipped checkpoints reach on the clips (``experiments/classifiers.md``). The independent task's
+classifier for real video (``independent.pt``, a mean head trained on real flows) is held to the
+same rendered clip with its own floors: its dense relevance puts less of its mass on the movers."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ from nims.model import MotionClassifier, load_classifier
 from nims.relevance_quality import mean_quality, relevance_quality
 from tests.conftest import REPO
 
-# task -> the least J Mean, share of positive relevance on the movers, and share of frames
-# called salient
+# shipped checkpoint -> its task, the least J Mean, share of positive relevance on the movers,
+# and share of frames called salient on the task's clip
 FLOORS = {
-    "independent": {"J": 0.7, "share_inside": 0.4, "salient": 0.9},
-    "crowd": {"J": 0.1, "share_inside": 0.14, "salient": 0.4},
+    "independent_synth": ("independent", {"J": 0.7, "share_inside": 0.4, "salient": 0.9}),
+    "independent": ("independent", {"J": 0.82, "share_inside": 0.1, "salient": 0.9}),
+    "crowd": ("crowd", {"J": 0.1, "share_inside": 0.14, "salient": 0.4}),
 }
 
 
@@ -53,15 +56,17 @@ def random_like(model: MotionClassifier) -> MotionClassifier:
     ).eval()
 
 
-@pytest.mark.parametrize("task", sorted(FLOORS))
-def test_the_shipped_checkpoint_keeps_its_floors(task, compose_config):
-    scores = clip_scores(load_classifier(REPO / "checkpoints" / f"{task}.pt"), task, compose_config)
-    below = {k: (scores[k], floor) for k, floor in FLOORS[task].items() if scores[k] < floor}
-    assert not below, f"checkpoints/{task}.pt below its floors (score, floor): {below}"
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_the_shipped_checkpoint_keeps_its_floors(name, compose_config):
+    task, floors = FLOORS[name]
+    scores = clip_scores(load_classifier(REPO / "checkpoints" / f"{name}.pt"), task, compose_config)
+    below = {k: (scores[k], floor) for k, floor in floors.items() if scores[k] < floor}
+    assert not below, f"checkpoints/{name}.pt below its floors (score, floor): {below}"
 
 
-@pytest.mark.parametrize("task", sorted(FLOORS))
-def test_a_random_classifier_falls_below_the_floors(task, compose_config):
-    model = random_like(load_classifier(REPO / "checkpoints" / f"{task}.pt"))
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_a_random_classifier_falls_below_the_floors(name, compose_config):
+    task, floors = FLOORS[name]
+    model = random_like(load_classifier(REPO / "checkpoints" / f"{name}.pt"))
     scores = clip_scores(model, task, compose_config)
-    assert any(scores[k] < floor for k, floor in FLOORS[task].items()), scores
+    assert any(scores[k] < floor for k, floor in floors.items()), scores

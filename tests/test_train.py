@@ -315,6 +315,6 @@ def test_a_run_says_what_it_trains_on_beside_the_shipped_recipe(tmp_path, compos
         in (printed)
     )
     assert (
-        "the shipped checkpoints/independent.pt was trained on dataset=independent_synth: "
+        "the shipped checkpoints/independent_synth.pt was trained on dataset=independent_synth: "
         "2400 videos x 8 frames at 128x224, 12 epochs"
     ) in printed

@@ -54,7 +54,6 @@ def to_model_input(flows: Sequence[np.ndarray], input_size: Sequence[int]) -> to
 
 FLIPS = {
     1: ((False, False),),
-    2: ((False, False), (True, False)),
     4: ((False, False), (True, False), (False, True), (True, True)),
 }
 """Mirrorings of ``flips``: (horizontal, vertical) per copy."""
@@ -74,7 +73,7 @@ def attribute(
 ) -> Attribution:
     """Run the attribution an ``attribution`` config node names (its keys are the options).
 
-    ``flips`` (``decision.flips``: 1, 2 or 4; 1 is the paper's) decides with the mean logit of
+    ``flips`` (``decision.flips``: 1 or 4; 1 is the paper's) decides with the mean logit of
     the flow and its mirror images (:data:`FLIPS`, :func:`mirrored`): the classifier is trained
     with random flips, so each copy is as valid an input, and the mean is mirror-invariant where
     one pass is not. The relevance stays that of the flow as it is (the copies' relevance,
@@ -84,7 +83,7 @@ def attribute(
     options = dict(attribution_cfg)
     method = ATTRIBUTIONS.get(options.pop("name"))
     if flips not in FLIPS:
-        raise ValueError(f"decision.flips must be 1, 2 or 4, got {flips}")
+        raise ValueError(f"decision.flips must be 1 (one pass) or 4 (the mirror images), got {flips}")
     result = method(model, flow, **options)
     if flips == 1:
         return result
