@@ -2,8 +2,9 @@
 
 With ``dataset.root`` holding a DAVIS-layout dataset: NIMS on ``demo.sequence``. Otherwise on a
 small built-in synthetic video of the task (``independent_synth`` or ``crowd_synth``, rendered,
-its flow estimated like any video's). The classifier is the task's shipped checkpoint
-(``checkpoints/<task>.pt``); without one, a classifier is trained briefly first.
+its flow estimated like any video's). The classifier is the task's shipped checkpoint for the
+video's kind of scenes (``checkpoints/<task>.pt``, ``independent_synth.pt`` for the independent
+task's rendered video); without one, a classifier is trained briefly first.
 
 Writes in the run folder, for the chosen frames: ``figure_NNNNN.png`` (image, flow, relevance,
 R_sal, saliency), ``layers_NNNNN.png`` and ``candidate_regions_NNNNN.png`` (step 2), plus
@@ -135,8 +136,11 @@ def classifier(cfg: DictConfig, folder: Path):
 def run(cfg: DictConfig) -> dict:
     require_positive_ints(cfg, ("demo.frames",))
     folder = run_dir(cfg)
-    write_resolved_config(cfg, folder)
     frames, truths, source, dataset_name, sequence = demo_video(cfg)
+    if dataset_name != "davis2016":
+        # A rendered video: the task's classifier for rendered scenes (the default checkpoint).
+        cfg.dataset.scenes = "rendered"
+    write_resolved_config(cfg, folder)
     model, model_source = classifier(cfg, folder)
     model = model.to(resolve_device(cfg.device))
     flows = sequence_flows(

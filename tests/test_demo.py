@@ -104,3 +104,17 @@ def test_a_small_label_map_is_enlarged_and_its_legend_names_every_colour():
     assert legend.shape[0] % 22 == 0
     for value, colour in enumerate(label_image(np.arange(8))[1:], start=1):
         assert (legend == colour).all(axis=2).sum() >= 100, f"layer {value} missing"
+
+
+def test_the_demos_rendered_video_gets_the_classifier_for_rendered_scenes(
+    tmp_path, compose_config, monkeypatch
+):
+    monkeypatch.setenv("NIMS_DATA", str(tmp_path / "no-davis"))
+    cfg = compose_config("demo", ["demo.frames=2", f"demo.cache_dir={tmp_path / 'cache'}"])
+    assert cfg.checkpoint == "checkpoints/independent.pt"  # DAVIS, real video
+    result = demo.run(cfg)
+    assert result["classifier"] == "checkpoints/independent_synth.pt"
+    assert (
+        "checkpoint: checkpoints/independent_synth.pt"
+        in (tmp_path / "run1" / "config.yaml").read_text()
+    )
