@@ -83,7 +83,9 @@ def attribute(
     options = dict(attribution_cfg)
     method = ATTRIBUTIONS.get(options.pop("name"))
     if flips not in FLIPS:
-        raise ValueError(f"decision.flips must be 1 (one pass) or 4 (the mirror images), got {flips}")
+        raise ValueError(
+            f"decision.flips must be 1 (one pass) or 4 (the mirror images), got {flips}"
+        )
     result = method(model, flow, **options)
     if flips == 1:
         return result
