@@ -9,7 +9,7 @@ benchmark then summarises the scores (``summary.json``, ``summary.md``, CSV tabl
 ``predictions=<dir>`` scores a results folder on DAVIS with the same code. Methods: ``nims``,
 ``dominant_motion``, ``unet``.
 
-Sequences run in parallel where the benchmark allows (``num_workers``); one that fails is
+Sequences run in parallel where the benchmark allows (``sequence_workers``); one that fails is
 reported by name in ``failures.json`` without losing the others, and ``resume=true|<folder>``
 skips sequences whose results are already written.
 """
@@ -69,7 +69,7 @@ def evaluate_sequence(
     import torch
 
     benchmark = benchmark or benchmark_for(cfg, folder)
-    parallel = benchmark.parallel and int(cfg.num_workers) > 1
+    parallel = benchmark.parallel and int(cfg.sequence_workers) > 1
     torch.set_num_threads(1 if parallel else int(cfg.threads))
     if cfg.get("resume"):
         saved = benchmark.saved_score(name)
@@ -109,10 +109,10 @@ def evaluate_sequences(cfg: DictConfig, folder: Path, tracker) -> float | None:
         log.warning("figures=%s", entry)
     bar = dict(total=len(names), desc="sequences", disable=bars_off(cfg.get("progress", True)))
     with workers_stopped_on_signal():
-        if benchmark.parallel and int(cfg.num_workers) > 1:
-            jobs = Parallel(n_jobs=int(cfg.num_workers), backend="loky", return_as="generator")(
-                delayed(_guarded)(cfg, folder, name) for name in names
-            )
+        if benchmark.parallel and int(cfg.sequence_workers) > 1:
+            jobs = Parallel(
+                n_jobs=int(cfg.sequence_workers), backend="loky", return_as="generator"
+            )(delayed(_guarded)(cfg, folder, name) for name in names)
             outcomes = list(tqdm(jobs, **bar))
         else:
             outcomes = [
@@ -169,7 +169,7 @@ def output_folder(cfg: DictConfig) -> Path:
 @announce_run_folder(folder_of=output_folder)
 def run(cfg: DictConfig) -> float | None:
     """Entry point of ``evaluate.py``; returns the headline score (what a sweeper reads)."""
-    require_positive_ints(cfg, ("num_workers", "threads", "batch_size"))
+    require_positive_ints(cfg, ("sequence_workers", "threads", "batch_size"))
     if cfg.get("step2") is not None and not cfg.get("predictions"):
         check_step2_overrides(cfg.step2, command_line_keys("step2"))
     resolve_device(cfg.get("device", "cpu"))  # a device that is not there fails first

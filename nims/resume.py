@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 # Keys that change how a run is carried out, not what it computes: a resume may change them.
 RESUME_FREE_KEYS = (
     "resume",
-    "num_workers",
+    "sequence_workers",
     "threads",
     "progress",
     "figures",

@@ -209,7 +209,7 @@ def test_the_demo_refuses_a_dataset_root_that_is_not_one(tmp_path, compose_confi
     "entry, key",
     [
         ("evaluate", "batch_size"),
-        ("evaluate", "num_workers"),
+        ("evaluate", "sequence_workers"),
         ("evaluate", "threads"),
         ("train", "trainer.batch_size"),
         ("train", "trainer.threads"),
@@ -372,7 +372,7 @@ def test_sigterm_stops_the_workers_too(tmp_path):
             "evaluate.py",
             f"dataset.root={root}",
             f"dataset.sequences=[{','.join(names)}]",
-            "num_workers=2",
+            "sequence_workers=2",
             "logger=none",
             "progress=false",
             f"dataset.cache_dir={tmp_path / 'cache'}",

@@ -10,10 +10,10 @@ A benchmark class takes ``(cfg, folder)`` and provides
 - ``summarise(scores, tracker)``: the run's tables from every sequence's score; returns the
   headline number a sweep reads.
 
-``parallel = True`` lets ``num_workers`` spread sequences over processes. ``write`` also draws the
-panels ``figures=[[sequence, frame], ...]`` asks for (:func:`write_figures`). The loop that runs a
-method on a benchmark is :func:`nims.evaluate.evaluate_sequences`. Adding a dataset is one module
-here and one ``conf/dataset/<name>.yaml``.
+``parallel = True`` lets ``sequence_workers`` spread sequences over processes. ``write`` also
+draws the panels ``figures=[[sequence, frame], ...]`` asks for (:func:`write_figures`). The loop
+that runs a method on a benchmark is :func:`nims.evaluate.evaluate_sequences`. Adding a dataset
+is one module here and one ``conf/dataset/<name>.yaml``.
 """
 
 from __future__ import annotations
