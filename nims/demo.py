@@ -134,6 +134,8 @@ def classifier(cfg: DictConfig, folder: Path):
 
 @announce_run_folder
 def run(cfg: DictConfig) -> dict:
+    # One walk through the pipeline on purpose: a reader follows a frame from the video to the
+    # figures in the order the method runs.
     require_positive_ints(cfg, ("demo.frames",))
     folder = run_dir(cfg)
     frames, truths, source, dataset_name, sequence = demo_video(cfg)

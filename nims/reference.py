@@ -131,6 +131,8 @@ def hierarchical_step_sklearn(
     Returns ``(layers, salient_mask, saliency)``; the baseline of ``make bench`` and an oracle
     for :func:`nims.step2.hierarchical.hierarchical_step` and :func:`nims.saliency.saliency_map`.
     """
+    # One function on purpose: a literal reference reads top to bottom as the paper describes
+    # the step, with nothing shared with the code it checks.
     from scipy import ndimage
 
     height, width = flow.shape[:2]

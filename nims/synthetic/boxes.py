@@ -95,6 +95,8 @@ def _clear_of(point: np.ndarray, width: float, walker: np.ndarray, cameras: np.n
 
 def boxes_video(config: BoxesConfig, seed: int, salient: bool) -> dict[str, list]:
     """Frames (BGR uint8), exact flows, walker masks and the near boxes' masks of one video."""
+    # One linear script on purpose, like the other generators: the order of the random draws
+    # below defines every cached set (its key does not see code).
     rng = np.random.default_rng(seed)
     height, width = config.size
     focal = rng.uniform(0.6, 1.1) * width
