@@ -211,11 +211,9 @@ def describe_training(cfg: DictConfig, datasets) -> str:
     ours = _set_description(resolved_config(cfg)["dataset"], int(cfg.trainer.epochs))
     line = f"training {cfg.model.name} for task={cfg.task.name} on {ours} ({counts} frames)"
     prefix = "unet_" if cfg.model.name == "unet" else ""
-    # the task's shipped classifier for this set's kind of scenes (conf/task's checkpoint_suffix)
-    suffix = (cfg.task.get("checkpoint_suffix") or {}).get(cfg.dataset.get("scenes", "real"), "")
-    shipped = (
-        Path(__file__).resolve().parents[1] / "checkpoints" / f"{prefix}{cfg.task.name}{suffix}.pt"
-    )
+    # the task's shipped classifier for this set's kind of scenes (conf/task)
+    name = f"{prefix}{cfg.task.name}{cfg.task.get('checkpoint_suffix', '')}.pt"
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / name
     if not shipped.is_file():
         return line
     recipe = load_checkpoint(shipped).get("config") or {}
