@@ -23,7 +23,7 @@ import numpy as np
 
 from nims.robust import HUBER_EPSILON, irls
 
-COARSE_POINTS = 32768  # points of the coarse IRLS stage
+COARSE_POINTS = 8192  # points of the coarse IRLS stage
 
 
 @dataclass
@@ -55,8 +55,20 @@ class AffineMotion:
 
     def flow(self, shape: tuple[int, int]) -> np.ndarray:
         """Model flow on a full ``(height, width)`` grid -> ``(H, W, 2)`` float32 pixels."""
-        rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
-        return self.at(cols, rows).astype(np.float32)
+        cols = np.arange(shape[1], dtype=np.float32)[None, :]
+        rows = np.arange(shape[0], dtype=np.float32)[:, None]
+        model = np.empty((shape[0], shape[1], 2), dtype=np.float32)
+        for component, (a, b, c) in enumerate(self.params.astype(np.float32)):
+            model[..., component] = (a + b * cols) + c * rows  # separable: no coordinate grids
+        return model
+
+    def on_grid_of_stride(self, stride: int) -> AffineMotion:
+        """The same motion written for a grid sampled every ``stride`` pixels: a model fitted at
+        sample coordinates ``(x / stride, y / stride)`` read back at pixel coordinates, or the
+        reverse with ``1 / stride``."""
+        params = np.array(self.params, dtype=np.float64)
+        params[:, 1:] /= stride
+        return AffineMotion(params=params, scale=self.scale, iterations=self.iterations)
 
     def residual_magnitude(self, flow: np.ndarray) -> np.ndarray:
         """``|w - w_model|`` per pixel of a flow ``(H, W, 2)`` -> ``(H, W)`` float32 pixels.
@@ -261,6 +273,10 @@ def fit_affine(
         if mask.shape != (height, width):
             raise ValueError(f"mask shape {mask.shape} does not match flow shape {(height, width)}")
         index = np.flatnonzero(mask)
+    if not options.get("full_iterations", 1):
+        # Only the coarse stage's evenly strided points are read: gather those alone.
+        count = height * width if mask is None else index.size
+        index = (np.arange(count) if mask is None else index)[:: max(1, count // COARSE_POINTS)]
     point_weights = None if weights is None else np.asarray(weights).reshape(-1)[index]
     return fit_affine_points(
         cols[index], rows[index], values[index, 0], values[index, 1], point_weights, **options

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from nims.appearance import refine_by_colour
+from nims.frame_threads import map_frames
 from nims.registry import Registry, check_setting_types, keyword_settings
 
 POSTPROCESSORS: Registry = Registry("post-processing")
@@ -42,14 +43,16 @@ def postprocess_results(results: list, image: Callable[[int], np.ndarray], postp
             f"; its settings are {', '.join(sorted(accepted))}"
         )
     check_setting_types(function, options, "postprocess")
-    refined = []
-    for index, result in enumerate(results):
-        if result.mask.any():
-            frame = image(index)
-            height, width = result.mask.shape
-            if frame.shape[:2] != (height, width):
-                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-            mask = function(np.ascontiguousarray(frame), result.mask, **options)
-            result = dataclasses.replace(result, mask=mask)
-        refined.append(result)
-    return refined
+
+    def refine(index: int):
+        result = results[index]
+        if not result.mask.any():
+            return result
+        frame = image(index)
+        height, width = result.mask.shape
+        if frame.shape[:2] != (height, width):
+            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+        mask = function(np.ascontiguousarray(frame), result.mask, **options)
+        return dataclasses.replace(result, mask=mask)
+
+    return list(map_frames(refine, range(len(results))))

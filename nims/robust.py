@@ -77,6 +77,8 @@ def irls(
         coefficients = np.zeros((2, 3))
         coefficients[:, 0] = [np.median(targets[0]), np.median(targets[1])]
     residuals = targets - coefficients.astype(np.float32) @ design
+    if max_iterations < 1:
+        return coefficients, robust_scales(residuals), residuals, iterations
     weights, scale = _huber_weights(residuals, epsilon)
     for iteration in range(1, max_iterations + 1):
         coefficients, change = _weighted_solve(products, targets, prior, weights, coefficients)

@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from nims import evaluate
+from nims.frame_threads import map_frames
 from nims.methods.nims import empty_result, run_frames, sequence_results
 from nims.model import MotionClassifier, save_checkpoint
 from nims.step2 import Segmentation, oracle_mask
@@ -75,6 +76,31 @@ def test_pipeline_outputs_per_frame():
         assert np.isfinite(result.logit)
         assert not (result.mask & ~result.segmentation.salient_mask).any()
         assert ((result.saliency >= 0) & (result.saliency < 1)).all()
+
+
+def test_frames_on_two_threads_give_the_results_of_one(monkeypatch):
+    flows, _ = moving_square_flows(count=5)
+    model = classifier()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    alone = run_frames(model, flows, PIPELINE, batch_size=2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    threaded = run_frames(model, flows, PIPELINE, batch_size=2)
+    for one, two in zip(alone, threaded, strict=True):
+        assert np.array_equal(one.mask, two.mask)
+        np.testing.assert_allclose(one.saliency, two.saliency, atol=1e-6)  # float rounding
+        assert one.logit == two.logit
+
+
+def test_map_frames_keeps_the_order_and_raises_for_the_failing_item():
+    assert list(map_frames(lambda k: k * k, range(7), workers=3)) == [k * k for k in range(7)]
+
+    def fail_on_three(k):
+        if k == 3:
+            raise ValueError("frame 3")
+        return k
+
+    with pytest.raises(ValueError, match="frame 3"):
+        list(map_frames(fail_on_three, range(6), workers=2))
 
 
 def test_each_frame_is_decided_with_its_neighbours_across_batches():

@@ -340,3 +340,60 @@ def test_light_step_picks_the_wrong_way_walker_not_the_crowd():
     mask = light_step(flow, relevance).salient_mask
     assert (mask & odd).sum() / (mask | odd).sum() > 0.9
     assert not (mask & crowd).any()
+
+
+def test_spread_samples_gives_each_pixel_the_sample_heading_its_block():
+    from nims.step2.hierarchical import _spread_samples
+
+    samples = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int32)
+    expected = np.array([[1, 1, 2, 2, 3], [1, 1, 2, 2, 3], [4, 4, 5, 5, 6]], dtype=np.int32)
+    np.testing.assert_array_equal(_spread_samples(samples, 2, (3, 5)), expected)
+
+
+def test_a_motion_fitted_on_samples_reads_back_at_pixel_coordinates():
+    flow = layered_flow(np.ones(SHAPE, dtype=np.int32), [BACKGROUND])
+    on_samples = fit_affine(np.ascontiguousarray(flow[::3, ::3]))
+    np.testing.assert_allclose(on_samples.on_grid_of_stride(3).params, BACKGROUND, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_layers_on_sampled_pixels_find_the_objects_of_every_pixel(stride):
+    # Box edges on multiples of 8: every block of stride x stride pixels lies in one layer.
+    layers, motions = nested_layers(3)
+    flow = layered_flow(layers, motions)
+    relevance = np.where(layers == 3, 1.0, 0.01)
+    every = hierarchical_step(flow, relevance, beta=1.6, stride=1, parallax_ratio=None)
+    sampled = hierarchical_step(flow, relevance, beta=1.6, stride=stride, parallax_ratio=None)
+    assert grouping_accuracy(every.layers, sampled.layers) == 1.0
+    np.testing.assert_array_equal(sampled.salient_mask, every.salient_mask)
+    np.testing.assert_array_equal(sampled.salient_mask, layers == 3)
+    for coarse, fine in zip(sampled.layer_motions, every.layer_motions, strict=True):
+        np.testing.assert_allclose(coarse.params, fine.params, atol=1e-4)
+
+
+def two_movers_scene():
+    """A fast mover (4 px against the still background) under little relevance, and a slow
+    one (0.5 px) under much: regions 1 and 2 of the returned truth."""
+    layers = np.ones(SHAPE, dtype=np.int32)
+    layers[30:90, 30:110] = 2  # fast
+    layers[150:210, 200:280] = 3  # slow
+    motions = [
+        np.zeros((2, 3)),
+        np.array([[4.0, 0, 0], [0, 0, 0]]),
+        np.array([[0.5, 0, 0], [0, 0, 0]]),
+    ]
+    relevance = np.select([layers == 2, layers == 3], [0.02, 1.0], 0.0)
+    return layered_flow(layers, motions), relevance, layers
+
+
+def test_relevance_times_residual_keeps_the_mover_the_relevance_alone_undervalues():
+    flow, relevance, layers = two_movers_scene()
+    options = {"beta": 1.6, "scale": "mad", "min_share": 0.05, "parallax_ratio": None}
+    alone = hierarchical_step(flow, relevance, evidence="relevance", **options)
+    weighed = hierarchical_step(flow, relevance, evidence="relevance_x_residual", **options)
+    # relevance alone: the fast mover holds 0.02 * 4800 / (0.02 * 4800 + 4800) = 2% < 5%
+    np.testing.assert_array_equal(alone.salient_mask, layers == 3)
+    # weighed by the residual: 0.08 against 0.5 per pixel, 14% of the mass: both kept
+    np.testing.assert_array_equal(weighed.salient_mask, layers >= 2)
+    with pytest.raises(ValueError, match="step2.evidence"):
+        hierarchical_step(flow, relevance, evidence="residual", **options)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from nims.attribution import at_flow_resolution, attribute_flows, decision_logits
 from nims.device import resolve_device
+from nims.frame_threads import map_frames
 from nims.methods.base import METHODS, FrameResult
 from nims.model import MotionClassifier, load_classifier
 from nims.report import bars_off
@@ -92,17 +93,23 @@ def run_frames(
     relevance = torch.cat([maps for maps, _ in batches])
     logits = torch.cat([batch_logits for _, batch_logits in batches]).numpy()
     decisions = decision_logits(logits, decision.get("window", 1))
-    results = []
-    for flow, map_, logit in tqdm(
-        zip(flows, relevance, decisions, strict=True),
-        total=len(flows),
-        desc=progress,
-        unit="frame",
-        leave=False,
-        disable=bars_off(progress is not None),
-    ):
-        results.append(nims_frame(flow, at_flow_resolution(map_, flow.shape), logit, cfg))
-    return results
+
+    def frame(index: int) -> FrameResult:
+        flow = flows[index]
+        return nims_frame(
+            flow, at_flow_resolution(relevance[index], flow.shape), decisions[index], cfg
+        )
+
+    return list(
+        tqdm(
+            map_frames(frame, range(len(flows))),
+            total=len(flows),
+            desc=progress,
+            unit="frame",
+            leave=False,
+            disable=bars_off(progress is not None),
+        )
+    )
 
 
 def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> FrameResult:

@@ -5,7 +5,9 @@ The same step 2 and saliency map as NIMS (:func:`nims.methods.nims.nims_frame`, 
 residual to the frame's dominant motion, ``|w - w_affine|`` (:func:`nims.baselines.
 residual_magnitude`): with the hierarchical step the candidate regions are NIMS's own, and the
 regions are kept by the flow's evidence instead of the classifier's. NIMS's margin over it is
-what the interpretation adds to step 2.
+what the interpretation adds to step 2. When the hierarchical step already weighs the relevance
+by that residual (``step2.evidence=relevance_x_residual``), the relevance is replaced by a
+constant instead, so that the regions are again kept by the residual alone.
 """
 
 from __future__ import annotations
@@ -24,5 +26,9 @@ class RelevanceAblated(FlowOnlyMethod):
     title = "NIMS's regions without relevance"
 
     def frame(self, flow: np.ndarray):
-        result = nims_frame(flow, residual_magnitude(flow), float("nan"), self.cfg)
+        if self.cfg.step2.get("evidence") == "relevance_x_residual":
+            evidence = np.ones(flow.shape[:2], dtype=np.float32)
+        else:
+            evidence = residual_magnitude(flow)
+        result = nims_frame(flow, evidence, float("nan"), self.cfg)
         return result.mask, result.saliency

@@ -103,7 +103,12 @@ def peel_motion_layers(
         # The first layer is fitted on every pixel: no need to gather copies.
         index = slice(None) if remaining.size == height * width else remaining
         motion, residuals = fit_affine_with_residuals(
-            cols[index], rows[index], values[index, 0], values[index, 1], epsilon=epsilon
+            cols[index],
+            rows[index],
+            values[index, 0],
+            values[index, 1],
+            epsilon=epsilon,
+            full_iterations=0,
         )
         absolute = np.abs(residuals)
         score = (0.5 / robust_scale(residuals[0], scale)) * absolute[0]
@@ -155,6 +160,16 @@ def residual_split_layers(
     return (2 * layers + moving).astype(np.int32)
 
 
+def _spread_samples(labels: np.ndarray, stride: int, shape: tuple[int, int]) -> np.ndarray:
+    """Labels of a grid sampled every ``stride`` pixels spread to the ``(H, W)`` pixels: each
+    pixel takes the label of the sample heading its block."""
+    spread = np.repeat(np.repeat(labels, stride, axis=0), stride, axis=1)
+    return np.ascontiguousarray(spread[: shape[0], : shape[1]])
+
+
+EVIDENCE = ("relevance", "relevance_x_residual")
+
+
 @STEP2_METHODS.register("hierarchical")
 def hierarchical_step(
     flow: np.ndarray,
@@ -173,6 +188,8 @@ def hierarchical_step(
     parallax_min_residual: float = 0.2,
     parallax_min_share: float = 0.02,
     parallax_step: Mapping[str, object] | None = None,
+    evidence: str = "relevance_x_residual",
+    stride: int = 2,
     **_: object,
 ) -> Segmentation:
     """Hierarchical step 2: motion layers -> connected components -> salient regions.
@@ -180,6 +197,15 @@ def hierarchical_step(
     Parameters are those of :func:`motion_layers` plus ``min_region`` (pixels; smaller
     connected components are not candidates), ``connectivity`` (4 or 8), and ``selection`` and
     ``min_share`` of :func:`select_salient_regions`.
+
+    Beyond the paper: ``stride`` > 1 peels the layers and forms the regions on every
+    ``stride``-th pixel in each direction (the motions read back at pixel coordinates; each
+    pixel takes the region of the sample heading its block); the selection and the saliency map
+    stay at every pixel. 1: every pixel, as the paper. ``evidence`` is the map the selection
+    weighs: ``"relevance"`` (the paper), or ``"relevance_x_residual"``, the positive relevance
+    times the flow's residual to the first layer's motion (pixels): the classifier says where
+    the salient motion is, the residual how much of the region moves unlike the background, so
+    the parts of an object that the relevance covers thinly are kept with it.
 
     Beyond the paper: with ``residual_split`` each layer is also split where the flow's residual
     to the first layer's (dominant) motion crosses Otsu's level (:func:`residual_split_layers`),
@@ -196,6 +222,11 @@ def hierarchical_step(
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
+    if evidence not in EVIDENCE:
+        raise ValueError(f"step2.evidence must be one of {EVIDENCE}, got {evidence!r}")
+    stride = non_negative_int(stride, "step2.stride")
+    if stride < 1:
+        raise ValueError("step2.stride must be >= 1 (1: every pixel)")
     if parallax_ratio is not None and shows_parallax(
         flow, parallax_ratio, parallax_min_residual, parallax_min_share
     ):
@@ -203,14 +234,22 @@ def hierarchical_step(
             return segment(flow, relevance, parallax_step or {"name": "epipolar"})
         except ValueError as error:
             raise ValueError(f"step2.parallax_step: {error}") from error
-    layers, motions = peel_motion_layers(flow, beta, scale, min_outliers, max_layers, epsilon)
+    sampled = np.ascontiguousarray(flow[::stride, ::stride])
+    layers, motions = peel_motion_layers(sampled, beta, scale, min_outliers, max_layers, epsilon)
     labels = layers
     if residual_split and motions:
-        labels = residual_split_layers(flow, layers, motions[0])
-    candidate_regions = connected_regions(
-        labels, non_negative_int(min_region, "step2.min_region"), connectivity
-    )
+        labels = residual_split_layers(sampled, layers, motions[0])
+    # A sample stands for the stride x stride block of pixels it heads.
+    min_samples = -(-non_negative_int(min_region, "step2.min_region") // stride**2)
+    candidate_regions = connected_regions(labels, min_samples, connectivity)
+    if stride > 1:
+        candidate_regions = _spread_samples(candidate_regions, stride, flow.shape[:2])
+        layers = _spread_samples(layers, stride, flow.shape[:2])
+        motions = [motion.on_grid_of_stride(stride) for motion in motions]
+    chosen_by = relevance
+    if evidence == "relevance_x_residual" and motions:
+        chosen_by = np.clip(relevance, 0, None) * motions[0].residual_magnitude(flow)
     scores, salient_labels, salient_mask = select_salient_regions(
-        candidate_regions, relevance, selection, min_share
+        candidate_regions, chosen_by, selection, min_share
     )
     return Segmentation(candidate_regions, scores, salient_labels, salient_mask, layers, motions)
