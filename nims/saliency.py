@@ -81,8 +81,13 @@ def saliency_map(
     background = fit_affine(
         flow, ~salient_mask, epsilon=epsilon, initial=initial, full_iterations=0
     )
-    # Whole-frame float32 passes over the separable model: cheaper than gathering R_sal's pixels.
-    difference = background.residual_magnitude(flow)
-    saliency = np.where(salient_mask, -np.expm1(-lam * difference), np.float32(0))
-    inpainted = np.where(salient_mask[..., None], background.flow(flow.shape[:2]), flow)
-    return SaliencyMap(saliency.astype(np.float32), inpainted, background)
+    # Whole-frame float32 passes over the separable model, in place: cheaper than gathering
+    # R_sal's pixels.
+    saliency = background.residual_magnitude(flow)
+    saliency *= np.float32(-lam)
+    np.expm1(saliency, out=saliency)
+    np.negative(saliency, out=saliency)
+    saliency *= salient_mask  # 1 - exp(-lam |dw|) inside R_sal, 0 outside
+    inpainted = flow.copy()
+    np.copyto(inpainted, background.flow(flow.shape[:2]), where=salient_mask[..., None])
+    return SaliencyMap(saliency, inpainted, background)

@@ -121,7 +121,7 @@ def select_salient_regions(
         raise ValueError(f"step2.selection must be one of {SELECTION_RULES}, got {rule!r}")
     if not 0 <= min_share < 1:
         raise ValueError(f"step2.min_share must be in [0, 1), got {min_share}")
-    labels = candidate_regions.ravel()
+    labels = candidate_regions.ravel().astype(np.intp)  # bincount's index type, cast once
     count = int(labels.max(initial=0)) + 1
     sizes = np.bincount(labels, minlength=count)
     totals = np.bincount(labels, weights=relevance.ravel(), minlength=count)
@@ -135,7 +135,7 @@ def select_salient_regions(
     keep = np.zeros(count, dtype=bool)
     keep[1:] = np.nan_to_num(scores[1:], nan=-np.inf) > scores[largest]
     if rule == "relevance_mass":
-        positive = np.clip(relevance, 0, None)
+        positive = np.maximum(relevance, 0)
         mass = np.bincount(labels, weights=positive.ravel(), minlength=count)
         keep &= mass > min_share * positive.sum()
     return scores, np.flatnonzero(keep), keep[candidate_regions]

@@ -199,13 +199,15 @@ def hierarchical_step(
     ``min_share`` of :func:`select_salient_regions`.
 
     Beyond the paper: ``stride`` > 1 peels the layers and forms the regions on every
-    ``stride``-th pixel in each direction (the motions read back at pixel coordinates; each
-    pixel takes the region of the sample heading its block); the selection and the saliency map
-    stay at every pixel. 1: every pixel, as the paper. ``evidence`` is the map the selection
-    weighs: ``"relevance"`` (the paper), or ``"relevance_x_residual"``, the positive relevance
-    times the flow's residual to the first layer's motion (pixels): the classifier says where
-    the salient motion is, the residual how much of the region moves unlike the background, so
-    the parts of an object that the relevance covers thinly are kept with it.
+    ``stride``-th pixel in each direction, and selects them there (the relevance read at the
+    samples); each pixel then takes the region of the sample heading its block, and the motions
+    are read back at pixel coordinates. 1: every pixel, as the paper.
+
+    Beyond the paper: ``evidence`` is the map the selection weighs: ``"relevance"`` (the
+    paper), or ``"relevance_x_residual"``, the positive relevance times the flow's residual to
+    the first layer's motion (pixels): the classifier says where the salient motion is, the
+    residual how much of the region moves unlike the background, so the parts of an object that
+    the relevance covers thinly are kept with it.
 
     Beyond the paper: with ``residual_split`` each layer is also split where the flow's residual
     to the first layer's (dominant) motion crosses Otsu's level (:func:`residual_split_layers`),
@@ -239,17 +241,20 @@ def hierarchical_step(
     labels = layers
     if residual_split and motions:
         labels = residual_split_layers(sampled, layers, motions[0])
-    # A sample stands for the stride x stride block of pixels it heads.
+    # A sample stands for the stride x stride block of pixels it heads: regions, evidence and
+    # the selection on the samples, then spread to every pixel.
     min_samples = -(-non_negative_int(min_region, "step2.min_region") // stride**2)
     candidate_regions = connected_regions(labels, min_samples, connectivity)
-    if stride > 1:
-        candidate_regions = _spread_samples(candidate_regions, stride, flow.shape[:2])
-        layers = _spread_samples(layers, stride, flow.shape[:2])
-        motions = [motion.on_grid_of_stride(stride) for motion in motions]
-    chosen_by = relevance
+    chosen_by = relevance[::stride, ::stride]
     if evidence == "relevance_x_residual" and motions:
-        chosen_by = np.clip(relevance, 0, None) * motions[0].residual_magnitude(flow)
+        chosen_by = np.maximum(chosen_by, 0) * motions[0].residual_magnitude(sampled)
     scores, salient_labels, salient_mask = select_salient_regions(
         candidate_regions, chosen_by, selection, min_share
     )
+    if stride > 1:
+        candidate_regions, layers, salient_mask = (
+            _spread_samples(samples, stride, flow.shape[:2])
+            for samples in (candidate_regions, layers, salient_mask)
+        )
+        motions = [motion.on_grid_of_stride(stride) for motion in motions]
     return Segmentation(candidate_regions, scores, salient_labels, salient_mask, layers, motions)
