@@ -1,8 +1,10 @@
 """The frames of one sequence spread over threads: step 2, the saliency map and the
-post-processing of each frame depend on that frame alone, and their heavy parts (numpy's array
-passes, OpenCV) release the GIL, so threads use the cores a sequence is given without copying
-its flows into other processes. The count follows PyTorch's (``torch.get_num_threads()``,
-which ``evaluate.py``'s ``threads`` sets, 1 per sequence when sequences run in parallel)."""
+post-processing of each frame depend on that frame alone, and part of their work (numpy's
+passes over whole arrays, OpenCV) releases the GIL, so threads use the cores a sequence is given
+without copying its flows into other processes; most of step 2 holds the GIL, so two threads
+gain 5-10% on two cores (``experiments/table1_davis.md``). The count follows PyTorch's
+(``torch.get_num_threads()``, which ``evaluate.py``'s ``threads`` sets, 1 per sequence when
+sequences run in parallel)."""
 
 from __future__ import annotations
 

@@ -231,6 +231,13 @@ def test_the_papers_experiment_refuses_a_classifier_with_another_head(composer):
         task_classifier(cfg)
 
 
+def test_the_papers_experiment_runs_the_papers_hierarchical_step(composer):
+    step2 = composer("evaluate", ["experiment=paper_independent"]).step2
+    paper = {"beta": 1.6, "scale": "std", "selection": "paper", "residual_split": False}
+    paper |= {"parallax_ratio": None, "evidence": "relevance", "stride": 1}
+    assert {key: step2[key] for key in paper} == paper
+
+
 @pytest.mark.parametrize(
     "group, option, registry_path",
     [

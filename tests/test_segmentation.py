@@ -8,7 +8,12 @@ from nims.motion import fit_affine
 from nims.reference import hierarchical_step_sklearn
 from nims.saliency import saliency_map
 from nims.step2 import STEP2_METHODS, connected_regions, segment, select_salient_regions
-from nims.step2.hierarchical import hierarchical_step, motion_layers, residual_split_layers
+from nims.step2.hierarchical import (
+    hierarchical_step,
+    motion_layers,
+    residual_split_layers,
+    spread_samples,
+)
 from nims.step2.light import light_step
 from nims.synthetic.pairs import layered_flow
 from tests.conftest import shared_path
@@ -306,7 +311,14 @@ def test_fast_pipeline_matches_the_literal_scikit_learn_one():
         flow, relevance, scale="mad"
     )
     fast = hierarchical_step(
-        flow, relevance, beta=1.6, scale="mad", residual_split=False, parallax_ratio=None
+        flow,
+        relevance,
+        beta=1.6,
+        scale="mad",
+        residual_split=False,
+        parallax_ratio=None,
+        evidence="relevance",
+        stride=1,
     )
     assert grouping_accuracy(literal_layers, fast.layers) > 0.999
     assert np.array_equal(fast.salient_mask, literal_salient)
@@ -343,11 +355,9 @@ def test_light_step_picks_the_wrong_way_walker_not_the_crowd():
 
 
 def test_spread_samples_gives_each_pixel_the_sample_heading_its_block():
-    from nims.step2.hierarchical import _spread_samples
-
     samples = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int32)
     expected = np.array([[1, 1, 2, 2, 3], [1, 1, 2, 2, 3], [4, 4, 5, 5, 6]], dtype=np.int32)
-    np.testing.assert_array_equal(_spread_samples(samples, 2, (3, 5)), expected)
+    np.testing.assert_array_equal(spread_samples(samples, 2, (3, 5)), expected)
 
 
 def test_a_motion_fitted_on_samples_reads_back_at_pixel_coordinates():
@@ -397,3 +407,5 @@ def test_relevance_times_residual_keeps_the_mover_the_relevance_alone_undervalue
     np.testing.assert_array_equal(weighed.salient_mask, layers >= 2)
     with pytest.raises(ValueError, match="step2.evidence"):
         hierarchical_step(flow, relevance, evidence="residual", **options)
+    with pytest.raises(ValueError, match="step2.stride"):
+        hierarchical_step(flow, relevance, stride=0, **options)

@@ -160,7 +160,7 @@ def residual_split_layers(
     return (2 * layers + moving).astype(np.int32)
 
 
-def _spread_samples(labels: np.ndarray, stride: int, shape: tuple[int, int]) -> np.ndarray:
+def spread_samples(labels: np.ndarray, stride: int, shape: tuple[int, int]) -> np.ndarray:
     """Labels of a grid sampled every ``stride`` pixels spread to the ``(H, W)`` pixels: each
     pixel takes the label of the sample heading its block."""
     spread = np.repeat(np.repeat(labels, stride, axis=0), stride, axis=1)
@@ -253,7 +253,7 @@ def hierarchical_step(
     )
     if stride > 1:
         candidate_regions, layers, salient_mask = (
-            _spread_samples(samples, stride, flow.shape[:2])
+            spread_samples(samples, stride, flow.shape[:2])
             for samples in (candidate_regions, layers, salient_mask)
         )
         motions = [motion.on_grid_of_stride(stride) for motion in motions]
