@@ -24,15 +24,28 @@ class SaliencyMap:
     Attributes
     ----------
     saliency : array, shape (H, W), float32 in [0, 1)
-    inpainted_flow : array, shape (H, W, 2), float32 pixels
-        The flow with R_sal replaced by the background model.
     background_motion : AffineMotion or None
         The model fitted outside R_sal; None when R_sal is empty.
+    flow : array, shape (H, W, 2), float32 pixels
+        The frame's flow (not a copy).
+    salient_mask : array, shape (H, W), bool
+        R_sal.
     """
 
     saliency: np.ndarray
-    inpainted_flow: np.ndarray
     background_motion: AffineMotion | None
+    flow: np.ndarray
+    salient_mask: np.ndarray
+
+    @property
+    def inpainted_flow(self) -> np.ndarray:
+        """The flow with R_sal replaced by the background model, ``(H, W, 2)`` float32 pixels
+        (made when asked for: the pipeline reads only ``saliency``)."""
+        inpainted = self.flow.copy()
+        if self.background_motion is not None:
+            model = self.background_motion.flow(self.flow.shape[:2])
+            np.copyto(inpainted, model, where=self.salient_mask[..., None])
+        return inpainted
 
 
 def saliency_map(
@@ -72,7 +85,7 @@ def saliency_map(
             f"salient mask shape {salient_mask.shape} does not match the flow's {flow.shape[:2]}"
         )
     if not salient_mask.any():
-        return SaliencyMap(np.zeros(flow.shape[:2], dtype=np.float32), flow.copy(), None)
+        return SaliencyMap(np.zeros(flow.shape[:2], dtype=np.float32), None, flow, salient_mask)
     if (~salient_mask).sum() < 3:
         raise ValueError("R_sal covers the whole frame: no background left to fit the motion model")
     # The fit converges on an evenly strided subset of the background (motion.COARSE_POINTS)
@@ -88,6 +101,4 @@ def saliency_map(
     np.expm1(saliency, out=saliency)
     np.negative(saliency, out=saliency)
     saliency *= salient_mask  # 1 - exp(-lam |dw|) inside R_sal, 0 outside
-    inpainted = flow.copy()
-    np.copyto(inpainted, background.flow(flow.shape[:2]), where=salient_mask[..., None])
-    return SaliencyMap(saliency, inpainted, background)
+    return SaliencyMap(saliency, background, flow, salient_mask)
