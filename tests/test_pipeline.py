@@ -151,7 +151,8 @@ def test_gate_empties_frames_called_non_salient():
     assert np.array_equal(kept.mask, found.mask)
 
 
-def test_relevance_ablated_selects_nims_regions_by_the_residual_not_the_relevance():
+@pytest.mark.parametrize("evidence", [None, "relevance_x_residual", "relevance"])
+def test_relevance_ablated_selects_nims_regions_by_the_residual_not_the_relevance(evidence):
     from nims.baselines import residual_magnitude
     from nims.methods.nims import nims_frame
     from nims.methods.relevance_ablated import RelevanceAblated
@@ -159,9 +160,15 @@ def test_relevance_ablated_selects_nims_regions_by_the_residual_not_the_relevanc
     flows, truth = moving_square_flows(1)
     # The gate is on, and a method without a classifier (NaN logit) is never gated by it.
     cfg = OmegaConf.merge(PIPELINE, {"saliency": {"gate": True}})
+    if evidence is not None:  # None: the hierarchical step's default, relevance_x_residual
+        cfg.step2.evidence = evidence
     mask, saliency = RelevanceAblated(cfg).frame(flows[0])
     assert (mask & truth).sum() / (mask | truth).sum() > 0.95
-    expected = nims_frame(flows[0], residual_magnitude(flows[0]), float("nan"), cfg)
+    # The residual decides once: as the relevance (the paper's evidence), or as the weight of
+    # a constant relevance (the product), never squared.
+    residual = residual_magnitude(flows[0])
+    relevance = residual if evidence == "relevance" else np.ones_like(residual)
+    expected = nims_frame(flows[0], relevance, float("nan"), cfg)
     assert np.array_equal(mask, expected.mask) and np.array_equal(saliency, expected.saliency)
     # A relevance on the background instead would have kept other regions: the residual decides.
     misled = nims_frame(flows[0], np.where(truth, 0.0, 1.0), 1.0, cfg)

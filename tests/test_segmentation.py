@@ -383,7 +383,7 @@ def test_layers_on_sampled_pixels_find_the_objects_of_every_pixel(stride):
 
 def two_movers_scene():
     """A fast mover (4 px against the still background) under little relevance, and a slow
-    one (0.5 px) under much: regions 1 and 2 of the returned truth."""
+    one (0.5 px) under much: layers 2 and 3 of the returned layer map."""
     layers = np.ones(SHAPE, dtype=np.int32)
     layers[30:90, 30:110] = 2  # fast
     layers[150:210, 200:280] = 3  # slow
@@ -409,3 +409,12 @@ def test_relevance_times_residual_keeps_the_mover_the_relevance_alone_undervalue
         hierarchical_step(flow, relevance, evidence="residual", **options)
     with pytest.raises(ValueError, match="step2.stride"):
         hierarchical_step(flow, relevance, stride=0, **options)
+
+
+def test_which_step2_nodes_weigh_the_relevance_by_the_residual():
+    from nims.step2.hierarchical import weighs_by_residual
+
+    assert weighs_by_residual({"name": "hierarchical"})  # the step's default
+    assert weighs_by_residual({"name": "hierarchical", "evidence": "relevance_x_residual"})
+    assert not weighs_by_residual({"name": "hierarchical", "evidence": "relevance"})
+    assert not weighs_by_residual({"name": "light"})

@@ -17,6 +17,7 @@ import numpy as np
 from nims.baselines import residual_magnitude
 from nims.methods.base import METHODS, FlowOnlyMethod
 from nims.methods.nims import nims_frame
+from nims.step2.hierarchical import weighs_by_residual
 
 
 @METHODS.register("relevance_ablated")
@@ -26,7 +27,7 @@ class RelevanceAblated(FlowOnlyMethod):
     title = "NIMS's regions without relevance"
 
     def frame(self, flow: np.ndarray):
-        if self.cfg.step2.get("evidence") == "relevance_x_residual":
+        if weighs_by_residual(self.cfg.step2):
             evidence = np.ones(flow.shape[:2], dtype=np.float32)
         else:
             evidence = residual_magnitude(flow)

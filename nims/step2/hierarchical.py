@@ -7,6 +7,7 @@ relevance ``(H, W)``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 import numpy as np
@@ -168,6 +169,16 @@ def spread_samples(labels: np.ndarray, stride: int, shape: tuple[int, int]) -> n
 
 
 EVIDENCE = ("relevance", "relevance_x_residual")
+
+
+def weighs_by_residual(step2_cfg: Mapping[str, object]) -> bool:
+    """Whether a ``step2`` config node's selection weighs the relevance by the flow's residual
+    (the hierarchical step with ``evidence=relevance_x_residual``, its default when the node
+    leaves the key out)."""
+    if step2_cfg.get("name") != "hierarchical":
+        return False
+    default = inspect.signature(hierarchical_step).parameters["evidence"].default
+    return step2_cfg.get("evidence", default) == "relevance_x_residual"
 
 
 @STEP2_METHODS.register("hierarchical")
