@@ -13,6 +13,7 @@ from nims.step2.hierarchical import (
     motion_layers,
     residual_split_layers,
     spread_samples,
+    weighs_by_residual,
 )
 from nims.step2.light import light_step
 from nims.synthetic.pairs import layered_flow
@@ -412,8 +413,6 @@ def test_relevance_times_residual_keeps_the_mover_the_relevance_alone_undervalue
 
 
 def test_which_step2_nodes_weigh_the_relevance_by_the_residual():
-    from nims.step2.hierarchical import weighs_by_residual
-
     assert weighs_by_residual({"name": "hierarchical"})  # the step's default
     assert weighs_by_residual({"name": "hierarchical", "evidence": "relevance_x_residual"})
     assert not weighs_by_residual({"name": "hierarchical", "evidence": "relevance"})
