@@ -248,6 +248,7 @@ def fit_affine(
     flow: np.ndarray,
     mask: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    full_iterations: int = 1,
     **options,
 ) -> AffineMotion:
     """Huber-robust affine fit of a flow field, optionally restricted to a mask.
@@ -260,6 +261,8 @@ def fit_affine(
         Pixels to fit; all pixels when omitted.
     weights : array, shape (H, W), optional
         Per-pixel confidence.
+    full_iterations : int
+        As :func:`fit_affine_points`; 0 gathers only the coarse stage's points.
     **options
         Passed to :func:`fit_affine_points`.
     """
@@ -273,13 +276,19 @@ def fit_affine(
         if mask.shape != (height, width):
             raise ValueError(f"mask shape {mask.shape} does not match flow shape {(height, width)}")
         index = np.flatnonzero(mask)
-    if not options.get("full_iterations", 1):
+    if not full_iterations:
         # Only the coarse stage's evenly strided points are read: gather those alone.
         count = height * width if mask is None else index.size
         index = (np.arange(count) if mask is None else index)[:: max(1, count // COARSE_POINTS)]
     point_weights = None if weights is None else np.asarray(weights).reshape(-1)[index]
     return fit_affine_points(
-        cols[index], rows[index], values[index, 0], values[index, 1], point_weights, **options
+        cols[index],
+        rows[index],
+        values[index, 0],
+        values[index, 1],
+        point_weights,
+        full_iterations=full_iterations,
+        **options,
     )
 
 

@@ -229,7 +229,9 @@ def test_residual_split_labels_known_answer():
     expected = np.array(
         [[2, 2, 2, 2, 4, 4], [2, 3, 3, 2, 4, 4], [2, 3, 3, 2, 4, 4], [2, 2, 2, 2, 4, 4]]
     )
-    np.testing.assert_array_equal(residual_split_layers(flow, layers, dominant), expected)
+    np.testing.assert_array_equal(
+        residual_split_layers(layers, dominant.residual_magnitude(flow)), expected
+    )
 
 
 def test_light_step_finds_the_relevant_object():

@@ -7,7 +7,6 @@ relevance ``(H, W)``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 
 import numpy as np
@@ -135,19 +134,15 @@ def shows_parallax(flow: np.ndarray, ratio: float, min_residual: float, min_shar
     return parallax_share(flow, min_residual, ratio) >= min_share
 
 
-def residual_split_layers(
-    flow: np.ndarray, layers: np.ndarray, dominant: AffineMotion
-) -> np.ndarray:
+def residual_split_layers(layers: np.ndarray, residual: np.ndarray) -> np.ndarray:
     """Layer labels split in two where the residual to the dominant motion crosses Otsu's level.
 
     Parameters
     ----------
-    flow : array, shape (H, W, 2)
-        Flow in pixels.
     layers : array, shape (H, W), int
         Layer labels >= 1 (:func:`peel_motion_layers`).
-    dominant : AffineMotion
-        The first layer's model.
+    residual : array, shape (H, W)
+        ``|w - w_dominant|``, pixels: the flow's residual to the first layer's model.
 
     Returns
     -------
@@ -156,7 +151,6 @@ def residual_split_layers(
         threshold of that residual over the frame (the dominant-motion baseline's test): labels
         >= 2, one per (layer, side of the threshold).
     """
-    residual = dominant.residual_magnitude(flow)
     moving = residual > otsu_threshold(residual)
     return (2 * layers + moving).astype(np.int32)
 
@@ -169,6 +163,7 @@ def spread_samples(labels: np.ndarray, stride: int, shape: tuple[int, int]) -> n
 
 
 EVIDENCE = ("relevance", "relevance_x_residual")
+DEFAULT_EVIDENCE = "relevance_x_residual"
 
 
 def weighs_by_residual(step2_cfg: Mapping[str, object]) -> bool:
@@ -177,8 +172,7 @@ def weighs_by_residual(step2_cfg: Mapping[str, object]) -> bool:
     leaves the key out)."""
     if step2_cfg.get("name") != "hierarchical":
         return False
-    default = inspect.signature(hierarchical_step).parameters["evidence"].default
-    return step2_cfg.get("evidence", default) == "relevance_x_residual"
+    return step2_cfg.get("evidence", DEFAULT_EVIDENCE) == "relevance_x_residual"
 
 
 @STEP2_METHODS.register("hierarchical")
@@ -199,7 +193,7 @@ def hierarchical_step(
     parallax_min_residual: float = 0.2,
     parallax_min_share: float = 0.02,
     parallax_step: Mapping[str, object] | None = None,
-    evidence: str = "relevance_x_residual",
+    evidence: str = DEFAULT_EVIDENCE,
     stride: int = 2,
     **_: object,
 ) -> Segmentation:
@@ -249,16 +243,18 @@ def hierarchical_step(
             raise ValueError(f"step2.parallax_step: {error}") from error
     sampled = np.ascontiguousarray(flow[::stride, ::stride])
     layers, motions = peel_motion_layers(sampled, beta, scale, min_outliers, max_layers, epsilon)
+    # The residual to the first layer's motion, read by the split and by the evidence.
+    residual = motions[0].residual_magnitude(sampled) if motions else None
     labels = layers
-    if residual_split and motions:
-        labels = residual_split_layers(sampled, layers, motions[0])
+    if residual_split and residual is not None:
+        labels = residual_split_layers(layers, residual)
     # A sample stands for the stride x stride block of pixels it heads: regions, evidence and
     # the selection on the samples, then spread to every pixel.
     min_samples = -(-non_negative_int(min_region, "step2.min_region") // stride**2)
     candidate_regions = connected_regions(labels, min_samples, connectivity)
     chosen_by = relevance[::stride, ::stride]
-    if evidence == "relevance_x_residual" and motions:
-        chosen_by = np.maximum(chosen_by, 0) * motions[0].residual_magnitude(sampled)
+    if evidence == "relevance_x_residual" and residual is not None:
+        chosen_by = np.maximum(chosen_by, 0) * residual
     scores, salient_labels, salient_mask = select_salient_regions(
         candidate_regions, chosen_by, selection, min_share
     )
