@@ -23,7 +23,7 @@ import numpy as np
 
 from nims.robust import HUBER_EPSILON, irls
 
-COARSE_POINTS = 8192  # points of the coarse IRLS stage
+COARSE_POINTS = 4096  # points of the coarse IRLS stage
 
 
 @dataclass

@@ -380,8 +380,11 @@ def test_layers_on_sampled_pixels_find_the_objects_of_every_pixel(stride):
     assert grouping_accuracy(every.layers, sampled.layers) == 1.0
     np.testing.assert_array_equal(sampled.salient_mask, every.salient_mask)
     np.testing.assert_array_equal(sampled.salient_mask, layers == 3)
+    # Each motion is a Huber fit's fixed point on its own point sample (the first layer's
+    # holds the other layers as outliers), reached to the fits' tolerance: the two agree
+    # to a hundredth of a pixel everywhere, far below any flow's accuracy.
     for coarse, fine in zip(sampled.layer_motions, every.layer_motions, strict=True):
-        np.testing.assert_allclose(coarse.params, fine.params, atol=1e-4)
+        assert np.abs(coarse.flow(SHAPE) - fine.flow(SHAPE)).max() < 0.01
 
 
 def two_movers_scene():

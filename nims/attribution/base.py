@@ -134,7 +134,11 @@ def attribute_flows(
     the result on the CPU whatever the model's device."""
     attribution_cfg = attribution_cfg or {"name": "lrp"}
     # The batch goes where the model is (CPU, or the GPU of device=cuda); results come back.
-    batch = to_model_input(flows, model.input_size).to(model.fc.weight.device)
+    # Channels-last: the convolutions take the few-channel maps in about half the time on the
+    # CPU (make bench), with the same results to float rounding.
+    batch = to_model_input(flows, model.input_size).to(
+        model.fc.weight.device, memory_format=torch.channels_last
+    )
     on_device = attribute(model, batch, attribution_cfg, flips)
     return Attribution(on_device.per_channel.cpu(), on_device.logits.cpu())
 
