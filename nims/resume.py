@@ -76,6 +76,17 @@ def files_identity(paths: Iterable[Path]) -> str:
     return digest.hexdigest()[:12]
 
 
+def contents_identity(paths: Iterable[Path]) -> str:
+    """A short hash of files' bytes, in order: what a cache of results computed from them is
+    keyed by. Unlike :func:`files_identity` it survives a copy, a move or a re-synced data
+    folder (new modification times, same frames), so such a folder reuses its cached results
+    instead of computing and storing them again; any changed byte changes it."""
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(hashlib.sha1(Path(path).read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
 def checkpoint_identity(checkpoint: str | None) -> str | None:
     """A hash of the checkpoint file's bytes (None when there is no such file): a checkpoint
     replaced at the same path is another classifier."""

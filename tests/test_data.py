@@ -4,6 +4,7 @@ import copy
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -294,7 +295,6 @@ def test_davis_sequences_in_the_official_layout(davis_root):
 
 
 def test_davis_frame_count_mismatch_and_bad_images(davis_root, tmp_path):
-    import shutil
 
     root = tmp_path / "DAVIS"
     for kind in ("JPEGImages", "Annotations"):
@@ -330,6 +330,20 @@ def test_flow_cache_computes_once_and_separates_backends(davis_root, tmp_path):
     fast.preset = "fast"
     sequence_flows(sequence, fast, tmp_path, "davis2016", "blackswan")
     assert len(list((tmp_path / "flows" / "davis2016").glob("dis-*"))) == 2
+    # The same frames copied elsewhere (new paths and times) read the same cache; a frame
+    # whose bytes changed gets its own folder.
+    copies = []
+    for index, path in enumerate(frames[:3]):
+        copies.append(tmp_path / "copy" / path.name)
+        copies[-1].parent.mkdir(exist_ok=True)
+        shutil.copy(path, copies[-1])
+        os.utime(copies[-1], (index, index))
+    sequence_flows(davis.FrameSequence(copies), DIS, tmp_path, "davis2016", "blackswan")
+    assert len(list(cached[0].parent.parent.glob("blackswan-*"))) == 1
+    assert [os.path.getmtime(p) for p in cached] == stamps
+    copies[2].write_bytes(frames[1].read_bytes())
+    sequence_flows(davis.FrameSequence(copies), DIS, tmp_path, "davis2016", "blackswan")
+    assert len(list(cached[0].parent.parent.glob("blackswan-*"))) == 2
     meta = cached[0].parent / "meta.json"
     meta.write_text(meta.read_text().replace("[480, 854]", "[240, 427]"))
     with pytest.raises(ValueError, match="flow cache"):

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from nims.atomic import replaced_atomically
 from nims.data import davis
 from nims.report import bars_off
-from nims.resume import files_identity
+from nims.resume import contents_identity
 from nims.synthetic.sets import render_workers, split_videos
 
 SPLITS = ("train", "val", "test")
@@ -117,10 +117,11 @@ def sequence_pairs(
 
 
 def _sequence_file(folder: Path, root: Path, name: str, resolution: str, description: dict) -> Path:
-    """The cache file of one sequence's pairs: its name carries the sequence's files."""
+    """The cache file of one sequence's pairs: its name carries the bytes of the sequence's
+    frames (:func:`nims.resume.contents_identity`)."""
     frames = davis.image_paths(root, name, resolution)
     key = hashlib.sha1(
-        json.dumps({**description, "frames": files_identity(frames)}, sort_keys=True).encode()
+        json.dumps({**description, "frames": contents_identity(frames)}, sort_keys=True).encode()
     ).hexdigest()[:12]
     return folder / f"{name}-{key}.npz"
 

@@ -3,11 +3,11 @@
 Flows are stored as Middlebury ``.flo`` under
 ``<cache_dir>/flows/<dataset>/<backend>-<key>/<sequence>-<frames>/NNNNN.flo`` (flow of frame
 NNNNN -> NNNNN+1), ``key`` hashing the backend's whole config and ``frames`` the frames'
-identity (:func:`frames_identity`: their resolved paths, sizes and modification times, or their
-pixels); ``meta.json`` beside them records the config and the frame size. A second run reads
-them; another backend, other parameters, another dataset root or other frames under the same
-sequence name land in another folder, and a cache of another frame size is refused, so nothing
-is reused silently. Each file is written to a temporary name and renamed: an interrupted run
+identity (:func:`frames_identity`: the bytes of their files, or their pixels); ``meta.json``
+beside them records the config and the frame size. A second run reads them, as does a run on a
+copy of the same frames elsewhere; another backend, other parameters or other frames under the
+same sequence name land in another folder, and a cache of another frame size is refused, so
+nothing is reused silently. Each file is written to a temporary name and renamed: an interrupted run
 leaves no truncated ``.flo``. ``flow=precomputed`` reads the user's own folder in the same layout.
 
 ``store="quantized"`` (``paths.flow_format``) keeps each flow instead as ``NNNNN.npz``: the
@@ -30,7 +30,7 @@ from nims.atomic import replaced_atomically
 from nims.flow import load_precomputed_flow, read_flow, write_flow
 from nims.flow_backends import make_flow_estimator
 from nims.report import atomic_write_text, bars_off, read_json
-from nims.resume import files_identity
+from nims.resume import contents_identity
 
 FLOW_FORMATS = ("flo", "quantized")
 QUANTUM = 1 / 1024  # pixels: the step of a quantized cached flow (a power of two: exact in float32)
@@ -50,12 +50,12 @@ def frames_identity(frames: Sequence[np.ndarray]) -> str:
     """A short hash that changes when the frames do.
 
     Frames read from files (an object with ``paths``, e.g. :class:`nims.data.davis.FrameSequence`)
-    are identified by each file's resolved path, size and modification time (cheap, and
-    another root or a replaced frame changes it); frames in memory by their pixels.
+    are identified by their files' bytes (:func:`nims.resume.contents_identity`: a replaced
+    frame changes it, a copied or re-synced folder does not); frames in memory by their pixels.
     """
     paths = getattr(frames, "paths", None)
     if paths is not None:
-        return files_identity(paths)
+        return contents_identity(paths)
     digest = hashlib.sha1()
     for frame in frames:
         frame = np.ascontiguousarray(frame)
