@@ -295,7 +295,6 @@ def test_davis_sequences_in_the_official_layout(davis_root):
 
 
 def test_davis_frame_count_mismatch_and_bad_images(davis_root, tmp_path):
-
     root = tmp_path / "DAVIS"
     for kind in ("JPEGImages", "Annotations"):
         shutil.copytree(davis_root / kind / "480p" / "libby", root / kind / "480p" / "libby")
