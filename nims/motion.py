@@ -26,6 +26,12 @@ from nims.robust import HUBER_EPSILON, irls
 COARSE_POINTS = 4096  # points of the coarse IRLS stage
 
 
+def coarse_stride(count: int) -> int:
+    """Step of the evenly strided subset of ``count`` points that the coarse IRLS stage fits:
+    at least :data:`COARSE_POINTS` points, all of them when there are fewer than twice that."""
+    return max(1, count // COARSE_POINTS)
+
+
 @dataclass
 class AffineMotion:
     """An affine motion model fitted to a flow field.
@@ -55,12 +61,17 @@ class AffineMotion:
 
     def flow(self, shape: tuple[int, int]) -> np.ndarray:
         """Model flow on a full ``(height, width)`` grid -> ``(H, W, 2)`` float32 pixels."""
-        cols = np.arange(shape[1], dtype=np.float32)[None, :]
-        rows = np.arange(shape[0], dtype=np.float32)[:, None]
         model = np.empty((shape[0], shape[1], 2), dtype=np.float32)
-        for component, (a, b, c) in enumerate(self.params.astype(np.float32)):
-            model[..., component] = (a + b * cols) + c * rows  # separable: no coordinate grids
+        for component, values in enumerate(self._components(shape[0], shape[1])):
+            model[..., component] = values
         return model
+
+    def _components(self, height: int, width: int) -> list[np.ndarray]:
+        """The model's ``u`` and ``v`` on the pixel grid, each ``(H, W)`` float32: the model is
+        separable in x and y, so a row and a column broadcast, never coordinate grids."""
+        cols = np.arange(width, dtype=np.float32)[None, :]
+        rows = np.arange(height, dtype=np.float32)[:, None]
+        return [(a + b * cols) + c * rows for a, b, c in self.params.astype(np.float32)]
 
     def on_grid_of_stride(self, stride: int) -> AffineMotion:
         """The same motion written for a grid sampled every ``stride`` pixels: a model fitted at
@@ -73,15 +84,12 @@ class AffineMotion:
     def residual_magnitude(self, flow: np.ndarray) -> np.ndarray:
         """``|w - w_model|`` per pixel of a flow ``(H, W, 2)`` -> ``(H, W)`` float32 pixels.
 
-        The model is separable in x and y: a row and a column broadcast in float32, never a
-        full model field (a few ms at 854x480, against ~25 for ``flow`` and a norm)."""
-        height, width = flow.shape[:2]
-        cols = np.arange(width, dtype=np.float32)[None, :]
-        rows = np.arange(height, dtype=np.float32)[:, None]
-        (a1, a2, a3), (a4, a5, a6) = self.params.astype(np.float32)
-        du = flow[..., 0] - ((a1 + a2 * cols) + a3 * rows)
-        dv = flow[..., 1] - ((a4 + a5 * cols) + a6 * rows)
-        return cv2.magnitude(du.astype(np.float32), dv.astype(np.float32))
+        Float32 passes over the separable model (a few ms at 854x480, against ~25 for ``flow``
+        and a norm)."""
+        u, v = self._components(*flow.shape[:2])
+        du = (flow[..., 0] - u).astype(np.float32, copy=False)
+        dv = (flow[..., 1] - v).astype(np.float32, copy=False)
+        return cv2.magnitude(du, dv)
 
 
 def fit_affine_points(
@@ -214,7 +222,7 @@ def fit_affine_with_residuals(
                 for row in np.asarray(initial.params, dtype=np.float64)
             ]
         )
-    stride = max(1, count // COARSE_POINTS)
+    stride = coarse_stride(count)
     stages = [(slice(None), max_iterations)]
     if stride > 1:
         stages = [
@@ -279,7 +287,7 @@ def fit_affine(
     if not full_iterations:
         # Only the coarse stage's evenly strided points are read: gather those alone.
         count = height * width if mask is None else index.size
-        index = (np.arange(count) if mask is None else index)[:: max(1, count // COARSE_POINTS)]
+        index = (np.arange(count) if mask is None else index)[:: coarse_stride(count)]
     point_weights = None if weights is None else np.asarray(weights).reshape(-1)[index]
     return fit_affine_points(
         cols[index],
