@@ -96,8 +96,17 @@ class MotionClassifier(nn.Module):
             "head": self.head,
         }
 
+    @property
+    def fully_convolutional(self) -> bool:
+        """Whether the weights fit any input size: the ``max`` and ``mean`` heads read one
+        value per channel, the ``fc`` head a map of ``input_size / 8``."""
+        return self.head != "fc"
+
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
-        check_model_input(flow, self.input_size)
+        """Logits ``(B,)`` of a flow batch ``(B, 2, h, w)`` at ``input_size``; a fully
+        convolutional classifier also takes any sides that are multiples of 8 (training at
+        several scales, ``trainer.scales``)."""
+        check_model_input(flow, self.input_size, 8 if self.fully_convolutional else None)
         x = flow
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = F.max_pool2d(F.relu(norm(conv(x))), 2)
@@ -105,6 +114,14 @@ class MotionClassifier(nn.Module):
 
 
 HEADS = ("fc", "max", "mean")
+
+
+def weights_architecture(architecture: dict) -> dict:
+    """What of a classifier's ``architecture`` its weights depend on: all of it, but the input
+    size when the head reads one value per channel (``max``, ``mean``)."""
+    if architecture.get("head", "fc") == "fc":
+        return dict(architecture)
+    return {key: value for key, value in architecture.items() if key != "input_size"}
 
 
 def head_features(x: torch.Tensor, head: str) -> torch.Tensor:

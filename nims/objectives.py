@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from nims.frame_scores import classification_metrics, mask_overlaps, mean_jaccard
@@ -68,6 +69,48 @@ def random_crops(batch: torch.Tensor, size, generator: torch.Generator) -> torch
             for sample, top, left in zip(batch, tops.tolist(), lefts.tolist(), strict=True)
         ]
     )
+
+
+def rescaled(flows: torch.Tensor, factor: float) -> torch.Tensor:
+    """A ``(B, 2, H, W)`` flow batch (pixels) resized by ``factor``, each side rounded to a
+    multiple of 8 (at least 8), its vectors rescaled to the new pixels (as
+    :func:`nims.flow.resize_flow`: area averaging when shrinking, bilinear otherwise)."""
+    height, width = flows.shape[2:]
+    size = tuple(max(8, 8 * round(side * factor / 8)) for side in (height, width))
+    if size == (height, width):
+        return flows
+    mode = "area" if size[0] * size[1] < height * width else "bilinear"
+    resized = F.interpolate(
+        flows, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False})
+    )
+    gains = torch.tensor([size[1] / width, size[0] / height], dtype=flows.dtype)
+    return resized * gains.to(flows.device)[None, :, None, None]
+
+
+def scale_augment(flows: torch.Tensor, scales, generator: torch.Generator) -> torch.Tensor:
+    """The batch :func:`rescaled` by one factor drawn uniformly in ``scales = [low, high]``
+    (``trainer.scales``): a fully convolutional classifier then sees the same motions at
+    several sizes, the walkers of a crowd as small or as large as another video's."""
+    low, high = (float(value) for value in scales)
+    factor = low + (high - low) * float(torch.rand(1, generator=generator))
+    return rescaled(flows, factor)
+
+
+def check_scales(scales, head: str) -> None:
+    """Refuse a ``trainer.scales`` that is not ``[low, high]`` with ``0 < low <= high``, or
+    one given to a classifier whose head needs one input size."""
+    if scales is None:
+        return
+    values = list(scales)
+    if len(values) != 2 or not 0 < float(values[0]) <= float(values[1]):
+        raise ValueError(
+            f"trainer.scales must be null or [low, high] with 0 < low <= high, got {values}"
+        )
+    if head == "fc":
+        raise ValueError(
+            "trainer.scales resizes the training batches, but model.head=fc reads a map of "
+            "one size: use model.head=max or mean, or trainer.scales=null"
+        )
 
 
 @torch.no_grad()
@@ -140,6 +183,7 @@ class FrameClassification:
         return splits
 
     def model(self) -> nn.Module:
+        check_scales(self.cfg.trainer.get("scales"), self.cfg.model.get("head", "fc"))
         return build_model(self.cfg.model, self.cfg.task)
 
     def prepare(self, model: nn.Module, loaders: dict[str, DataLoader], device) -> None:
@@ -149,7 +193,10 @@ class FrameClassification:
             model.input_low, model.input_high = low.to(device), high.to(device)
 
     def augment(self, flows: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
-        return flip_augment(flows, generator), labels
+        """Random mirror images, then (``trainer.scales``) one random size for the batch."""
+        flows = flip_augment(flows, generator)
+        scales = self.cfg.trainer.get("scales")
+        return (scale_augment(flows, scales, generator) if scales else flows), labels
 
     def calibrate(self, model: nn.Module, validated: dict[str, float]) -> None:
         """Nothing to calibrate: the classifier decides at logit 0 (its probability 0.5)."""

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from nims.device import resolve_device
-from nims.model import load_checkpoint, save_checkpoint
+from nims.model import load_checkpoint, save_checkpoint, weights_architecture
 from nims.objectives import objective_for
 from nims.report import (
     announce_run_folder,
@@ -66,6 +66,25 @@ def set_trainable(model, trainable: str):
     for name, parameter in model.named_parameters():
         parameter.requires_grad = trainable == "all" or name.startswith("fc.")
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def init_from(model, path, task: str) -> None:
+    """Start ``model`` from the weights of the checkpoint ``path`` (``init_from``): same task
+    and the same weights' architecture (:func:`nims.model.weights_architecture`: a fully
+    convolutional classifier may change its input size). LRP's dataset bounds, in pixels at
+    the checkpoint's input size, are measured again when that size changes."""
+    source = load_checkpoint(path, task)
+    found = source.get("architecture") or {}
+    if weights_architecture(found) != weights_architecture(model.architecture()):
+        raise ValueError(
+            f"init_from={path} has architecture {found}, the config asks for "
+            f"{model.architecture()}: set model.* to match it"
+        )
+    model.load_state_dict(source["model_state"])
+    if list(found.get("input_size", [])) != list(model.architecture()["input_size"]):
+        model.input_low.fill_(float("nan"))
+        model.input_high.fill_(float("nan"))
+    log.info("initialised from %s", path)
 
 
 def run_epoch(
@@ -142,9 +161,7 @@ def run(cfg: DictConfig) -> float:
     device = resolve_device(cfg.device, "device")
     model = objective.model().to(device)
     if cfg.get("init_from"):
-        source = load_checkpoint(cfg.init_from, cfg.task.name, model.architecture())
-        model.load_state_dict(source["model_state"])
-        log.info("initialised from %s", cfg.init_from)
+        init_from(model, cfg.init_from, cfg.task.name)
     parameters = set_trainable(model, cfg.trainer.trainable)
     optimizer = torch.optim.AdamW(
         parameters, lr=float(cfg.trainer.lr), weight_decay=float(cfg.trainer.weight_decay)

@@ -10,8 +10,8 @@ import torch
 
 from nims import train
 from nims.frame_scores import mask_overlaps, mean_jaccard
-from nims.model import load_checkpoint, load_classifier, save_checkpoint
-from nims.objectives import DECISION_LOGITS, flip_augment, objective_for
+from nims.model import MotionClassifier, load_checkpoint, load_classifier, save_checkpoint
+from nims.objectives import DECISION_LOGITS, flip_augment, objective_for, rescaled
 
 TINY = [
     "dataset=synthetic_scenes",
@@ -166,6 +166,60 @@ def test_flip_augmentation_mirrors_the_motion():
     assert torch.equal(
         augmented[~horizontally, 0, :, :3], torch.ones(int((~horizontally).sum()), 4, 3)
     )
+
+
+def test_rescaled_batches_keep_the_motion_in_the_new_pixels():
+    flows = torch.zeros(3, 2, 16, 32)
+    flows[:, 0] = 2.0  # 2 px to the right at 32 columns
+    flows[:, 1] = -1.0  # 1 px up at 16 rows
+    larger = rescaled(flows, 1.5)  # 24 x 48: both sides multiples of 8
+    assert larger.shape == (3, 2, 24, 48)
+    torch.testing.assert_close(larger[:, 0], torch.full((3, 24, 48), 3.0))
+    torch.testing.assert_close(larger[:, 1], torch.full((3, 24, 48), -1.5))
+    smaller = rescaled(flows, 0.6)  # 9.6 x 19.2 rows and columns, rounded to 8 x 16
+    assert smaller.shape == (3, 2, 8, 16)
+    torch.testing.assert_close(smaller[:, 0], torch.full((3, 8, 16), 1.0))
+    torch.testing.assert_close(smaller[:, 1], torch.full((3, 8, 16), -0.5))
+    # A step of motion averages over the pixels it falls into when the batch shrinks.
+    step = torch.zeros(1, 2, 16, 16)
+    step[0, 0, :, :8] = 4.0
+    halved = rescaled(step, 0.5)
+    torch.testing.assert_close(halved[0, 0], torch.tensor([[2.0] * 4 + [0.0] * 4] * 8))
+    assert rescaled(flows, 1.01) is flows  # rounds back to its own size
+
+
+def test_a_fully_convolutional_classifier_takes_other_sizes_the_paper_head_does_not():
+    flows = torch.randn(2, 2, 40, 64)
+    assert MotionClassifier((32, 48), (4, 8, 8), head="max")(flows).shape == (2,)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        MotionClassifier((32, 48), (4, 8, 8), head="max")(torch.randn(2, 2, 36, 64))
+    with pytest.raises(ValueError, match=r"takes \(32, 48\)"):
+        MotionClassifier((32, 48), (4, 8, 8), head="fc")(flows)
+
+
+def test_training_at_several_scales_from_a_classifier_of_another_input_size(
+    tmp_path, compose_config
+):
+    train.run(compose_config("train", TINY + ["trainer.epochs=1"]))
+    source = tmp_path / "run1" / "best.pt"
+    larger = ["model.input_size=[48,64]", "trainer.scales=[0.5,1.5]", "trainer.epochs=1"]
+    train.run(compose_config("train", TINY + larger + [f"init_from={source}"]))
+    model = load_classifier(tmp_path / "run2" / "best.pt")
+    assert model.input_size == (48, 64)
+    # LRP's dataset bounds were measured again at the new size, not carried over.
+    assert torch.isfinite(model.input_low).all()
+    before = load_checkpoint(source)["model_state"]["input_high"]
+    assert not torch.equal(model.input_high, before)
+    with pytest.raises(ValueError, match="model.head=fc reads a map of one size"):
+        train.run(compose_config("train", TINY + ["model.head=fc", "trainer.scales=[0.5,1]"]))
+    with pytest.raises(ValueError, match="trainer.scales must be"):
+        train.run(compose_config("train", TINY + ["trainer.scales=[1.5,0.5]"]))
+    with pytest.raises(ValueError, match="architecture"):
+        train.run(
+            compose_config(
+                "train", TINY + ["model.head=fc", "model.input_size=[48,64]", f"init_from={source}"]
+            )
+        )
 
 
 def test_training_on_a_task_set(tmp_path, compose_config):
