@@ -99,6 +99,20 @@ def test_a_mover_sliding_along_its_epipolar_line_is_invisible():
     assert epipolar_outliers(flow)[mask].mean() < 0.01
 
 
+def test_the_selection_weighs_the_relevance_by_the_distance_to_the_epipolar_lines():
+    flow, mask = translating_camera_scene(bend=4.0)
+    relevance = np.full(mask.shape, 0.01)
+    relevance[POLE] = 0.2  # the classifier sees the near pole's large flow ...
+    relevance[mask] = 0.005  # ... and barely the mover, below the background's mean relevance
+    weighted = segment(flow, relevance, {"name": "epipolar"})
+    assert jaccard(weighted.salient_mask, mask) > 0.9 and not weighted.salient_mask[POLE].any()
+    alone = segment(flow, relevance, {"name": "epipolar", "evidence": "relevance"})
+    assert np.array_equal(alone.candidate_regions, weighted.candidate_regions)
+    assert not alone.salient_mask.any()  # the paper's rule: below the largest region's mean
+    with pytest.raises(ValueError, match=r"step2\.evidence"):
+        segment(flow, relevance, {"name": "epipolar", "evidence": "distance"})
+
+
 def test_same_flow_same_regions():
     flow, mask = translating_camera_scene()
     flow += np.random.default_rng(1).normal(0, 0.05, flow.shape).astype(np.float32)

@@ -7,8 +7,8 @@ that line. ``F`` is fitted robustly (RANSAC, then trimmed least squares) to corr
 ``x -> x + w(x)`` sampled from the flow, and a pixel is a candidate when its Sampson distance
 to ``F`` exceeds ``max(min_distance, noise_factor * median distance)``: the median tracks the
 flow's own error.
-Candidates and the other pixels are split into connected components, then selected by relevance
-like the other step 2 methods. Blind spots: a mover sliding along its epipolar line, and pairs
+Candidates and the other pixels are split into connected components, then selected like the
+other step 2 methods, by the relevance times the Sampson distance (``evidence``). Blind spots: a mover sliding along its epipolar line, and pairs
 without camera translation (``F`` is then undetermined: nothing is a candidate).
 Maps at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
 """
@@ -49,6 +49,10 @@ def epipolar_outliers(
     return distance > outlier_threshold(distance, min_distance, noise_factor)
 
 
+EVIDENCE = ("relevance", "relevance_x_distance")
+"""What the selection weighs (``step2.evidence`` of this step)."""
+
+
 @STEP2_METHODS.register("epipolar")
 def epipolar_step(
     flow: np.ndarray,
@@ -61,6 +65,7 @@ def epipolar_step(
     seed: int = 0,
     selection: str = "paper",
     min_share: float = 0.1,
+    evidence: str = "relevance_x_distance",
     **_: object,
 ) -> Segmentation:
     """Epipolar step 2: epipolar outliers -> connected components -> salient regions.
@@ -68,14 +73,23 @@ def epipolar_step(
     ``min_distance`` (pixels) and ``noise_factor`` set the outlier test of
     :func:`epipolar_outliers`; ``samples`` and ``seed`` the fit of :func:`fundamental_matrix`;
     ``min_region``, ``connectivity``, ``selection`` and ``min_share`` as in the other methods.
+
+    ``evidence`` is the map the selection weighs: ``"relevance"``, or
+    ``"relevance_x_distance"`` (beyond the paper), the positive relevance times each pixel's
+    Sampson distance (pixels): the classifier says where the salient motion is, the geometry how
+    far a region leaves its epipolar lines, so a few outlier pixels under a relevance blob no
+    longer outscore a mover that the relevance covers thinly.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
-    outliers = epipolar_outliers(
-        flow,
+    if evidence not in EVIDENCE:
+        raise ValueError(f"step2.evidence must be one of {EVIDENCE}, got {evidence!r}")
+    distance = epipolar_distance(flow, non_negative_int(samples, "step2.samples"), seed)
+    outliers = distance > outlier_threshold(
+        distance,
         positive(min_distance, "step2.min_distance"),
         positive(noise_factor, "step2.noise_factor"),
-        non_negative_int(samples, "step2.samples"),
-        seed,
     )
+    if evidence == "relevance_x_distance":
+        relevance = np.maximum(relevance, 0) * distance
     return split_and_select(outliers, relevance, min_region, connectivity, selection, min_share)

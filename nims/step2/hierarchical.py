@@ -191,7 +191,7 @@ def hierarchical_step(
     residual_split: bool = True,
     parallax_ratio: float | None = 1024.0,
     parallax_min_residual: float = 0.2,
-    parallax_min_share: float = 0.02,
+    parallax_min_share: float = 0.01,
     parallax_step: Mapping[str, object] | None = None,
     evidence: str = DEFAULT_EVIDENCE,
     stride: int = 2,
