@@ -8,8 +8,9 @@ that line. ``F`` is fitted robustly (RANSAC, then trimmed least squares) to corr
 to ``F`` exceeds ``max(min_distance, noise_factor * median distance)``: the median tracks the
 flow's own error.
 Candidates and the other pixels are split into connected components, then selected like the
-other step 2 methods, by the relevance times the Sampson distance (``evidence``). Blind spots: a mover sliding along its epipolar line, and pairs
-without camera translation (``F`` is then undetermined: nothing is a candidate).
+other step 2 methods, by the relevance times the Sampson distance (``evidence``). Blind spots:
+a mover sliding along its epipolar line, and pairs without camera translation (``F`` is then
+undetermined: nothing is a candidate).
 Maps at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
 """
 
