@@ -11,6 +11,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from nims.report import announce_run_folder, run_dir, write_json, write_resolved_config
+from nims.synthetic.davis_layout import write_davis_layout
 from nims.synthetic.sets import GENERATORS, build_set
 from nims.visualize import write_png
 
@@ -32,6 +33,16 @@ def run(cfg: DictConfig) -> dict:
     write_png(folder / "contact_sheet.png", contact_sheet(cached))
     print(json.dumps(statistics, indent=2))
     print(f"contact sheet: {folder / 'contact_sheet.png'}")
+    if cfg.get("davis_layout"):
+        root = Path(str(cfg.davis_layout)).resolve()
+        names = write_davis_layout(cached, root)
+        statistics["davis_layout"] = str(root)
+        write_json(folder / "statistics.json", statistics)
+        print(
+            f"{len(names)} videos in the DAVIS layout in {root}; score them with: python "
+            f"evaluate.py dataset=davis2016 dataset.root={root} dataset.split=val "
+            f"flow=precomputed flow.root={root / 'flows'}"
+        )
     return statistics
 
 

@@ -488,6 +488,66 @@ def test_the_held_out_parallax_set_evaluates_in_the_same_protocol(
     assert 0 <= summary["frame_recall"] <= 1
 
 
+def test_a_rendered_set_in_the_davis_layout_is_scored_as_real_video(
+    tmp_path, compose_config, checkpoint
+):
+    from nims import generate
+    from nims.flow import read_flow
+    from nims.synthetic.davis_layout import write_davis_layout
+
+    root = tmp_path / "boxes_davis"
+    boxes = [
+        "dataset=parallax_boxes",
+        "dataset.videos=3",
+        "dataset.frames=3",
+        "dataset.size=[90,160]",
+        "dataset.flow_source=analytic",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+    ]
+    generate.run(compose_config("generate", boxes + [f"davis_layout={root}", "progress=false"]))
+    sequences = ["video_0000", "video_0001", "video_0002"]
+    assert (root / "ImageSets" / "2016" / "val.txt").read_text().split() == sequences
+    video = next((tmp_path / "cache").glob("parallax_boxes-*/manifest.json")).parent / "video_0001"
+    flows, masks = np.load(video / "flows.npy"), np.load(video / "masks.npy")
+    others = np.load(video / "others.npy")
+    assert len(list((root / "JPEGImages" / "480p" / "video_0001").glob("*.jpg"))) == 4
+    for index in range(3):
+        flow = read_flow(root / "flows" / "video_0001" / f"{index:05d}.flo")
+        assert np.array_equal(flow, flows[index].astype(np.float32))
+        annotation = cv2.imread(str(root / "Annotations/480p/video_0001" / f"{index:05d}.png"), 0)
+        assert np.array_equal(annotation > 0, masks[index])
+        other = cv2.imread(str(root / "Others/480p/video_0001" / f"{index:05d}.png"), 0)
+        assert np.array_equal(other > 0, others[index])
+    with pytest.raises(FileExistsError, match="not empty"):
+        write_davis_layout(video.parent, root)
+    # Known answer: saved masks that are the Others masks mark all of their pixels and none of
+    # the mover's.
+    saved = tmp_path / "saved"
+    for sequence in sequences:
+        (saved / sequence).mkdir(parents=True)
+        for path in (root / "Others" / "480p" / sequence).glob("*.png"):
+            (saved / sequence / path.name).write_bytes(path.read_bytes())
+    davis = [
+        "dataset=davis2016",
+        f"dataset.root={root}",
+        "dataset.split=val",
+        "flow=precomputed",
+        f"flow.root={root / 'flows'}",
+        "logger=none",
+        "progress=false",
+    ]
+    evaluate.run(compose_config("evaluate", davis + [f"predictions={saved}"]))
+    summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
+    assert summary["others_marked_salient"] == 1.0 and summary["J_mean"] == 0.0
+    evaluate.run(compose_config("evaluate", davis + [f"checkpoint={checkpoint}"]))
+    summary = json.loads((tmp_path / "run3" / "summary.json").read_text())
+    assert summary["parallax_step_frames"] > 0 and 0 <= summary["others_marked_salient"] <= 1
+    assert "Share of the pixels of `Others`" in (tmp_path / "run3" / "summary.md").read_text()
+    (root / "Others" / "480p" / "video_0002" / "00003.png").unlink()
+    with pytest.raises(RuntimeError, match="video_0002 holds 3 masks for 4 annotations"):
+        evaluate.run(compose_config("evaluate", davis + [f"predictions={saved}"]))
+
+
 def test_the_crowd_task_gates_masks_by_the_decision(tmp_path, compose_config):
     # A classifier that calls every frame non-salient: with the crowd task's default gate,
     # nothing is marked anywhere, and every frame without a wrong-way walker counts as empty.

@@ -42,6 +42,7 @@ from nims.benchmarks.davis_protocol import (
     sequence_rows,
     sequence_statistics,
 )
+from nims.benchmarks.synthetic import others_marked
 from nims.data import davis
 from nims.data.flow_cache import sequence_flows
 from nims.methods import FrameResult
@@ -96,8 +97,28 @@ class Davis2016:
             return computed
 
         return SequenceData(
-            name, len(frames), lambda index: davis.read_image(frames[index]), flows, truths
+            name,
+            len(frames),
+            lambda index: davis.read_image(frames[index]),
+            flows,
+            truths,
+            {"others": self._others(name, len(annotations), shape)},
         )
+
+    def _others(self, name: str, count: int, shape) -> list[np.ndarray] | None:
+        """The masks of ``Others/<resolution>/<name>/`` (objects that must not be marked, as
+        :mod:`nims.synthetic.davis_layout` writes them), one per annotation; None without that
+        folder (DAVIS itself)."""
+        folder = self.root / "Others" / self.resolution / name
+        if not folder.is_dir():
+            return None
+        paths = sorted(folder.glob("*.png"))
+        if len(paths) != count:
+            raise ValueError(
+                f"{folder} holds {len(paths)} masks for {count} annotations: write one per "
+                "frame, or remove the folder"
+            )
+        return [davis.read_mask(path, shape, "the frames'") for path in paths]
 
     def _annotations_only(self, name: str) -> SequenceData:
         """A sequence of a DAVIS copy without ``JPEGImages``: its annotations, to score saved
@@ -187,6 +208,10 @@ class Davis2016:
         and for a classifying method the oracle's, the logits and the relevance diagnostic."""
         frames, _ = metrics.evaluate_sequence([r.mask for r in results], data.truths)
         score = {"J": frames["J"], "F": frames["F"]}
+        if data.extra.get("others") is not None:
+            score["others_marked"] = [
+                others_marked(r.mask, o) for r, o in zip(results, data.extra["others"], strict=True)
+            ]
         if method.classifies:
             oracle, _ = metrics.evaluate_sequence(_oracle_masks(data, results), data.truths)
             flows = data.flows
@@ -239,6 +264,13 @@ class Davis2016:
             if classified:
                 oracle_sequence[name] = sequence_statistics(score["oracle_J"], score["oracle_F"])
         summary = metrics.dataset_summary(per_sequence)
+        marked = [
+            share
+            for score in scores.values()
+            for share in score.get("others_marked", [])[1:-1]  # the protocol's frames
+        ]
+        if marked:
+            summary["others_marked_salient"] = nan_mean(marked)
         if self.cfg.get("predictions"):
             title = f"DAVIS-2016 {', '.join(scores)}: {Path(str(self.cfg.predictions)).name}"
         else:
@@ -253,6 +285,11 @@ class Davis2016:
         write_csv(self.folder / "per_frame.csv", per_frame)
         write_csv(self.folder / "per_sequence.csv", rows)
         table = write_summary(self.folder, summary, title) + extra
+        if "others_marked_salient" in summary:
+            table += (
+                "\nShare of the pixels of `Others` (objects that must not be marked) marked "
+                f"salient: {summary['others_marked_salient']:.3f}\n"
+            )
         atomic_write_text(self.folder / "summary.md", table)
         from nims.html_report import write_html_report
 
