@@ -10,7 +10,9 @@ from nims.model import MotionClassifier, save_checkpoint
 def shipped_like_checkpoint(tmp_path, task="independent", norm="batch"):
     torch.manual_seed(0)
     path = tmp_path / f"{task}.pt"
-    save_checkpoint(path, MotionClassifier((32, 48), (4, 8, 8), norm=norm).eval(), task, {})
+    save_checkpoint(
+        path, MotionClassifier((32, 48), (4, 8, 8), norm=norm, head="max").eval(), task, {}
+    )
     return path
 
 

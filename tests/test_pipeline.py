@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from nims import evaluate
+from nims.attribution import at_flow_resolution
 from nims.frame_threads import map_frames
 from nims.methods.nims import empty_result, run_frames, sequence_results
 from nims.model import MotionClassifier, save_checkpoint
@@ -44,9 +45,9 @@ PIPELINE = OmegaConf.create(
 )
 
 
-def classifier(norm="batch", seed=0, input_size=(32, 48)):
+def classifier(norm="batch", seed=0, input_size=(32, 48), head="fc"):
     torch.manual_seed(seed)
-    return MotionClassifier(input_size, (4, 8, 8), (5, 3, 3), norm).eval()
+    return MotionClassifier(input_size, (4, 8, 8), (5, 3, 3), norm, head).eval()
 
 
 @pytest.fixture
@@ -101,6 +102,40 @@ def test_map_frames_keeps_the_order_and_raises_for_the_failing_item():
 
     with pytest.raises(ValueError, match="frame 3"):
         list(map_frames(fail_on_three, range(6), workers=2))
+
+
+def test_each_frame_is_decided_and_interpreted_at_its_surest_scale():
+    from nims.attribution import attribute_flows, to_model_input
+
+    flows, _ = moving_square_flows(4)
+    model = MotionClassifier((32, 48), (4, 8, 8), (5, 3, 3), "instance", head="max").eval()
+    one = run_frames(model, flows, PIPELINE, batch_size=3)
+
+    def scaled(offsets):
+        cfg = {"decision": {"scales": [1.0, 2.0], "offsets": offsets}}
+        return run_frames(model, flows, OmegaConf.merge(PIPELINE, cfg), batch_size=3)
+
+    # Known answers: the second reading is the flow at 64 x 96, its logits those of the model
+    # on that batch; with an offset no logit reaches, every frame stays with the first.
+    with torch.no_grad():
+        twice = model(to_model_input(flows, (64, 96))).numpy()
+    for result, alone in zip(scaled([0.0, 1e6]), one, strict=True):
+        assert result.logit == alone.logit
+        np.testing.assert_array_equal(result.relevance, alone.relevance)
+    for result, flow, logit in zip(scaled([0.0, -1e6]), flows, twice, strict=True):
+        assert result.logit == pytest.approx(logit + 1e6)
+        expected = attribute_flows(model, [flow], PIPELINE.attribution, scale=2.0).relevance[0]
+        assert expected.shape == (64, 96) and result.relevance.shape == flow.shape[:2]
+        np.testing.assert_allclose(
+            result.relevance, at_flow_resolution(expected, flow.shape), rtol=1e-5, atol=1e-7
+        )
+    bad = OmegaConf.merge(PIPELINE, {"decision": {"scales": [1.0, 2.0], "offsets": [0.0]}})
+    with pytest.raises(ValueError, match="decision.scales"):
+        run_frames(model, flows, bad)
+    paper = classifier()  # the flattened head reads one size only
+    cfg = OmegaConf.merge(PIPELINE, {"decision": {"scales": [1.0, 2.0]}})
+    with pytest.raises(ValueError, match="reads a map of one size"):
+        run_frames(paper, flows, cfg)
 
 
 def test_each_frame_is_decided_with_its_neighbours_across_batches():
@@ -392,24 +427,26 @@ def test_relevance_flow_correlation():
 @pytest.mark.parametrize("task, norm", [("independent", "batch"), ("crowd", "instance")])
 def test_nims_on_the_test_videos_of_a_synthetic_set(tmp_path, compose_config, task, norm):
     path = tmp_path / f"{task}.pt"
-    save_checkpoint(path, classifier(norm), task, {})
-    cfg = compose_config(
-        "evaluate",
-        [
-            f"task={task}",
-            f"dataset={task}_synth",
-            "logger=none",
-            "dataset.videos=4",
-            "dataset.frames=3",
-            "dataset.size=[64,112]",
-            "dataset.flow_source=analytic",
-            f"dataset.cache_dir={tmp_path / 'cache'}",
-            f"checkpoint={path}",
-        ],
-    )
-    evaluate.run(cfg)
+    # The shipped classifiers' head: the crowd task also reads the flow at twice its size.
+    save_checkpoint(path, classifier(norm, head="max"), task, {})
+    overrides = [
+        f"task={task}",
+        f"dataset={task}_synth",
+        "logger=none",
+        "dataset.videos=4",
+        "dataset.frames=3",
+        "dataset.size=[64,112]",
+        "dataset.flow_source=analytic",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+    ]
+    evaluate.run(compose_config("evaluate", [*overrides, f"checkpoint={path}"]))
     summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["test_frames"] == 3
+    if task == "crowd":  # a flattened head reads one size: refused before any frame
+        flattened = tmp_path / "flattened.pt"
+        save_checkpoint(flattened, classifier(norm), task, {})
+        with pytest.raises(ValueError, match="reads a map of one size: use decision=default"):
+            evaluate.run(compose_config("evaluate", [*overrides, f"checkpoint={flattened}"]))
     for key in (
         "frame_accuracy",
         "J_mean_detected_salient",
@@ -551,7 +588,7 @@ def test_a_rendered_set_in_the_davis_layout_is_scored_as_real_video(
 def test_the_crowd_task_gates_masks_by_the_decision(tmp_path, compose_config):
     # A classifier that calls every frame non-salient: with the crowd task's default gate,
     # nothing is marked anywhere, and every frame without a wrong-way walker counts as empty.
-    model = classifier("instance")
+    model = classifier("instance", head="max")
     with torch.no_grad():
         model.fc.bias.fill_(-1e3)
     path = tmp_path / "crowd.pt"

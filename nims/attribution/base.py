@@ -127,16 +127,37 @@ def decision_logits(logits: np.ndarray, window: int) -> np.ndarray:
     return (sums[high] - sums[low]) / (high - low)
 
 
+def scaled_input_size(model: MotionClassifier, scale: float) -> tuple[int, int]:
+    """The classifier's input size times ``scale``, each side rounded to a multiple of 8 (at
+    least 8); another size than its own needs a fully convolutional classifier."""
+    if scale == 1:
+        return model.input_size
+    if scale <= 0:
+        raise ValueError(f"decision.scales must be positive, got {scale}")
+    if not model.fully_convolutional:
+        raise ValueError(
+            f"decision.scales reads the flow at {scale} times the classifier's input size, but "
+            f"its head ({model.head!r}) reads a map of one size: use decision=default (one "
+            "reading at its input size)"
+        )
+    return tuple(max(8, 8 * round(side * scale / 8)) for side in model.input_size)
+
+
 def attribute_flows(
-    model: MotionClassifier, flows: Sequence[np.ndarray], attribution_cfg=None, flips: int = 1
+    model: MotionClassifier,
+    flows: Sequence[np.ndarray],
+    attribution_cfg=None,
+    flips: int = 1,
+    scale: float = 1.0,
 ) -> Attribution:
-    """:func:`attribute` on ``(H, W, 2)`` flow fields (pixels), at the classifier's resolution;
-    the result on the CPU whatever the model's device."""
+    """:func:`attribute` on ``(H, W, 2)`` flow fields (pixels), at the classifier's resolution
+    (times ``scale``: :func:`scaled_input_size`); the result on the CPU whatever the model's
+    device."""
     attribution_cfg = attribution_cfg or {"name": "lrp"}
     # The batch goes where the model is (CPU, or the GPU of device=cuda); results come back.
     # Channels-last: the convolutions take the few-channel maps in about half the time on the
     # CPU (make bench), with the same results to float rounding.
-    batch = to_model_input(flows, model.input_size).to(
+    batch = to_model_input(flows, scaled_input_size(model, float(scale))).to(
         model.fc.weight.device, memory_format=torch.channels_last
     )
     on_device = attribute(model, batch, attribution_cfg, flips)

@@ -146,7 +146,7 @@ def lrp(model: MotionClassifier, flow: torch.Tensor, rules=None, **_: object) ->
     ``start`` (``logit`` | ``unit``, see :func:`propagate`).
     """
     rules = dict(rules or {})
-    check_model_input(flow, model.input_size)
+    check_model_input(flow, model.input_size, 8 if model.fully_convolutional else None)
     model.eval()
     lower, upper = input_bounds(
         flow, rules.get("bounds", "sample"), rules.get("low"), rules.get("high"), model

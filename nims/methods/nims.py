@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from nims.attribution import at_flow_resolution, attribute_flows, decision_logits
+from nims.attribution.base import scaled_input_size
 from nims.device import resolve_device
 from nims.frame_threads import map_frames
 from nims.methods.base import METHODS, FrameResult
@@ -52,6 +53,8 @@ class Nims:
         self.cfg = cfg
         self.model = task_classifier(cfg)
         self.input_size = self.model.input_size
+        for scale, _ in decision_scales(cfg.get("decision") or {}):  # before any frame is read
+            scaled_input_size(self.model, scale)
 
     def predict(self, data, progress: str | None = None) -> list[FrameResult]:
         return sequence_results(self.model, data.flows, self.cfg, data.n_frames, progress)
@@ -67,8 +70,10 @@ def run_frames(
     """NIMS on the flow fields ``(H, W, 2)`` (pixels) of one sequence, in frame order: one
     result per flow.
 
-    ``cfg`` provides ``attribution``, ``decision`` (``flips``, ``window``; absent: one pass, each
-    frame alone), ``step2`` and ``saliency`` (``lam``, ``mask_threshold``, optionally ``gate``).
+    ``cfg`` provides ``attribution``, ``decision`` (``flips``, ``window``, ``scales``,
+    ``offsets``; absent: one pass at the classifier's size, each frame alone, see
+    :func:`decision_scales`), ``step2`` and ``saliency`` (``lam``, ``mask_threshold``,
+    optionally ``gate``).
     Step 1 runs on every frame first, so that each frame's decision can read its neighbours'
     logits. ``progress``: the label of a progress bar over the frames (none when None).
     """
@@ -83,21 +88,31 @@ def run_frames(
     if not len(flows):
         return []
     decision = cfg.get("decision") or {}
-    # Only the channel-summed relevance and the logits are kept: a long video's per-channel
-    # relevance would double what the whole sequence holds in memory.
-    batches = []
-    for start in range(0, len(flows), batch_size):
-        batch = flows[start : start + batch_size]
-        attribution = attribute_flows(model, batch, cfg.attribution, decision.get("flips", 1))
-        batches.append((attribution.relevance, attribution.logits.detach()))
-    relevance = torch.cat([maps for maps, _ in batches])
-    logits = torch.cat([batch_logits for _, batch_logits in batches]).numpy()
-    decisions = decision_logits(logits, decision.get("window", 1))
+    # Per scale the classifier reads the flow at: each frame's relevance and decision logits.
+    relevance, decisions = [], []
+    for scale, offset in decision_scales(decision):
+        # Only the channel-summed relevance and the logits are kept: a long video's per-channel
+        # relevance would double what the whole sequence holds in memory.
+        batches = []
+        for start in range(0, len(flows), batch_size):
+            batch = flows[start : start + batch_size]
+            attribution = attribute_flows(
+                model, batch, cfg.attribution, decision.get("flips", 1), scale
+            )
+            batches.append((attribution.relevance, attribution.logits.detach()))
+        relevance.append(torch.cat([maps for maps, _ in batches]))
+        logits = torch.cat([batch_logits for _, batch_logits in batches]).numpy()
+        decisions.append(decision_logits(logits - offset, decision.get("window", 1)))
+    # Each frame is decided, and interpreted, at the scale where the classifier is surest.
+    chosen = np.argmax(decisions, axis=0)
 
     def frame(index: int) -> FrameResult:
-        flow = flows[index]
+        flow, scale = flows[index], chosen[index]
         return nims_frame(
-            flow, at_flow_resolution(relevance[index], flow.shape), decisions[index], cfg
+            flow,
+            at_flow_resolution(relevance[scale][index], flow.shape),
+            decisions[scale][index],
+            cfg,
         )
 
     return list(
@@ -110,6 +125,26 @@ def run_frames(
             disable=bars_off(progress is not None),
         )
     )
+
+
+def decision_scales(decision) -> list[tuple[float, float]]:
+    """``(scale, offset)`` pairs of a ``decision`` config node: the classifier reads the flow at
+    ``scale`` times its input size, and its logit there, minus ``offset``, is the scale's
+    decision (``decision.scales``, ``decision.offsets``; absent: ``[1.0]`` and no offset, the
+    paper's one reading).
+
+    A walker a few pixels tall at the classifier's input is seen at twice that size, where the
+    classifier's maximum over four times as many positions runs higher: the offset, set on the
+    training generator's validation videos, keeps the quiet frames' decisions as they were.
+    """
+    scales = [float(value) for value in decision.get("scales", [1.0])]
+    offsets = [float(value) for value in decision.get("offsets", [0.0] * len(scales))]
+    if not scales or len(offsets) != len(scales):
+        raise ValueError(
+            f"decision.scales ({scales}) and decision.offsets ({offsets}) need one value each "
+            "per scale, at least one"
+        )
+    return list(zip(scales, offsets, strict=True))
 
 
 def nims_frame(flow: np.ndarray, relevance: np.ndarray, logit: float, cfg) -> FrameResult:
