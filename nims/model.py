@@ -105,7 +105,7 @@ class MotionClassifier(nn.Module):
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
         """Logits ``(B,)`` of a flow batch ``(B, 2, h, w)`` at ``input_size``; a fully
         convolutional classifier also takes any sides that are multiples of 8 (training at
-        several scales, ``trainer.scales``)."""
+        several scales, ``trainer.scales``; deciding at several, ``decision.scales``)."""
         check_model_input(flow, self.input_size, 8 if self.fully_convolutional else None)
         x = flow
         for conv, norm in zip(self.convs, self.norms, strict=True):

@@ -134,8 +134,9 @@ def decision_scales(decision) -> list[tuple[float, float]]:
     paper's one reading).
 
     A walker a few pixels tall at the classifier's input is seen at twice that size, where the
-    classifier's maximum over four times as many positions runs higher: the offset, set on the
-    training generator's validation videos, keeps the quiet frames' decisions as they were.
+    classifier's logits also run higher on quiet frames: the offset, set on the training
+    generator's validation videos, keeps its frame accuracy within a point of one reading
+    (``conf/decision/two_scales.yaml``).
     """
     scales = [float(value) for value in decision.get("scales", [1.0])]
     offsets = [float(value) for value in decision.get("offsets", [0.0] * len(scales))]
