@@ -102,11 +102,17 @@ class MotionClassifier(nn.Module):
         value per channel, the ``fc`` head a map of ``input_size / 8``."""
         return self.head != "fc"
 
+    def check_input(self, flow: torch.Tensor) -> None:
+        """Raise a clear error for a flow batch this classifier cannot take
+        (:func:`check_model_input`: its input size, or any multiple of 8 when fully
+        convolutional)."""
+        check_model_input(flow, self.input_size, 8 if self.fully_convolutional else None)
+
     def forward(self, flow: torch.Tensor) -> torch.Tensor:
         """Logits ``(B,)`` of a flow batch ``(B, 2, h, w)`` at ``input_size``; a fully
         convolutional classifier also takes any sides that are multiples of 8 (training at
         several scales, ``trainer.scales``; deciding at several, ``decision.scales``)."""
-        check_model_input(flow, self.input_size, 8 if self.fully_convolutional else None)
+        self.check_input(flow)
         x = flow
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = F.max_pool2d(F.relu(norm(conv(x))), 2)
@@ -114,6 +120,12 @@ class MotionClassifier(nn.Module):
 
 
 HEADS = ("fc", "max", "mean")
+
+
+def sides_times(size: Sequence[int], factor: float) -> tuple[int, int]:
+    """``(height, width)`` times ``factor``, each side rounded to a multiple of 8 (at least 8):
+    a size the three 2x2 max-pools of the classifier divide."""
+    return tuple(max(8, 8 * round(int(side) * factor / 8)) for side in size)
 
 
 def weights_architecture(architecture: dict) -> dict:

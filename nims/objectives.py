@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from nims.frame_scores import classification_metrics, mask_overlaps, mean_jaccard
-from nims.model import build_model
+from nims.model import build_model, sides_times
 from nims.synthetic.frames import MaskedFrames, build_synthetic_frames
 from nims.synthetic.scenes import build_scenes
 from nims.synthetic.sets import GENERATORS
@@ -76,7 +76,7 @@ def rescaled(flows: torch.Tensor, factor: float) -> torch.Tensor:
     multiple of 8 (at least 8), its vectors rescaled to the new pixels (as
     :func:`nims.flow.resize_flow`: area averaging when shrinking, bilinear otherwise)."""
     height, width = flows.shape[2:]
-    size = tuple(max(8, 8 * round(side * factor / 8)) for side in (height, width))
+    size = sides_times((height, width), factor)
     if size == (height, width):
         return flows
     mode = "area" if size[0] * size[1] < height * width else "bilinear"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from nims.flow import check_flow, resize_flow
-from nims.model import MotionClassifier
+from nims.model import MotionClassifier, sides_times
 from nims.registry import Registry
 
 ATTRIBUTIONS: Registry = Registry("attribution")
@@ -140,7 +140,7 @@ def scaled_input_size(model: MotionClassifier, scale: float) -> tuple[int, int]:
             f"its head ({model.head!r}) reads a map of one size: use decision=default (one "
             "reading at its input size)"
         )
-    return tuple(max(8, 8 * round(side * scale / 8)) for side in model.input_size)
+    return sides_times(model.input_size, scale)
 
 
 def attribute_flows(

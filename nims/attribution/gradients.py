@@ -6,13 +6,13 @@ from __future__ import annotations
 import torch
 
 from nims.attribution.base import ATTRIBUTIONS, Attribution
-from nims.model import MotionClassifier, check_model_input
+from nims.model import MotionClassifier
 
 
 @ATTRIBUTIONS.register("gradient_x_input")
 def gradient_x_input(model: MotionClassifier, flow: torch.Tensor, **_: object) -> Attribution:
     """Gradient of the logit times the input."""
-    check_model_input(flow, model.input_size, 8 if model.fully_convolutional else None)
+    model.check_input(flow)
     model.eval()
     flow = flow.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -30,7 +30,7 @@ def integrated_gradients(
 ) -> Attribution:
     """Integrated gradients (Sundararajan et al. 2017) from the zero-motion baseline, midpoint
     rule with ``steps`` points."""
-    check_model_input(flow, model.input_size, 8 if model.fully_convolutional else None)
+    model.check_input(flow)
     reference = torch.zeros_like(flow)
     if steps < 1:
         raise ValueError(f"integrated gradients steps must be >= 1, got {steps}")

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from nims.attribution.base import ATTRIBUTIONS, Attribution
 from nims.attribution.rules import rule
 from nims.folding import InterpretationNetwork, fold
-from nims.model import MotionClassifier, check_model_input, head_features
+from nims.model import MotionClassifier, head_features
 
 
 def maxpool_winner_takes_all(pre_pool: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
@@ -146,7 +146,7 @@ def lrp(model: MotionClassifier, flow: torch.Tensor, rules=None, **_: object) ->
     ``start`` (``logit`` | ``unit``, see :func:`propagate`).
     """
     rules = dict(rules or {})
-    check_model_input(flow, model.input_size, 8 if model.fully_convolutional else None)
+    model.check_input(flow)
     model.eval()
     lower, upper = input_bounds(
         flow, rules.get("bounds", "sample"), rules.get("low"), rules.get("high"), model
