@@ -857,6 +857,11 @@ def test_a_failing_run_prints_one_clear_error(tmp_path):
             r"step2.min_angle is not read .* with step2.candidates=projection: "
             r"step2.candidates=contrast",
         ),
+        (
+            ["step2=epipolar", "step2.evidence=relevance", "step2.relevance_floor=0.5"],
+            r"step2.relevance_floor is not read .* with step2.evidence=relevance: "
+            r"step2.evidence=relevance_x_distance",
+        ),
     ],
 )
 def test_a_step2_setting_the_method_does_not_read_is_refused(

@@ -113,6 +113,23 @@ def test_the_selection_weighs_the_relevance_by_the_distance_to_the_epipolar_line
         segment(flow, relevance, {"name": "epipolar", "evidence": "distance"})
 
 
+def test_a_mover_the_relevance_misses_is_weighed_by_its_distance_over_the_floor():
+    # LRP through max-pooling leaves the relevance exactly zero away from its winning units:
+    # here on the mover, while the near pole and the background hold all of it.
+    flow, mask = translating_camera_scene(bend=4.0)
+    relevance = np.full(mask.shape, 0.01)
+    relevance[POLE] = 0.2
+    relevance[mask] = 0.0
+    floored = segment(flow, relevance, {"name": "epipolar"})
+    assert jaccard(floored.salient_mask, mask) > 0.9 and not floored.salient_mask[POLE].any()
+    # The product alone weighs the mover zero, below the background's mean evidence.
+    product = segment(flow, relevance, {"name": "epipolar", "relevance_floor": 0.0})
+    assert np.array_equal(product.candidate_regions, floored.candidate_regions)
+    assert not product.salient_mask.any()
+    with pytest.raises(ValueError, match=r"step2\.relevance_floor must be >= 0"):
+        segment(flow, relevance, {"name": "epipolar", "relevance_floor": -0.1})
+
+
 def test_same_flow_same_regions():
     flow, mask = translating_camera_scene()
     flow += np.random.default_rng(1).normal(0, 0.05, flow.shape).astype(np.float32)

@@ -218,14 +218,16 @@ def oracle_mask(segmentation: Segmentation, truth: np.ndarray) -> np.ndarray:
 
 
 # Settings a method takes but leaves unread under some value of another setting:
-# ``{method: {setting: {value: keys not read under it}}}`` (the light step's candidate tests).
+# ``{method: {setting: {value: keys not read under it}}}`` (the light step's candidate tests, the
+# epipolar step's floor under the relevance alone).
 UNREAD_SETTINGS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "light": {
         "candidates": {
             "contrast": (),
             "projection": ("min_motion", "min_angle", "noise_factor"),
         }
-    }
+    },
+    "epipolar": {"evidence": {"relevance_x_distance": (), "relevance": ("relevance_floor",)}},
 }
 
 

@@ -8,7 +8,9 @@ that line. ``F`` is fitted robustly (RANSAC, then trimmed least squares) to corr
 to ``F`` exceeds ``max(min_distance, noise_factor * median distance)``: the median tracks the
 flow's own error.
 Candidates and the other pixels are split into connected components, then selected like the
-other step 2 methods, by the relevance times the Sampson distance (``evidence``). Blind spots:
+other step 2 methods, by the relevance times the Sampson distance (``evidence``), the relevance
+raised everywhere by a floor (``relevance_floor``) so that where the classifier's relevance is
+silent the geometry still speaks. Blind spots:
 a mover sliding along its epipolar line, and pairs without camera translation (``F`` is then
 undetermined: nothing is a candidate).
 Maps at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
@@ -67,6 +69,7 @@ def epipolar_step(
     selection: str = "paper",
     min_share: float = 0.1,
     evidence: str = "relevance_x_distance",
+    relevance_floor: float = 0.1,
     **_: object,
 ) -> Segmentation:
     """Epipolar step 2: epipolar outliers -> connected components -> salient regions.
@@ -80,11 +83,19 @@ def epipolar_step(
     Sampson distance (pixels): the classifier says where the salient motion is, the geometry how
     far a region leaves its epipolar lines, so a few outlier pixels under a relevance blob no
     longer outscore a mover that the relevance covers thinly.
+
+    ``relevance_floor`` (``relevance_x_distance`` only) is added to the positive relevance
+    everywhere, in units of its frame mean, before the product: LRP through max-pooling leaves
+    the relevance exactly zero away from the winning units, and a mover that leaves its
+    epipolar lines where the relevance is zero would otherwise weigh nothing, tied with a
+    background that does not leave them. 0: the product alone.
     """
     flow = check_flow(flow)
     relevance = check_relevance(relevance, flow.shape[:2])
     if evidence not in EVIDENCE:
         raise ValueError(f"step2.evidence must be one of {EVIDENCE}, got {evidence!r}")
+    if not relevance_floor >= 0:
+        raise ValueError(f"step2.relevance_floor must be >= 0, got {relevance_floor}")
     distance = epipolar_distance(flow, non_negative_int(samples, "step2.samples"), seed)
     outliers = distance > outlier_threshold(
         distance,
@@ -92,5 +103,7 @@ def epipolar_step(
         positive(noise_factor, "step2.noise_factor"),
     )
     if evidence == "relevance_x_distance":
-        relevance = np.maximum(relevance, 0) * distance
+        positive_relevance = np.maximum(relevance, 0)
+        floor = float(relevance_floor) * float(positive_relevance.mean())
+        relevance = (positive_relevance + floor) * distance
     return split_and_select(outliers, relevance, min_region, connectivity, selection, min_share)
