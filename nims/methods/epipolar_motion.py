@@ -8,7 +8,7 @@ import numpy as np
 from nims.epipolar import epipolar_distance
 from nims.methods.base import METHODS, FlowOnlyMethod
 from nims.step2 import connected_regions
-from nims.step2.epipolar import outlier_threshold
+from nims.step2.epipolar import distance_outliers
 
 
 @METHODS.register("epipolar_motion")
@@ -22,6 +22,6 @@ class EpipolarMotion(FlowOnlyMethod):
     def frame(self, flow: np.ndarray):
         method, lam = self.cfg.method, float(self.cfg.saliency.lam)
         distance = epipolar_distance(flow, int(method.samples), int(method.seed))
-        threshold = outlier_threshold(distance, method.min_distance, method.noise_factor)
-        regions = connected_regions((distance > threshold).astype(np.int32), method.min_region)
+        outliers = distance_outliers(distance, method.min_distance, method.noise_factor)
+        regions = connected_regions(outliers.astype(np.int32), method.min_region)
         return regions > 0, (1 - np.exp(-lam * distance)).astype(np.float32)

@@ -10,9 +10,8 @@ flow's own error.
 Candidates and the other pixels are split into connected components, then selected like the
 other step 2 methods, by the relevance times the Sampson distance (``evidence``), the relevance
 raised everywhere by a floor (``relevance_floor``) so that where the classifier's relevance is
-silent the geometry still speaks. Blind spots:
-a mover sliding along its epipolar line, and pairs without camera translation (``F`` is then
-undetermined: nothing is a candidate).
+silent the geometry still speaks. Blind spots: a mover sliding along its epipolar line, and
+pairs without camera translation (``F`` is then undetermined: nothing is a candidate).
 Maps at the flow's resolution: flow ``(H, W, 2)`` in pixels, relevance ``(H, W)``.
 """
 
@@ -39,6 +38,12 @@ def outlier_threshold(distance: np.ndarray, min_distance: float, noise_factor: f
     return max(float(min_distance), float(noise_factor) * float(np.median(distance)))
 
 
+def distance_outliers(distance: np.ndarray, min_distance: float, noise_factor: float) -> np.ndarray:
+    """Pixels whose Sampson ``distance`` ``(H, W)`` (pixels) exceeds :func:`outlier_threshold`:
+    ``(H, W)`` bool."""
+    return distance > outlier_threshold(distance, min_distance, noise_factor)
+
+
 def epipolar_outliers(
     flow: np.ndarray,
     min_distance: float = 0.05,
@@ -48,8 +53,7 @@ def epipolar_outliers(
 ) -> np.ndarray:
     """Pixels whose flow leaves its epipolar line: ``(H, W)`` bool, true where
     :func:`epipolar_distance` exceeds :func:`outlier_threshold`."""
-    distance = epipolar_distance(flow, samples, seed)
-    return distance > outlier_threshold(distance, min_distance, noise_factor)
+    return distance_outliers(epipolar_distance(flow, samples, seed), min_distance, noise_factor)
 
 
 EVIDENCE = ("relevance", "relevance_x_distance")
@@ -97,7 +101,7 @@ def epipolar_step(
     if not relevance_floor >= 0:
         raise ValueError(f"step2.relevance_floor must be >= 0, got {relevance_floor}")
     distance = epipolar_distance(flow, non_negative_int(samples, "step2.samples"), seed)
-    outliers = distance > outlier_threshold(
+    outliers = distance_outliers(
         distance,
         positive(min_distance, "step2.min_distance"),
         positive(noise_factor, "step2.noise_factor"),
