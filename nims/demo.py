@@ -155,7 +155,9 @@ def run(cfg: DictConfig) -> dict:
         store=cfg.paths.flow_format,
     )
     results = postprocess_results(
-        run_frames(model, flows, cfg, progress="NIMS" if cfg.progress else None),
+        run_frames(
+            model, flows, cfg, progress="NIMS" if cfg.progress else None, image=frames.__getitem__
+        ),
         frames.__getitem__,
         cfg.postprocess,
     )

@@ -24,6 +24,7 @@ from nims.synthetic.frames import SyntheticFrames
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
 from nims.synthetic.sets import build_set, split_videos
+from nims.synthetic.videos import trace_video
 from tests.conftest import shared_path, warp_errors
 
 DIS = OmegaConf.create(
@@ -127,6 +128,43 @@ def test_crowd_frame_rate_divides_the_motion_and_keeps_the_scene():
     speeds = np.linalg.norm(moves[0], axis=1)
     assert np.allclose(np.linalg.norm(moves[1], axis=1), speeds / 4)
     assert 0.2 < np.median(speeds) < 0.4  # 1.5 m/s at 5 frames/s
+
+
+def test_crowd_walker_texels_change_the_clothes_not_the_motion():
+    # Finer clothes (texels per metre) redraw the walkers' pixels only: the same scene, exact
+    # flows and masks, the ground untouched, more contrast between neighbouring walker pixels.
+    videos = [
+        trace_video(
+            *crowd_video(
+                CrowdConfig(size=(96, 160), frames=1, people=(40, 40), walker_texels=texels),
+                seed=5,
+                salient=True,
+            )
+        )
+        for texels in ((30.0, 30.0), (120.0, 120.0))
+    ]
+    for name in ("flows", "masks", "others"):
+        assert np.array_equal(videos[0][name][0], videos[1][name][0])
+    walkers = videos[0]["masks"][0] | videos[0]["others"][0]
+    frames = [video["frames"][0].astype(float) for video in videos]
+    assert np.array_equal(frames[0][~walkers], frames[1][~walkers])
+    assert not np.array_equal(frames[0][walkers], frames[1][walkers])
+    inside = walkers[:, 1:] & walkers[:, :-1]
+    steps = [np.abs(np.diff(frame, axis=1))[inside].mean() for frame in frames]
+    assert steps[1] > 1.2 * steps[0]
+
+
+def test_a_generator_field_added_at_its_default_keeps_the_cached_sets_key(tmp_path):
+    # walker_texels at its default draws the sets cached before it existed: their key is kept
+    # (this literal is the key of that set before the field was added).
+    from nims.synthetic.sets import set_key
+
+    keys = [
+        set_key(small_set("crowd_synth", tmp_path, **texels), DIS)
+        for texels in ({}, {"walker_texels": [30, 30]}, {"walker_texels": [30, 120]})
+    ]
+    assert keys[:2] == ["e96ac9ad4613", "e96ac9ad4613"]
+    assert keys[2] != keys[0]
 
 
 @pytest.mark.parametrize("name", ["crowd_synth", "independent_synth"])

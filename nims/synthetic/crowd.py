@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -53,6 +54,13 @@ class CrowdConfig:
     zoom: float = 0.02  # relative focal change per second (+-)
     travel: float = 0.25  # camera translation per second (+-, each axis)
     min_visible: int = 15  # pixels of a distinctive walker for a salient label
+    # Texels per metre of the walkers' clothes, one density per video: at 360x640 and above, the
+    # finer ones are patterns the crowd task's DIS loses on a moving walker (experiments/crowd.md).
+    walker_texels: tuple[float, float] = (30.0, 30.0)
+
+    # Fields added after sets were cached: at their default they draw those sets again, so a
+    # set's key leaves them out (nims.synthetic.sets.set_key).
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("walker_texels",)
 
 
 def _walker_surfaces(
@@ -63,8 +71,10 @@ def _walker_surfaces(
     textures,
     kind: int,
     owner: int,
+    texels: float,
 ) -> list[Surface]:
-    """Body (ellipse) and two legs (rectangles) of a walker standing at ``position``."""
+    """Body (ellipse) and two legs (rectangles) of a walker standing at ``position``, their
+    textures at ``texels`` per metre."""
     hip = position + np.array([0.0, -0.85, 0.0])
     body = Surface(
         hip + np.array([0.0, -1.0, 0.0]) - 0.25 * right,
@@ -73,7 +83,7 @@ def _walker_surfaces(
         textures[0],
         "ellipse",
         kind,
-        30.0,
+        texels,
         owner,
     )
     stride = 0.22 * np.sin(phase)
@@ -88,7 +98,7 @@ def _walker_surfaces(
                 textures[1],
                 "rect",
                 kind,
-                30.0,
+                texels,
                 owner,
             )
         )
@@ -166,6 +176,7 @@ def crowd_video(config: CrowdConfig, seed: int, salient: bool):
 
     # Drawn last, so that every draw above (the scene) is the same at any frame rate.
     frame_rate = rng.uniform(*config.frame_rate)
+    walker_texels = rng.uniform(*config.walker_texels)
 
     cameras, placements = [], []
     for time in range(config.frames + 1):
@@ -196,6 +207,7 @@ def crowd_video(config: CrowdConfig, seed: int, salient: bool):
                 walker["textures"],
                 walker["kind"],
                 owner,
+                walker_texels,
             )
         placements.append(surfaces)
     # Wrapping teleports a walker: keep its previous placement continuous for that step by

@@ -113,12 +113,23 @@ def _like(default, value):
     return value
 
 
+def _key_fields(config) -> dict:
+    """The generator's settings a set's key holds: all, except a field added after sets were
+    cached (the generator's ``ADDED_FIELDS``) left at its default, which draws those sets again."""
+    values = asdict(config)
+    defaults = {item.name: item.default for item in fields(config)}
+    for name in getattr(config, "ADDED_FIELDS", ()):
+        if values[name] == defaults[name]:
+            del values[name]
+    return values
+
+
 def set_key(dataset_cfg, flow_cfg) -> str:
     """Hash of everything the set's content depends on."""
     description = {
         "version": GENERATOR_VERSION,
         "name": dataset_cfg.name,
-        "generator": asdict(generator_config(dataset_cfg)),
+        "generator": _key_fields(generator_config(dataset_cfg)),
         "videos": int(dataset_cfg.videos),
         "seed": int(dataset_cfg.seed),
         "flow_source": dataset_cfg.flow_source,
