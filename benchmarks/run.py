@@ -182,9 +182,7 @@ def bench_end_to_end() -> list:
     def sequence():
         flows = [estimate(images[i], images[i + 1]) for i in range(20)]
         postprocess_results(
-            run_frames(model, flows, cfg, batch_size=10, image=images.__getitem__),
-            images.__getitem__,
-            cfg.postprocess,
+            run_frames(model, flows, cfg, batch_size=10), images.__getitem__, cfg.postprocess
         )
 
     per_frame = median_ms(sequence, repeats=3, warmup=1) / 20

@@ -155,9 +155,7 @@ def run(cfg: DictConfig) -> dict:
         store=cfg.paths.flow_format,
     )
     results = postprocess_results(
-        run_frames(
-            model, flows, cfg, progress="NIMS" if cfg.progress else None, image=frames.__getitem__
-        ),
+        run_frames(model, flows, cfg, progress="NIMS" if cfg.progress else None),
         frames.__getitem__,
         cfg.postprocess,
     )

@@ -28,8 +28,7 @@ FLOORS = {
 
 
 def clip_scores(model, task, compose_config) -> dict:
-    # The clip holds exact flows and no frames: the decision reads the clip's flows too.
-    cfg = compose_config("evaluate", [f"task={task}", "logger=none", "decision.flow=null"])
+    cfg = compose_config("evaluate", [f"task={task}", "logger=none"])
     clip = np.load(REPO / "tests" / "data" / f"{task}_clip.npz")
     flows = [flow.astype(np.float32) for flow in clip["flows"]]
     results = run_frames(model, flows, cfg)

@@ -40,17 +40,12 @@ def test_experiment_paper_is_the_paper_as_written(composer, entry, task):
     assert cfg.task.name == task
     assert cfg.step2.selection == "paper" and cfg.lrp_rules.start == "logit"
     assert (cfg.decision.flips, cfg.decision.window) == (1, 1)
-    assert cfg.decision.get("flow") is None  # the decision reads step 2's flow
     assert cfg.model.head == "fc"
     assert cfg.checkpoint == f"checkpoints/{task}_paper.pt"
     if entry in ("evaluate", "demo"):
         assert cfg.saliency.lam == 0.15 and cfg.attribution.rules.start == "logit"
         defaults = composer(entry, [f"task={task}"])
         assert (defaults.decision.flips, defaults.decision.window) == (4, 3)
-        if task == "crowd":  # a decision on larger DIS patches than step 2's flow
-            assert (defaults.decision.flow.patch_size, defaults.flow.patch_size) == (12, 4)
-        else:
-            assert defaults.decision.flow is None
         assert defaults.get("model") is None  # the classifier is the checkpoint's
     assert cfg.postprocess.name == "none"
     if task == "independent":

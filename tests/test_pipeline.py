@@ -138,40 +138,6 @@ def test_each_frame_is_decided_and_interpreted_at_its_surest_scale():
         run_frames(paper, flows, cfg)
 
 
-def test_the_decision_can_read_its_own_flow_while_step2_keeps_the_given_one():
-    from nims.attribution import attribute, mirrored_logits, to_model_input
-    from nims.flow_backends import make_flow_estimator
-
-    flows, _ = moving_square_flows(3)
-    model = MotionClassifier((32, 48), (4, 8, 8), (5, 3, 3), "instance", head="max").eval()
-    # Frames where a textured square moves 3 pixels right: the decision's DIS flow of them.
-    rng = np.random.default_rng(0)
-    ground = cv2.GaussianBlur(rng.uniform(0, 255, (60, 90, 3)).astype(np.uint8), (0, 0), 1.0)
-    frames = [np.roll(ground, 3 * k, axis=1) for k in range(4)]
-    settings = {"name": "dis", "preset": "medium", "finest_scale": 0, "patch_size": 8}
-    decided = make_flow_estimator(settings)
-    own = [decided(frames[k], frames[k + 1]) for k in range(3)]
-    cfg = OmegaConf.merge(PIPELINE, {"decision": {"flips": 4, "window": 1, "flow": settings}})
-    results = run_frames(model, flows, cfg, batch_size=2, image=frames.__getitem__)
-    given = run_frames(model, flows, OmegaConf.merge(PIPELINE, {"decision": {"flips": 4}}), 2)
-    expected = mirrored_logits(model, own, flips=4).numpy()
-    np.testing.assert_allclose([result.logit for result in results], expected, rtol=1e-5)
-    assert not np.allclose(expected, [result.logit for result in given])
-    for result, alone in zip(results, given, strict=True):  # step 1 and 2 on the given flows
-        np.testing.assert_array_equal(result.relevance, alone.relevance)
-        np.testing.assert_array_equal(
-            result.segmentation.candidate_regions, alone.segmentation.candidate_regions
-        )
-    # The logits without attribution are the mirrored mean attribute() decides with.
-    with torch.no_grad():
-        batch = to_model_input(own, model.input_size)
-    np.testing.assert_allclose(
-        expected, attribute(model, batch, PIPELINE.attribution, 4).logits.numpy(), rtol=1e-5
-    )
-    with pytest.raises(ValueError, match="decision.flow"):
-        run_frames(model, flows, cfg)  # no frames to estimate it from
-
-
 def test_each_frame_is_decided_with_its_neighbours_across_batches():
     from nims.attribution import decision_logits
 
@@ -665,8 +631,7 @@ def test_the_readme_python_example_runs(tmp_path):
     frame0 = cv2.GaussianBlur(rng.integers(0, 255, (120, 200, 3), dtype=np.uint8), (0, 0), 1.5)
     frame1 = np.roll(frame0, 2, axis=1)
     flows, _ = moving_square_flows()
-    frames = [np.roll(frame0[:60, :90], 2 * k, axis=1) for k in range(len(flows) + 1)]
-    namespace = {"frame0": frame0, "frame1": frame1, "flows": flows, "frames": frames}
+    namespace = {"frame0": frame0, "frame1": frame1, "flows": flows}
     namespace["relevance"] = np.ones((120, 200), np.float32)
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["saliency"].shape == (120, 200)

@@ -59,13 +59,6 @@ FLIPS = {
 """Mirrorings of ``flips``: (horizontal, vertical) per copy."""
 
 
-def _check_flips(flips: int) -> None:
-    if flips not in FLIPS:
-        raise ValueError(
-            f"decision.flips must be 1 (one pass) or 4 (the mirror images), got {flips}"
-        )
-
-
 def mirrored(flow: torch.Tensor, horizontal: bool, vertical: bool) -> torch.Tensor:
     """A ``(B, 2, h, w)`` flow batch seen in a mirror: a horizontal flip reverses the columns
     and negates ``u``, a vertical one the rows and ``v`` (its own inverse)."""
@@ -89,7 +82,10 @@ def attribute(
     """
     options = dict(attribution_cfg)
     method = ATTRIBUTIONS.get(options.pop("name"))
-    _check_flips(flips)
+    if flips not in FLIPS:
+        raise ValueError(
+            f"decision.flips must be 1 (one pass) or 4 (the mirror images), got {flips}"
+        )
     result = method(model, flow, **options)
     if flips == 1:
         return result
@@ -97,21 +93,6 @@ def attribute(
         copies = torch.cat([mirrored(flow, *mirror) for mirror in FLIPS[flips][1:]])
         logits = model(copies).reshape(flips - 1, len(flow)).sum(0)
     return Attribution(result.per_channel, (result.logits.detach() + logits) / flips)
-
-
-def mirrored_logits(
-    model: MotionClassifier, flows: Sequence[np.ndarray], flips: int = 1, scale: float = 1.0
-) -> torch.Tensor:
-    """The classifier's logits ``(B,)`` on ``(H, W, 2)`` flow fields (pixels) at ``scale`` times
-    its input size, averaged over the ``flips`` mirror images as :func:`attribute` decides, with
-    no attribution; on the CPU whatever the model's device."""
-    _check_flips(flips)
-    batch = to_model_input(flows, scaled_input_size(model, float(scale))).to(
-        model.fc.weight.device, memory_format=torch.channels_last
-    )
-    with torch.no_grad():
-        copies = torch.cat([mirrored(batch, *mirror) for mirror in FLIPS[flips]])
-        return model(copies).reshape(flips, len(batch)).mean(0).cpu()
 
 
 def decision_logits(logits: np.ndarray, window: int) -> np.ndarray:

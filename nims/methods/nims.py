@@ -17,15 +17,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from nims.attribution import (
-    at_flow_resolution,
-    attribute_flows,
-    decision_logits,
-    mirrored_logits,
-)
+from nims.attribution import at_flow_resolution, attribute_flows, decision_logits
 from nims.attribution.base import scaled_input_size
 from nims.device import resolve_device
-from nims.flow_backends import make_flow_estimator
 from nims.frame_threads import map_frames
 from nims.methods.base import METHODS, FrameResult
 from nims.model import MotionClassifier, load_classifier
@@ -63,9 +57,7 @@ class Nims:
             scaled_input_size(self.model, scale)
 
     def predict(self, data, progress: str | None = None) -> list[FrameResult]:
-        return sequence_results(
-            self.model, data.flows, self.cfg, data.n_frames, progress, data.image
-        )
+        return sequence_results(self.model, data.flows, self.cfg, data.n_frames, progress)
 
 
 def run_frames(
@@ -74,16 +66,14 @@ def run_frames(
     cfg,
     batch_size: int = 16,
     progress: str | None = None,
-    image=None,
 ) -> list[FrameResult]:
     """NIMS on the flow fields ``(H, W, 2)`` (pixels) of one sequence, in frame order: one
     result per flow.
 
     ``cfg`` provides ``attribution``, ``decision`` (``flips``, ``window``, ``scales``,
     ``offsets``; absent: one pass at the classifier's size, each frame alone, see
-    :func:`decision_scales`; ``flow``, see :func:`decision_flows`), ``step2`` and ``saliency``
-    (``lam``, ``mask_threshold``, optionally ``gate``). ``image(index)``: the sequence's frame
-    ``index`` (``(H, W, 3)`` uint8 BGR), read only when ``decision.flow`` is set.
+    :func:`decision_scales`), ``step2`` and ``saliency`` (``lam``, ``mask_threshold``,
+    optionally ``gate``).
     Step 1 runs on every frame first, so that each frame's decision can read its neighbours'
     logits. ``progress``: the label of a progress bar over the frames (none when None).
     """
@@ -98,7 +88,6 @@ def run_frames(
     if not len(flows):
         return []
     decision = cfg.get("decision") or {}
-    read = decision_flows(decision, len(flows), image)
     # Per scale the classifier reads the flow at: each frame's relevance and decision logits.
     relevance, decisions = [], []
     for scale, offset in decision_scales(decision):
@@ -112,16 +101,7 @@ def run_frames(
             )
             batches.append((attribution.relevance, attribution.logits.detach()))
         relevance.append(torch.cat([maps for maps, _ in batches]))
-        logits = torch.cat(
-            [batch_logits for _, batch_logits in batches]
-            if read is None
-            else [
-                mirrored_logits(
-                    model, read[start : start + batch_size], decision.get("flips", 1), scale
-                )
-                for start in range(0, len(read), batch_size)
-            ]
-        ).numpy()
+        logits = torch.cat([batch_logits for _, batch_logits in batches]).numpy()
         decisions.append(decision_logits(logits - offset, decision.get("window", 1)))
     # Each frame is decided, and interpreted, at the scale where the classifier is surest.
     chosen = np.argmax(decisions, axis=0)
@@ -145,29 +125,6 @@ def run_frames(
             disable=bars_off(progress is not None),
         )
     )
-
-
-def decision_flows(decision, count: int, image) -> list[np.ndarray] | None:
-    """The flows the classifier decides on (``decision.flow``: a flow backend's settings, as
-    the ``flow`` group writes them), estimated from frames ``image(0)`` to ``image(count)``;
-    None when ``decision.flow`` is unset, and the classifier decides on the flow step 2 reads.
-
-    The relevance stays that of step 2's flow: only the decision changes. Fine DIS patches
-    follow small walkers for step 2, but lose finely patterned walkers moving fast at 360x640
-    and above, whose flow then reads as walkers against the crowd; larger patches are surer of
-    what moves where (``conf/decision/two_scales.yaml``, ``experiments/crowd.md``).
-    """
-    settings = decision.get("flow")
-    if settings is None:
-        return None
-    if image is None:
-        raise ValueError(
-            "decision.flow asks for a decision on a flow estimated from the frames, but no "
-            "frames were given with these flows: pass image= to run_frames, or set "
-            "decision.flow=null"
-        )
-    estimate = make_flow_estimator(settings)
-    return [estimate(image(index), image(index + 1)) for index in range(count)]
 
 
 def decision_scales(decision) -> list[tuple[float, float]]:
@@ -230,12 +187,11 @@ def sequence_results(
     cfg,
     n_frames: int | None = None,
     progress: str | None = None,
-    image=None,
 ) -> list[FrameResult]:
     """Results for every frame of a sequence of ``n_frames`` frames from its ``n_frames - 1``
     forward flows: the last frame has no forward flow and gets :func:`empty_result` (the DAVIS
-    protocol does not score last frames). ``progress`` and ``image`` as in :func:`run_frames`."""
-    results = run_frames(model, flows, cfg, int(cfg.get("batch_size", 16)), progress, image)
+    protocol does not score last frames). ``progress`` as in :func:`run_frames`."""
+    results = run_frames(model, flows, cfg, int(cfg.get("batch_size", 16)), progress)
     n_frames = len(flows) + 1 if n_frames is None else n_frames
     results += [empty_result(flows[0].shape[:2])] * (n_frames - len(flows))
     return results
