@@ -74,6 +74,12 @@ def positive(value: float, key: str) -> float:
     return float(value)
 
 
+def non_negative(value: float, key: str) -> float:
+    if not value >= 0:
+        raise ValueError(f"{key} must be >= 0, got {value}")
+    return float(value)
+
+
 def non_negative_int(value: int, key: str) -> int:
     if int(value) != value or value < 0:
         raise ValueError(f"{key} must be a non-negative integer, got {value}")

@@ -25,6 +25,7 @@ from nims.step2.base import (
     STEP2_METHODS,
     Segmentation,
     check_relevance,
+    non_negative,
     non_negative_int,
     positive,
     split_and_select,
@@ -98,8 +99,7 @@ def epipolar_step(
     relevance = check_relevance(relevance, flow.shape[:2])
     if evidence not in EVIDENCE:
         raise ValueError(f"step2.evidence must be one of {EVIDENCE}, got {evidence!r}")
-    if not relevance_floor >= 0:
-        raise ValueError(f"step2.relevance_floor must be >= 0, got {relevance_floor}")
+    relevance_floor = non_negative(relevance_floor, "step2.relevance_floor")
     distance = epipolar_distance(flow, non_negative_int(samples, "step2.samples"), seed)
     outliers = distance_outliers(
         distance,
@@ -108,6 +108,6 @@ def epipolar_step(
     )
     if evidence == "relevance_x_distance":
         positive_relevance = np.maximum(relevance, 0)
-        floor = float(relevance_floor) * float(positive_relevance.mean())
+        floor = relevance_floor * float(positive_relevance.mean())
         relevance = (positive_relevance + floor) * distance
     return split_and_select(outliers, relevance, min_region, connectivity, selection, min_share)
