@@ -23,7 +23,7 @@ from nims.synthetic.crowd import CrowdConfig, crowd_video
 from nims.synthetic.frames import SyntheticFrames
 from nims.synthetic.independent import IndependentConfig, independent_video
 from nims.synthetic.render import OTHER_OBJECT, SALIENT, cast, shade, surface_flow
-from nims.synthetic.sets import build_set, split_videos
+from nims.synthetic.sets import build_set, set_key, split_videos
 from nims.synthetic.videos import trace_video
 from tests.conftest import shared_path, warp_errors
 
@@ -157,8 +157,6 @@ def test_crowd_walker_texels_change_the_clothes_not_the_motion():
 def test_a_generator_field_added_at_its_default_keeps_the_cached_sets_key(tmp_path):
     # walker_texels at its default draws the sets cached before it existed: their key is kept
     # (this literal is the key of that set before the field was added).
-    from nims.synthetic.sets import set_key
-
     keys = [
         set_key(small_set("crowd_synth", tmp_path, **texels), DIS)
         for texels in ({}, {"walker_texels": [30, 30]}, {"walker_texels": [30, 120]})

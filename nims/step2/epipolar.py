@@ -32,17 +32,12 @@ from nims.step2.base import (
 )
 
 
-def outlier_threshold(distance: np.ndarray, min_distance: float, noise_factor: float) -> float:
-    """The Sampson distance (pixels) above which a pixel leaves its epipolar line:
-    ``max(min_distance, noise_factor * median distance)``, the median tracking the flow's own
-    error."""
-    return max(float(min_distance), float(noise_factor) * float(np.median(distance)))
-
-
 def distance_outliers(distance: np.ndarray, min_distance: float, noise_factor: float) -> np.ndarray:
-    """Pixels whose Sampson ``distance`` ``(H, W)`` (pixels) exceeds :func:`outlier_threshold`:
-    ``(H, W)`` bool."""
-    return distance > outlier_threshold(distance, min_distance, noise_factor)
+    """Pixels that leave their epipolar line: ``(H, W)`` bool, true where the Sampson
+    ``distance`` ``(H, W)`` (pixels) exceeds ``max(min_distance, noise_factor * median
+    distance)``, the median tracking the flow's own error."""
+    threshold = max(float(min_distance), float(noise_factor) * float(np.median(distance)))
+    return distance > threshold
 
 
 def epipolar_outliers(
@@ -52,8 +47,8 @@ def epipolar_outliers(
     samples: int = 4000,
     seed: int = 0,
 ) -> np.ndarray:
-    """Pixels whose flow leaves its epipolar line: ``(H, W)`` bool, true where
-    :func:`epipolar_distance` exceeds :func:`outlier_threshold`."""
+    """Pixels whose flow leaves its epipolar line: ``(H, W)`` bool, :func:`distance_outliers`
+    of :func:`epipolar_distance`."""
     return distance_outliers(epipolar_distance(flow, samples, seed), min_distance, noise_factor)
 
 
